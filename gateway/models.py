@@ -1,0 +1,172 @@
+"""Database tables.
+
+One module holds every table so that the schema reads in one place. Timestamps are UTC. Lists
+of findings are kept as JSON text: they are written once, read whole, and never queried inside.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import StrEnum
+
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Role(StrEnum):
+    SUPPLIER = "supplier"
+    RECIPIENT = "recipient"
+
+
+class FlowState(StrEnum):
+    """Chorus Pro flow states: RECU until the worker ends it in one of the four final states."""
+
+    RECU = "RECU"
+    INTEGRE = "INTEGRE"
+    INTEGRE_PARTIEL = "INTEGRE_PARTIEL"
+    REJETE = "REJETE"
+    INCIDENTE = "INCIDENTE"
+
+
+FINAL_STATES = frozenset(
+    {FlowState.INTEGRE, FlowState.INTEGRE_PARTIEL, FlowState.REJETE, FlowState.INCIDENTE}
+)
+
+
+class Verdict(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+
+
+class Account(SQLModel, table=True):
+    name: str = Field(primary_key=True)
+    role: Role
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AccountSiret(SQLModel, table=True):
+    """A SIRET an account holds: a supplier invoices as it, a recipient receives for it."""
+
+    account: str = Field(primary_key=True, foreign_key="account.name")
+    siret: str = Field(primary_key=True, index=True)
+
+
+class Structure(SQLModel, table=True):
+    """A public structure of the directory (one row of Chorus Pro's 21-column export)."""
+
+    siret: str = Field(primary_key=True)
+    id_type: str = "SIRET"
+    name: str = ""
+    edi_emitter: bool = False
+    edi_receiver: bool = False
+    reports_payment: bool = True
+    ej_required: bool = False
+    service_required: bool = False
+    service_or_ej_required: bool = False
+    is_moa: bool = False
+    is_moa_only: bool = False
+    active: bool = True
+    address: str = ""
+    address2: str = ""
+    address3: str = ""
+    postal_code: str = ""
+    city: str = ""
+    phone: str = ""
+    email: str = ""
+    country_code: str = ""
+    country: str = ""
+
+
+class Service(SQLModel, table=True):
+    """A service of a structure, addressed by its code (BT-10 buyer reference)."""
+
+    siret: str = Field(primary_key=True, foreign_key="structure.siret")
+    code: str = Field(primary_key=True)
+    name: str = ""
+    active: bool = True
+    ej_required: bool = False
+    start_date: str | None = None
+    end_date: str | None = None
+
+
+class Flow(SQLModel, table=True):
+    """One file deposited by an account; also the work-queue row (lease columns)."""
+
+    id: str = Field(primary_key=True)
+    account: str = Field(index=True)
+    original_name: str
+    size: int
+    sha256: str = Field(index=True)
+    channel: str = "zone"
+    received_at: datetime = Field(default_factory=utcnow)
+    state: FlowState = Field(default=FlowState.RECU, index=True)
+    syntax: str | None = None
+    findings: str = "[]"
+    acknowledged: bool = False
+    reported: bool = False
+    finished_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    attempts: int = 0
+
+
+class Invoice(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    flow_id: str = Field(foreign_key="flow.id", index=True)
+    seq: int = 1
+    name: str = ""
+    sha256: str = ""
+    syntax: str | None = None
+    number: str | None = Field(default=None, index=True)
+    issue_date: str | None = None
+    type_code: str | None = None
+    seller_siret: str | None = None
+    buyer_siret: str | None = None
+    service_code: str | None = None
+    engagement: str | None = None
+    total: str | None = None
+    currency: str | None = None
+    verdict: Verdict
+    recipient: str | None = None
+    findings: str = "[]"
+
+
+class Delivery(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_id: str = Field(foreign_key="invoice.id", index=True)
+    channel: str = "zone"
+    destination: str
+    file_name: str
+    state: DeliveryState = DeliveryState.PENDING
+    attempts: int = 0
+    last_error: str | None = None
+    delivered_at: datetime | None = None
+
+
+class Event(SQLModel, table=True):
+    """Every decision about a flow or an invoice, in order: the flow's timeline."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    flow_id: str = Field(index=True)
+    invoice_id: str | None = None
+    at: datetime = Field(default_factory=utcnow)
+    kind: str
+    detail: str = "{}"
+
+
+class Worker(SQLModel, table=True):
+    """A running worker; leases it holds are renewed while its heartbeat is fresh."""
+
+    id: str = Field(primary_key=True)
+    host: str
+    pid: int
+    started_at: datetime = Field(default_factory=utcnow)
+    heartbeat_at: datetime = Field(default_factory=utcnow)
