@@ -1,0 +1,31 @@
+# The two commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CONFIG ?= config.toml
+
+.PHONY: run test samples install bench clean
+
+$(BIN)/gateway: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/gateway
+
+samples: install
+	$(BIN)/gateway --config $(CONFIG) directory import samples/directory.csv --services samples/services.csv
+	$(BIN)/gateway --config $(CONFIG) accounts import samples/accounts.csv
+
+run: samples
+	$(BIN)/gateway --config $(CONFIG) run
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python benchmarks/pipeline.py
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,40 @@
+"""The gateway's shared parts, built once from the settings and handed to every component."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+
+from gateway.config import Settings
+from gateway.db import make_engine
+from gateway.store import ContentStore
+from gateway.zones import Zones
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: Engine
+    store: ContentStore
+    zones: Zones
+    # Set by intake when a flow is committed, so idle workers start at once instead of polling.
+    wakeup: threading.Event = field(default_factory=threading.Event)
+
+    def emit(self, account: str, name: str, content: bytes) -> None:
+        """Keep what the gateway sends in the content store, then publish it in the account's out/."""
+        self.store.put(content)
+        self.zones.publish(account, name, content)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "App":
+        for directory in (settings.gateway.data_dir, settings.spool_dir, settings.store_dir,
+                          settings.gateway.zones_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        return cls(
+            settings=settings,
+            engine=make_engine(settings.gateway.database_url),
+            store=ContentStore(settings.store_dir),
+            zones=Zones(settings.gateway.zones_dir),
+        )

@@ -1,0 +1,271 @@
+"""The `gateway` command: run the gateway, check files, manage the directory, accounts and flows."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import click
+from sqlmodel import select
+
+from gateway import config as config_module
+from gateway.app import App
+from gateway.db import session_scope
+from gateway.findings import loads
+from gateway.log import configure_logging
+from gateway.models import Account, AccountSiret, Event, Flow, FlowState, Invoice, Role, Service, Structure
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Print rows as aligned columns, for a person to read."""
+    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        if n == 0:
+            click.echo("  ".join("-" * w for w in widths))
+
+
+def _json(obj: Any) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
+
+
+class _Context:
+    """Loads the settings and opens the database only for the commands that need them."""
+
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+        self._app: App | None = None
+
+    @property
+    def app(self) -> App:
+        if self._app is None:
+            try:
+                settings = config_module.load(self.config_path)
+            except FileNotFoundError as exc:
+                raise click.UsageError(f"configuration file not found: {exc.filename}") from exc
+            configure_logging(settings.log.level, settings.log.file)
+            self._app = App.from_settings(settings)
+        return self._app
+
+
+pass_ctx = click.make_pass_decorator(_Context)
+
+
+@click.group()
+@click.option("--config", "config_path", envvar=config_module.ENV_VAR, type=click.Path(dir_okay=False),
+              help="Configuration file (default: ./config.toml, or $GATEWAY_CONFIG).")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None) -> None:
+    """EDI flow gateway for e-invoicing."""
+    ctx.obj = _Context(config_path)
+
+
+@main.command()
+@pass_ctx
+def run(ctx: _Context) -> None:
+    """Run the gateway: watch the zones, process flows, write acknowledgements and reports."""
+    from gateway.runner import Gateway
+
+    Gateway(ctx.app).run()
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
+def validate(files: tuple[Path, ...], as_json: bool) -> None:
+    """Check invoice files offline. Exit 0 if all are valid, 1 if any is invalid."""
+    from gateway.validate import check_document
+
+    results = []
+    for file in files:
+        checked = check_document(file.read_bytes())
+        results.append({"file": str(file), "syntax": checked.syntax,
+                        "verdict": "valid" if checked.valid else "invalid",
+                        "errors": [f.to_dict() for f in checked.findings]})
+    if as_json:
+        _json(results)
+    else:
+        for r in results:
+            click.echo(f"{r['file']}: {r['verdict']} ({r['syntax'] or 'unknown syntax'})")
+            for e in r["errors"]:
+                where = f" line {e['line']}" if e["line"] else ""
+                click.echo(f"  [{e['stage']}] {e['rule']} {e['severity']}{where}: {e['message']}")
+    sys.exit(0 if all(r["verdict"] == "valid" for r in results) else 1)
+
+
+@main.group()
+def directory() -> None:
+    """The directory of public structures and their services."""
+
+
+@directory.command("import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--services", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Services file (Identifiant;CodeService;NomService;Actif;EngagementObligatoire;DateDebut;DateFin).")
+@pass_ctx
+def directory_import(ctx: _Context, csv_file: Path, services: Path | None) -> None:
+    """Import Chorus Pro's directory export (21 columns, ';')."""
+    from gateway.route import import_services, import_structures
+
+    with session_scope(ctx.app.engine) as session:
+        count = import_structures(session, csv_file)
+        session.flush()
+        service_count = import_services(session, services) if services else 0
+    click.echo(f"imported {count} structures, {service_count} services")
+
+
+@directory.command("show")
+@click.argument("siret")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def directory_show(ctx: _Context, siret: str, as_json: bool) -> None:
+    """Show one structure, its flags and its services."""
+    with session_scope(ctx.app.engine) as session:
+        structure = session.get(Structure, siret)
+        if structure is None:
+            raise click.ClickException(f"no structure with SIRET {siret}")
+        services = session.exec(select(Service).where(Service.siret == siret).order_by(Service.code)).all()
+        accounts = session.exec(select(AccountSiret.account).where(AccountSiret.siret == siret)).all()
+    if as_json:
+        _json({**structure.model_dump(), "services": [s.model_dump() for s in services], "accounts": accounts})
+        return
+    for key, value in structure.model_dump().items():
+        click.echo(f"{key:24} {value}")
+    click.echo(f"{'accounts':24} {', '.join(accounts) or '-'}")
+    click.echo()
+    _table(["service", "name", "active", "ej_required", "start", "end"],
+           [(s.code, s.name, s.active, s.ej_required, s.start_date, s.end_date) for s in services])
+
+
+@main.group()
+def accounts() -> None:
+    """Accounts of suppliers and recipients, each with its zone."""
+
+
+def _add_account(ctx: _Context, name: str, role: str, sirets: Iterable[str]) -> None:
+    with session_scope(ctx.app.engine) as session:
+        account = session.get(Account, name) or Account(name=name, role=Role(role))
+        account.role = Role(role)
+        session.add(account)
+        session.flush()
+        for siret in sirets:
+            if session.get(AccountSiret, (name, siret)) is None:
+                session.add(AccountSiret(account=name, siret=siret))
+    ctx.app.zones.ensure(name)
+
+
+@accounts.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--siret", "sirets", multiple=True, help="A SIRET the account holds (repeatable).")
+@pass_ctx
+def accounts_add(ctx: _Context, name: str, role: str, sirets: tuple[str, ...]) -> None:
+    """Create or update an account and its zone."""
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise click.BadParameter("letters, digits, '-' and '_' only", param_hint="NAME")
+    _add_account(ctx, name, role, sirets)
+    click.echo(f"account {name} ({role}) ready, zone {ctx.app.zones.root / name}")
+
+
+@accounts.command("import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_ctx
+def accounts_import(ctx: _Context, csv_file: Path) -> None:
+    """Create or update accounts from a 'name;role;sirets' file (SIRETs separated by ',')."""
+    with open(csv_file, newline="", encoding="utf-8-sig") as fh:
+        rows = list(csv.DictReader(fh, delimiter=";"))
+    for row in rows:
+        _add_account(ctx, row["name"], row["role"], [s for s in row["sirets"].split(",") if s.strip()])
+    click.echo(f"imported {len(rows)} accounts")
+
+
+@accounts.command("list")
+@pass_ctx
+def accounts_list(ctx: _Context) -> None:
+    """List accounts with their SIRETs."""
+    with session_scope(ctx.app.engine) as session:
+        rows = session.exec(select(Account).order_by(Account.name)).all()
+        sirets = session.exec(select(AccountSiret)).all()
+    held = {}
+    for s in sirets:
+        held.setdefault(s.account, []).append(s.siret)
+    _table(["name", "role", "sirets"], [(a.name, a.role.value, ", ".join(held.get(a.name, []))) for a in rows])
+
+
+@main.group()
+def flows() -> None:
+    """Flows received, their state and their timeline."""
+
+
+@flows.command("list")
+@click.option("--state", type=click.Choice([s.value for s in FlowState]))
+@click.option("--account")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def flows_list(ctx: _Context, state: str | None, account: str | None, limit: int, as_json: bool) -> None:
+    """List the most recent flows."""
+    query = select(Flow).order_by(Flow.received_at.desc()).limit(limit)
+    if state:
+        query = query.where(Flow.state == FlowState(state))
+    if account:
+        query = query.where(Flow.account == account)
+    with session_scope(ctx.app.engine) as session:
+        rows = session.exec(query).all()
+    if as_json:
+        _json([_flow_dict(f) for f in rows])
+        return
+    _table(["flow", "account", "received", "state", "syntax", "name"],
+           [(f.id, f.account, f"{f.received_at:%Y-%m-%d %H:%M:%S}", f.state.value, f.syntax, f.original_name)
+            for f in rows])
+
+
+def _flow_dict(flow: Flow) -> dict:
+    data = flow.model_dump(exclude={"findings", "lease_owner", "lease_expires_at"})
+    data["state"] = flow.state.value
+    data["errors"] = [f.to_dict() for f in loads(flow.findings)]
+    return data
+
+
+def _invoice_dict(invoice: Invoice) -> dict:
+    data = invoice.model_dump(exclude={"findings"})
+    data["verdict"] = invoice.verdict.value
+    data["errors"] = [f.to_dict() for f in loads(invoice.findings)]
+    return data
+
+
+@flows.command("show")
+@click.argument("flow_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def flows_show(ctx: _Context, flow_id: str, as_json: bool) -> None:
+    """Show a flow, its invoices and its whole event timeline."""
+    with session_scope(ctx.app.engine) as session:
+        flow = session.get(Flow, flow_id)
+        if flow is None:
+            raise click.ClickException(f"no flow {flow_id}")
+        invoices = session.exec(select(Invoice).where(Invoice.flow_id == flow_id).order_by(Invoice.seq)).all()
+        timeline = session.exec(select(Event).where(Event.flow_id == flow_id).order_by(Event.id)).all()
+    data = _flow_dict(flow)
+    data["invoices"] = [_invoice_dict(i) for i in invoices]
+    data["events"] = [{"at": e.at, "kind": e.kind, "invoice_id": e.invoice_id, **json.loads(e.detail)}
+                      for e in timeline]
+    if as_json:
+        _json(data)
+        return
+    for key in ("id", "account", "original_name", "size", "sha256", "channel", "received_at", "state",
+                "syntax", "finished_at", "attempts"):
+        click.echo(f"{key:14} {data[key]}")
+    for e in data["errors"]:
+        click.echo(f"  error [{e['stage']}] {e['rule']}: {e['message']}")
+    click.echo("\ninvoices:")
+    _table(["invoice", "number", "buyer", "recipient", "verdict", "errors"],
+           [(i["id"], i["number"], i["buyer_siret"], i["recipient"], i["verdict"],
+             "; ".join(f"{e['rule']}: {e['message']}" for e in i["errors"])) for i in data["invoices"]])
+    click.echo("\ntimeline:")
+    _table(["at", "event", "invoice", "detail"],
+           [(f"{e.at:%Y-%m-%d %H:%M:%S.%f}"[:-3], e.kind, e.invoice_id, e.detail) for e in timeline])

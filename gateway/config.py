@@ -1,0 +1,88 @@
+"""Settings: config.toml parsed with tomllib into typed, validated settings.
+
+Relative paths in the file are relative to the file itself, so the gateway behaves the same
+whatever directory it is started from.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ENV_VAR = "GATEWAY_CONFIG"
+DEFAULT_FILE = "config.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GatewaySettings(_Section):
+    data_dir: Path = Path("var")
+    zones_dir: Path = Path("var/zones")
+    database_url: str = "sqlite:///var/gateway.db"
+
+
+class IngestSettings(_Section):
+    scan_interval: float = Field(2.0, gt=0)
+    stable_interval: float = Field(0.2, gt=0)
+    empty_grace: float = Field(5.0, gt=0)
+    max_flow_bytes: int = Field(100 * 1024 * 1024, gt=0)
+    watch_events: bool = True
+
+
+class WorkerSettings(_Section):
+    threads: int = Field(1, ge=1)
+    poll_interval: float = Field(0.5, gt=0)
+    lease_seconds: float = Field(30.0, gt=0)
+    max_attempts: int = Field(5, ge=1)
+
+
+class LogSettings(_Section):
+    level: str = "info"
+    file: Path | None = None
+
+
+class Settings(_Section):
+    gateway: GatewaySettings = GatewaySettings()
+    ingest: IngestSettings = IngestSettings()
+    worker: WorkerSettings = WorkerSettings()
+    log: LogSettings = LogSettings()
+
+    @property
+    def store_dir(self) -> Path:
+        return self.gateway.data_dir / "store"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.gateway.data_dir / "spool"
+
+
+def _anchor(settings: Settings, base: Path) -> Settings:
+    """Make every relative path (and a relative SQLite file) relative to base."""
+    g = settings.gateway
+    g.data_dir = base / g.data_dir
+    g.zones_dir = base / g.zones_dir
+    prefix = "sqlite:///"
+    if g.database_url.startswith(prefix) and not g.database_url.startswith(prefix + "/"):
+        rest = g.database_url[len(prefix):]
+        if rest and not rest.startswith(":memory:"):
+            g.database_url = prefix + str(base / rest)
+    if settings.log.file is not None:
+        settings.log.file = base / settings.log.file
+    return settings
+
+
+def config_path(explicit: str | os.PathLike | None = None) -> Path:
+    """--config, else $GATEWAY_CONFIG, else ./config.toml."""
+    return Path(explicit or os.environ.get(ENV_VAR) or DEFAULT_FILE)
+
+
+def load(path: str | os.PathLike | None = None) -> Settings:
+    file = config_path(path).resolve()
+    with open(file, "rb") as fh:
+        raw = tomllib.load(fh)
+    return _anchor(Settings.model_validate(raw), file.parent)

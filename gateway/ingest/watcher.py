@@ -1,0 +1,130 @@
+"""The drop-zone channel: files written into an account's in/ on disk.
+
+watchdog's events are only hints that make the gateway react quickly; the periodic scan of every
+in/ is the truth, since events are lost when inotify's queue overflows and files already present at
+start-up give none. A file is taken once it has a final name and its size and mtime have held still
+for one interval (an empty file for a longer grace, as an upload may not have started writing yet).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from gateway.app import App
+from gateway.ingest.intake import Arrival, intake
+from gateway.log import log
+
+_TEMPORARY_SUFFIXES = (".part", ".tmp", ".filepart")
+
+
+def is_final_name(name: str) -> bool:
+    """Names under which a file is still being written, by convention of SFTP clients and scripts."""
+    return not name.startswith(".") and not name.lower().endswith(_TEMPORARY_SUFFIXES)
+
+
+@dataclass
+class _Seen:
+    size: int
+    mtime_ns: int
+    since: float
+
+
+class _Hints(FileSystemEventHandler):
+    def __init__(self, watcher: "ZoneWatcher") -> None:
+        self.watcher = watcher
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if not event.is_directory:
+            self.watcher.hint(Path(os.fsdecode(getattr(event, "dest_path", "") or event.src_path)))
+
+
+class ZoneWatcher:
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.settings = app.settings.ingest
+        self.root = app.settings.gateway.zones_dir
+        self._seen: dict[Path, _Seen] = {}
+        self._hinted = threading.Event()
+        self._lock = threading.Lock()
+        self._hints: set[Path] = set()
+
+    def hint(self, path: Path) -> None:
+        if path.parent.name == "in" and is_final_name(path.name):
+            with self._lock:
+                self._hints.add(path)
+            self._hinted.set()
+
+    def scan(self) -> list[Path]:
+        """Every file under a final name in every account's in/."""
+        found = []
+        for account in self.app.zones.accounts():
+            inbox = self.app.zones.inbox(account)
+            with os.scandir(inbox) as entries:
+                found += [inbox / e.name for e in entries if is_final_name(e.name)]
+        return found
+
+    def tick(self, now: float) -> int:
+        """Look at every candidate once; take those that held still; returns how many were taken."""
+        with self._lock:
+            hints, self._hints = self._hints, set()
+        for path in hints:
+            self._seen.setdefault(path, _Seen(-1, -1, now))
+        taken = 0
+        for path in list(self._seen):
+            taken += self._consider(path, now)
+        return taken
+
+    def _consider(self, path: Path, now: float) -> bool:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            self._seen.pop(path, None)
+            return False
+        if not stat.S_ISREG(st.st_mode):  # links, fifos, devices: never followed, never taken
+            self._seen.pop(path, None)
+            log.warning("zone_entry_ignored", path=str(path), reason="not a regular file")
+            return False
+        seen = self._seen[path]
+        if (seen.size, seen.mtime_ns) != (st.st_size, st.st_mtime_ns):
+            self._seen[path] = _Seen(st.st_size, st.st_mtime_ns, now)
+            return False
+        quiet = self.settings.stable_interval if st.st_size else self.settings.empty_grace
+        if now - seen.since < quiet:
+            return False
+        del self._seen[path]
+        account = path.parent.parent.name
+        return intake(self.app, path, Arrival(account=account, original_name=path.name, channel="zone")) is not None
+
+    def run(self, stop: threading.Event) -> None:
+        observer = self._observe()
+        next_scan = 0.0
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                if now >= next_scan:
+                    for path in self.scan():
+                        self._seen.setdefault(path, _Seen(-1, -1, now))
+                    next_scan = now + self.settings.scan_interval
+                self.tick(now)
+                self._hinted.wait(self.settings.stable_interval / 2 if self._seen else self.settings.scan_interval)
+                self._hinted.clear()
+        finally:
+            if observer is not None:
+                observer.stop()
+                observer.join()
+
+    def _observe(self):
+        if not self.settings.watch_events:
+            return None
+        observer = Observer()
+        observer.schedule(_Hints(self), str(self.root), recursive=True)
+        observer.start()
+        return observer

@@ -1,0 +1,46 @@
+"""Structured logging: one JSON object per line, one line per event.
+
+Context (flow_id, invoice_id, account) is bound with structlog's contextvars where the work
+starts, so every line below it carries it without passing loggers around.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog
+
+_SECRET_KEYS = frozenset({"password", "passphrase", "private_key", "secret"})
+
+
+def redact_secrets(logger: Any, method_name: str, event_dict: dict) -> dict:
+    """Never let a credential reach a log line, whoever passed it."""
+    for key in _SECRET_KEYS & event_dict.keys():
+        event_dict[key] = "***"
+    return event_dict
+
+
+def configure_logging(level: str = "info", file: Path | None = None) -> None:
+    stream: TextIO = sys.stderr
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        stream = open(file, "a", buffering=1, encoding="utf-8")
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_secrets,
+            structlog.processors.dict_tracebacks,
+            structlog.processors.JSONRenderer(ensure_ascii=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )
+
+
+log = structlog.get_logger("gateway")

@@ -1,0 +1,101 @@
+"""`gateway run`: one process running the zone watcher, the workers and a heartbeat.
+
+As in uvicorn, signal handlers only record; the main loop notices and stops everything in order:
+the watcher first (no new flows), then the workers, each finishing the flow in hand, then the
+leases still held are released so another process may take them at once.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Callable
+
+from sqlmodel import select
+
+from gateway import queue
+from gateway.app import App
+from gateway.db import session_scope
+from gateway.ingest.intake import recover
+from gateway.ingest.watcher import ZoneWatcher
+from gateway.log import log
+from gateway.models import Account, Flow, FlowState, Worker as WorkerRow, utcnow
+from gateway.worker import Worker
+
+
+class Gateway:
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.owner = queue.new_owner()
+        self.should_exit = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._stop_workers = threading.Event()
+        self._stop_watcher = threading.Event()
+
+    def handle_signal(self, signum: int, _frame) -> None:
+        self.should_exit.set()
+
+    def run(self) -> None:
+        previous = {s: signal.signal(s, self.handle_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.start()
+            while not self.should_exit.wait(0.5):
+                pass
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def start(self) -> None:
+        self._register()
+        for account in self._accounts():
+            self.app.zones.ensure(account)
+        recovered = recover(self.app)
+        log.info("gateway_started", owner=self.owner, recovered=recovered,
+                 workers=self.app.settings.worker.threads, zones=str(self.app.zones.root))
+        watcher = ZoneWatcher(self.app)
+        self._spawn("watcher", lambda: watcher.run(self._stop_watcher))
+        for n in range(self.app.settings.worker.threads):
+            worker = Worker(self.app, self.owner)
+            self._spawn(f"worker-{n}", lambda w=worker: w.run(self._stop_workers))
+        self._spawn("heartbeat", self._heartbeat)
+
+    def stop(self) -> None:
+        self._stop_watcher.set()
+        self._stop_workers.set()
+        self.app.wakeup.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._release_all()
+        log.info("gateway_stopped", owner=self.owner)
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _heartbeat(self) -> None:
+        period = self.app.settings.worker.lease_seconds / 3
+        while not self._stop_workers.wait(period):
+            queue.renew(self.app.engine, self.owner, self.app.settings.worker.lease_seconds)
+            with session_scope(self.app.engine) as session:
+                session.get(WorkerRow, self.owner).heartbeat_at = utcnow()
+
+    def _accounts(self) -> list[str]:
+        with session_scope(self.app.engine) as session:
+            return list(session.exec(select(Account.name)).all())
+
+    def _register(self) -> None:
+        host, pid, _ = self.owner.split(":")
+        with session_scope(self.app.engine) as session:
+            session.add(WorkerRow(id=self.owner, host=host, pid=int(pid)))
+
+    def _release_all(self) -> None:
+        with session_scope(self.app.engine) as session:
+            held = session.exec(select(Flow.id).where(Flow.lease_owner == self.owner,
+                                                      Flow.state == FlowState.RECU)).all()
+            row = session.get(WorkerRow, self.owner)
+            if row is not None:
+                session.delete(row)
+        for flow_id in held:
+            queue.release(self.app.engine, flow_id, self.owner)

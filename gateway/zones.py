@@ -1,0 +1,34 @@
+"""Zones: each account's exchange folders, in/ (what it sends) and out/ (what it receives)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.store import write_atomic
+
+
+class Zones:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def inbox(self, account: str) -> Path:
+        return self.root / account / "in"
+
+    def outbox(self, account: str) -> Path:
+        return self.root / account / "out"
+
+    def ensure(self, account: str) -> None:
+        self.inbox(account).mkdir(parents=True, exist_ok=True)
+        self.outbox(account).mkdir(parents=True, exist_ok=True)
+
+    def publish(self, account: str, name: str, content: bytes) -> Path:
+        """Put a file in the account's out/, atomically: a polling reader sees it whole or not at all."""
+        target = self.outbox(account) / name
+        write_atomic(target, content)
+        return target
+
+    def accounts(self) -> list[str]:
+        """Accounts that have an in/ folder on disk."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.parent.name for p in self.root.glob("*/in") if p.is_dir())
