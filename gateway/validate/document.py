@@ -1,0 +1,72 @@
+"""Check one XML document: admissibility, then XSD, then the routing data, on a single parse.
+
+Admissibility failures use the reform's 501 "Irrecevable" reason codes and stop the check: a document
+that is empty, too large, unsafe, not XML or of an unknown type cannot be validated any further.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.findings import Finding, any_fatal
+from gateway.validate import safexml, syntax, xsd
+from gateway.validate.extract import InvoiceData, extract
+
+STAGE = "admissibility"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-document limits, checked on the raw bytes so an oversized file costs no parsing."""
+
+    max_bytes: int = 100 * 1024 * 1024
+
+
+@dataclass
+class Checked:
+    """Verdict on one document."""
+
+    syntax: str | None  # ubl-invoice | ubl-creditnote | cii; None when unknown
+    findings: list[Finding]
+    data: InvoiceData | None  # best effort even when the XSD fails; None if not parseable
+
+    @property
+    def valid(self) -> bool:
+        return not any_fatal(self.findings)
+
+
+def check_document(content: bytes, limits: Limits = Limits()) -> Checked:
+    """Verdict on content; never raises for bad input, every problem becomes a finding."""
+    refusal = _refuse_bytes(content, limits)
+    if refusal is not None:
+        return _refused(refusal)
+    try:
+        root = safexml.parse(content)
+    except safexml.RefusedXML as refused:
+        return _refused(_admissibility("IRR_SYNTAX", refused.message, refused.line))
+    found = syntax.detect(root)
+    if found is None:
+        message = (
+            f"Unknown document type: root element {root.tag} is not a UBL 2.1 Invoice or CreditNote"
+            " nor a UN/CEFACT CII CrossIndustryInvoice"
+        )
+        return _refused(_admissibility("IRR_TYPE_F", message, root.sourceline))
+    return Checked(found.name, xsd.validate(root, found), extract(root, found.name))
+
+
+def _refuse_bytes(content: bytes, limits: Limits) -> Finding | None:
+    """Refusals decided on the raw bytes, before spending anything on parsing."""
+    if not content or content.isspace():
+        return _admissibility("IRR_VIDE_F", "Empty document: no content or only whitespace")
+    if len(content) > limits.max_bytes:
+        message = f"Document too large: {len(content)} bytes, the limit is {limits.max_bytes} bytes"
+        return _admissibility("IRR_TAILLE_F", message)
+    return None
+
+
+def _admissibility(rule: str, message: str, line: int | None = None) -> Finding:
+    return Finding(stage=STAGE, rule=rule, message=message, line=line)
+
+
+def _refused(finding: Finding) -> Checked:
+    return Checked(syntax=None, findings=[finding], data=None)

@@ -1,0 +1,170 @@
+"""Admissibility: files refused before XSD, each with the reform's reason code (501 Irrecevable)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.findings import Finding
+from gateway.validate import Checked, Limits, check_document
+
+INVOICE = """<?xml version="1.0" encoding="UTF-8"?>
+<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
+         xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
+         xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">
+  <cbc:ID>F-2024-001</cbc:ID>
+  <cbc:IssueDate>2024-03-15</cbc:IssueDate>
+  <cac:AccountingSupplierParty><cac:Party/></cac:AccountingSupplierParty>
+  <cac:AccountingCustomerParty><cac:Party/></cac:AccountingCustomerParty>
+  <cac:LegalMonetaryTotal><cbc:PayableAmount currencyID="EUR">10.00</cbc:PayableAmount></cac:LegalMonetaryTotal>
+  <cac:InvoiceLine>
+    <cbc:ID>1</cbc:ID>
+    <cbc:LineExtensionAmount currencyID="EUR">10.00</cbc:LineExtensionAmount>
+    <cac:Item><cbc:Name>Service</cbc:Name></cac:Item>
+  </cac:InvoiceLine>
+</Invoice>
+"""
+UBL_ROOT = '<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2">'
+SECRET = "s3cr3t-Token-4f9a"
+
+
+def refused(checked: Checked, rule: str) -> Finding:
+    """The single admissibility finding of a refused document, checked to carry rule."""
+    assert not checked.valid
+    assert checked.syntax is None and checked.data is None
+    [finding] = checked.findings
+    assert (finding.stage, finding.rule, finding.severity) == ("admissibility", rule, "fatal")
+    return finding
+
+
+def with_doctype(doctype: str, body: str = "&x;") -> bytes:
+    return f'<?xml version="1.0"?>\n{doctype}\n{UBL_ROOT}{body}</Invoice>'.encode()
+
+
+def test_the_sample_invoice_is_valid() -> None:
+    """The base every refusal below is derived from passes, so refusals come from the change made."""
+    checked = check_document(INVOICE.encode())
+    assert checked.valid, checked.findings
+    assert checked.syntax == "ubl-invoice"
+
+
+@pytest.mark.parametrize("content", [b"", b" \n\t\r\n  "], ids=["zero-bytes", "whitespace"])
+def test_empty(content: bytes) -> None:
+    refused(check_document(content), "IRR_VIDE_F")
+
+
+def test_too_large_is_refused_on_size_alone() -> None:
+    content = INVOICE.encode()
+    finding = refused(check_document(content, Limits(max_bytes=len(content) - 1)), "IRR_TAILLE_F")
+    assert str(len(content)) in finding.message
+    assert check_document(content, Limits(max_bytes=len(content))).valid
+
+
+def test_too_large_is_decided_before_parsing() -> None:
+    refused(check_document(b"<not xml" * 100, Limits(max_bytes=10)), "IRR_TAILLE_F")
+
+
+def assert_dtd_refused(checked: Checked) -> None:
+    finding = refused(checked, "IRR_SYNTAX")
+    assert "DTD" in finding.message and "forbidden" in finding.message
+    assert SECRET not in finding.message and "root:" not in finding.message
+
+
+@pytest.mark.parametrize("target", ["file:///etc/passwd", "secret-file"])
+def test_xxe_to_local_file(target: str, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text(SECRET)
+    uri = secret.as_uri() if target == "secret-file" else target
+    assert_dtd_refused(check_document(with_doctype(f'<!DOCTYPE Invoice [<!ENTITY x SYSTEM "{uri}">]>')))
+
+
+def test_xxe_through_parameter_entity(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text(SECRET)
+    doctype = f'<!DOCTYPE Invoice [<!ENTITY % x SYSTEM "{secret.as_uri()}"> %x;]>'
+    assert_dtd_refused(check_document(with_doctype(doctype, body="")))
+
+
+def test_external_entity_to_url() -> None:
+    doctype = '<!DOCTYPE Invoice [<!ENTITY x SYSTEM "http://127.0.0.1:9/steal?data">]>'
+    assert_dtd_refused(check_document(with_doctype(doctype)))
+
+
+def test_external_dtd_to_url() -> None:
+    assert_dtd_refused(check_document(with_doctype('<!DOCTYPE Invoice SYSTEM "http://127.0.0.1:9/x.dtd">', "")))
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_billion_laughs(encoding: str) -> None:
+    """Refused by the prolog scan in any encoding (libxml2 alone would only report an amplification error)."""
+    entities = ['<!ENTITY x0 "ha">'] + [
+        f'<!ENTITY x{level} "{f"&x{level - 1};" * 10}">' for level in range(1, 10)
+    ]
+    doctype = f"<!DOCTYPE Invoice [{''.join(entities)}]>"
+    content = with_doctype(doctype, body="&x9;").decode().encode(encoding)
+    assert_dtd_refused(check_document(content))
+
+
+def test_doctype_missed_by_the_prolog_scan_is_caught_after_parsing() -> None:
+    """A comment holding a start tag ends the cheap scan early; the parsed document's docinfo still tells."""
+    content = with_doctype('<!-- see <Invoice> below -->\n<!DOCTYPE Invoice [<!ENTITY x "y">]>')
+    assert_dtd_refused(check_document(content))
+
+
+def test_deep_nesting() -> None:
+    content = f"{UBL_ROOT}{'<a>' * 10_000}{'</a>' * 10_000}</Invoice>".encode()
+    finding = refused(check_document(content), "IRR_SYNTAX")
+    assert "nesting too deep" in finding.message
+
+
+def test_truncated() -> None:
+    content = INVOICE.encode()[: len(INVOICE) // 2]
+    finding = refused(check_document(content), "IRR_SYNTAX")
+    assert finding.message.startswith("Not well-formed XML")
+    assert finding.line == content.count(b"\n") + 1
+
+
+def test_binary() -> None:
+    content = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
+    refused(check_document(content), "IRR_SYNTAX")
+
+
+def test_invalid_utf8() -> None:
+    content = INVOICE.replace("Service", "Servi\udcffce").encode("utf-8", "surrogateescape")
+    finding = refused(check_document(content), "IRR_SYNTAX")
+    assert finding.line == 13
+
+
+@pytest.mark.parametrize(
+    "root",
+    [
+        "{urn:oasis:names:specification:ubl:schema:xsd:Order-2}Order",
+        "{}Invoice",
+        "{urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100}Invoice",
+    ],
+)
+def test_unknown_root(root: str) -> None:
+    namespace, local = root[1:].split("}")
+    content = f'<{local} xmlns="{namespace}"><ID>1</ID></{local}>'.encode()
+    finding = refused(check_document(content), "IRR_TYPE_F")
+    tag = root if namespace else local  # lxml writes a tag without namespace without braces
+    assert f"root element {tag} is not" in finding.message
+
+
+def test_utf16_with_bom_is_xml() -> None:
+    """Encoding is not a reason to refuse: a valid invoice in UTF-16 stays valid."""
+    content = INVOICE.replace('encoding="UTF-8"', 'encoding="UTF-16"').encode("utf-16")
+    assert content.startswith(b"\xff\xfe")
+    checked = check_document(content)
+    assert checked.valid, checked.findings
+    assert checked.syntax == "ubl-invoice"
+    assert checked.data is not None and checked.data.number == "F-2024-001"
+
+
+def test_utf16_with_bom_goes_on_to_the_xsd() -> None:
+    content = INVOICE.replace('encoding="UTF-8"', 'encoding="UTF-16"').replace("<cac:Item>", "<cac:Itm>")
+    content = content.replace("</cac:Item>", "</cac:Itm>").encode("utf-16")
+    checked = check_document(content)
+    assert not checked.valid
+    assert {finding.stage for finding in checked.findings} == {"xsd"}
