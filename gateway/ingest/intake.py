@@ -61,9 +61,10 @@ def intake(app: App, path: Path, arrival: Arrival) -> Flow | None:
 def recover(app: App) -> int:
     """Finish what a crash interrupted in the spool; returns the number of flows admitted."""
     admitted = 0
-    for partial in app.settings.spool_dir.glob("*.part"):  # a cross-device copy cut short
+    spool = app.settings.spool_dir
+    for partial in [*spool.glob("*.part"), *spool.glob(".*.tmp")]:  # writes a crash cut short
         partial.unlink()
-    for sidecar in sorted(app.settings.spool_dir.glob("*.json")):
+    for sidecar in sorted(spool.glob("*.json")):
         flow_id = sidecar.stem
         data = sidecar.with_suffix(".data")
         if not data.exists():  # the claim never happened: the file is still in its zone

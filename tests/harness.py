@@ -1,0 +1,151 @@
+"""Helpers shared by the tests: a gateway on a temporary configuration, and waiting with a deadline."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from click.testing import CliRunner
+from lxml import etree
+
+from gateway.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "samples"
+CORPUS = REPO.parent / "shared" / "corpus"
+ACK_NS = {"a": "urn:gateway:ack:1"}
+REPORT_NS = {"r": "urn:gateway:report:1"}
+
+T = TypeVar("T")
+
+FAST = {
+    "ingest": {"scan_interval": 0.5, "stable_interval": 0.05, "empty_grace": 0.5},
+    "worker": {"poll_interval": 0.05, "lease_seconds": 3.0},
+}
+
+
+def write_config(root: Path, overrides: dict | None = None) -> Path:
+    """A config.toml under root with fast intervals, and relative paths inside root."""
+    sections = {k: dict(v) for k, v in FAST.items()}
+    for section, values in (overrides or {}).items():
+        sections.setdefault(section, {}).update(values)
+    lines = []
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {value!r}" if not isinstance(value, bool) else f"{key} = {str(value).lower()}"
+                  for key, value in values.items()]
+    path = root / "config.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def cli(config: Path, *args: str) -> str:
+    """Run a `gateway` command in-process; fail the test on a non-zero exit."""
+    result = CliRunner().invoke(main, ["--config", str(config), *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def load_samples(config: Path) -> None:
+    cli(config, "directory", "import", str(SAMPLES / "directory.csv"), "--services", str(SAMPLES / "services.csv"))
+    cli(config, "accounts", "import", str(SAMPLES / "accounts.csv"))
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 15.0, what: str = "condition") -> T:
+    """Poll predicate until it returns something true, or fail once the deadline has passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def outbox(root: Path, account: str) -> Path:
+    return root / "var" / "zones" / account / "out"
+
+
+def inbox(root: Path, account: str) -> Path:
+    return root / "var" / "zones" / account / "in"
+
+
+def drop(root: Path, account: str, name: str, content: bytes) -> Path:
+    """Drop a file the way a careful client does: write under a temporary name, then rename."""
+    target = inbox(root, account) / name
+    tmp = target.with_name(name + ".part")
+    tmp.write_bytes(content)
+    os.rename(tmp, target)
+    return target
+
+
+def files(directory: Path, suffix: str) -> list[Path]:
+    return sorted(p for p in directory.glob(f"*{suffix}") if not p.name.startswith("."))
+
+
+def report_for(root: Path, account: str, flow_id: str) -> etree._Element:
+    return etree.parse(str(outbox(root, account) / f"{flow_id}.report.xml")).getroot()
+
+
+def ack_for_name(root: Path, account: str, name: str) -> etree._Element | None:
+    """The acknowledgement of the flow received under original name, if written yet."""
+    for path in files(outbox(root, account), ".ack.xml"):
+        ack = etree.parse(str(path)).getroot()
+        if ack.findtext("a:originalName", namespaces=ACK_NS) == name:
+            return ack
+    return None
+
+
+def wait_report(root: Path, account: str, name: str, timeout: float = 15.0) -> etree._Element:
+    """Wait for the acknowledgement of the file dropped as name, then for its report."""
+    ack = wait_for(lambda: ack_for_name(root, account, name), timeout, f"acknowledgement of {name}")
+    flow_id = ack.findtext("a:flowId", namespaces=ACK_NS)
+    path = outbox(root, account) / f"{flow_id}.report.xml"
+    wait_for(path.exists, timeout, f"report of {name}")
+    return report_for(root, account, flow_id)
+
+
+class GatewayProcess:
+    """`gateway run` as a child process, to be stopped gracefully or killed."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(self.config.parent / "gateway.log", "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(self.config), "run"],
+                                     stdout=log, stderr=log, cwd=REPO)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=30)
+
+
+_NUMBER_PATHS = (
+    "{urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2}ID",
+    "{urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100}ExchangedDocument"
+    "/{urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100}ID",
+)
+
+
+def renumber(content: bytes, number: str) -> bytes:
+    """The same invoice under another invoice number (so each copy is a distinct flow)."""
+    root = etree.fromstring(content)
+    for path in _NUMBER_PATHS:
+        element = root.find(path)
+        if element is not None:
+            element.text = number
+            return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    raise ValueError("no invoice number element found")

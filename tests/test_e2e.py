@@ -1,0 +1,124 @@
+"""End to end: files dropped in a zone on disk, the running gateway, files appearing in out/ zones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.returns import assert_valid
+from tests.harness import (ACK_NS, REPORT_NS, SAMPLES, ack_for_name, drop, files, inbox, outbox, renumber,
+                           wait_for, wait_report)
+
+SUPPLIER, RECIPIENT = "acme", "mairie-exemple"
+
+
+def _root(config_file: Path) -> Path:
+    return config_file.parent
+
+
+def _state(report) -> str:
+    return report.findtext("r:flow/r:state", namespaces=REPORT_NS)
+
+
+def _rules(report) -> list[str]:
+    return report.xpath("//r:error/r:rule/text()", namespaces=REPORT_NS)
+
+
+def _check_returns(root: Path) -> None:
+    for path in files(outbox(root, SUPPLIER), ".ack.xml"):
+        assert_valid("ack", path.read_bytes())
+    for path in files(outbox(root, SUPPLIER), ".report.xml"):
+        assert_valid("report", path.read_bytes())
+
+
+@pytest.mark.parametrize("sample", ["ubl-invoice-ok.xml", "cii-invoice-ok.xml", "ubl-creditnote-ok.xml"])
+def test_valid_invoice_reaches_recipient_byte_for_byte(config_file, running, sample):
+    root = _root(config_file)
+    content = (SAMPLES / "flows" / sample).read_bytes()
+    dropped = drop(root, SUPPLIER, sample, content)
+    report = wait_report(root, SUPPLIER, sample)
+    assert not dropped.exists()
+    assert _state(report) == "INTEGRE", _rules(report)
+    invoice_id = report.findtext("r:invoices/r:invoice/r:invoiceId", namespaces=REPORT_NS)
+    delivered = outbox(root, report.findtext("r:invoices/r:invoice/r:recipient", namespaces=REPORT_NS))
+    assert (delivered / f"{invoice_id}.xml").read_bytes() == content
+    _check_returns(root)
+
+
+def test_acknowledgement_describes_the_file(config_file, running):
+    root = _root(config_file)
+    content = (SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes()
+    drop(root, SUPPLIER, "mine.xml", content)
+    ack = wait_for(lambda: ack_for_name(root, SUPPLIER, "mine.xml"), what="acknowledgement")
+    import hashlib
+    assert ack.findtext("a:sha256", namespaces=ACK_NS) == hashlib.sha256(content).hexdigest()
+    assert ack.findtext("a:size", namespaces=ACK_NS) == str(len(content))
+    assert ack.findtext("a:account", namespaces=ACK_NS) == SUPPLIER
+
+
+def test_same_bytes_twice_is_a_duplicate_flow(config_file, running):
+    root = _root(config_file)
+    content = renumber((SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes(), "DUP-1")
+    drop(root, SUPPLIER, "first.xml", content)
+    assert _state(wait_report(root, SUPPLIER, "first.xml")) == "INTEGRE"
+    drop(root, SUPPLIER, "again.xml", content)
+    report = wait_report(root, SUPPLIER, "again.xml")
+    assert _state(report) == "REJETE"
+    assert _rules(report) == ["FLOW-DUPLICATE"]
+    assert sum(p.read_bytes() == content for p in files(outbox(root, RECIPIENT), ".xml")) == 1
+
+
+def test_files_under_temporary_names_are_left_alone(config_file, running):
+    root = _root(config_file)
+    content = (SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes()
+    waiting = [inbox(root, SUPPLIER) / name for name in ("up.xml.part", "x.tmp", "y.filepart", ".hidden.xml")]
+    for path in waiting:
+        path.write_bytes(content)
+    drop(root, SUPPLIER, "marker.xml", renumber(content, "MARKER-1"))
+    wait_report(root, SUPPLIER, "marker.xml")
+    assert all(p.exists() for p in waiting)
+    assert ack_for_name(root, SUPPLIER, "up.xml.part") is None
+
+
+def test_file_present_before_start_is_taken(config_file, app):
+    from gateway.runner import Gateway
+
+    root = _root(config_file)
+    drop(root, SUPPLIER, "early.xml", (SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes())
+    gateway = Gateway(app)
+    gateway.start()
+    try:
+        assert _state(wait_report(root, SUPPLIER, "early.xml")) == "INTEGRE"
+    finally:
+        gateway.stop()
+
+
+HOSTILE = {
+    "empty.xml": (b"", "IRR_VIDE_F"),
+    "xxe.xml": (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>',
+                "IRR_SYNTAX"),
+    "laughs.xml": (b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;'
+                   b'&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><l>&c;</l>', "IRR_SYNTAX"),
+    "deep.xml": (b"<a>" * 10000 + b"</a>" * 10000, "IRR_SYNTAX"),
+    "truncated.xml": (b'<?xml version="1.0"?><Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:'
+                      b'Invoice-2"><ID>1</ID', "IRR_SYNTAX"),
+    "binary.xml": (bytes(range(256)) * 4, "IRR_SYNTAX"),
+    "wrong-root.xml": (b"<Order xmlns='urn:example'/>", "IRR_TYPE_F"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_input_gets_a_specific_rejection(config_file, running, name):
+    root = _root(config_file)
+    content, rule = HOSTILE[name]
+    (inbox(root, SUPPLIER) / name).write_bytes(content)
+    report = wait_report(root, SUPPLIER, name)
+    assert _state(report) == "INCIDENTE"
+    assert rule in _rules(report)
+    flow_id = report.findtext("r:flow/r:flowId", namespaces=REPORT_NS)
+    assert "root:x:0:0" not in (outbox(root, SUPPLIER) / f"{flow_id}.report.xml").read_text()
+    # the gateway is still up and working
+    drop(root, SUPPLIER, "after.xml", renumber((SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes(), "AFTER-1"))
+    assert _state(wait_report(root, SUPPLIER, "after.xml")) == "INTEGRE"
+    _check_returns(root)
