@@ -21,7 +21,7 @@ from gateway.models import Delivery, DeliveryState, Flow, FlowState, Invoice, Ve
 from gateway.returns import build_report
 from gateway.route import route
 from gateway.route.channels import ZoneChannel
-from gateway.validate import Limits, check_document
+from gateway.validate import Checked, Limits, check_document, size_refusal
 
 
 def process(app: App, flow_id: str, attempts: int = 1) -> FlowState:
@@ -67,10 +67,9 @@ def _invoices(app: App, flow: Flow) -> list[Invoice]:
     if done or any_fatal(loads(flow.findings)):
         return list(done)
     limits = Limits(max_bytes=app.settings.ingest.max_flow_bytes)
-    if flow.size > limits.max_bytes:  # decided from the size alone: the file is never read
-        _set_flow_findings(app, flow, [Finding(
-            stage="admissibility", rule="IRR_TAILLE_F",
-            message=f"The file is {flow.size} bytes; the limit is {limits.max_bytes} bytes.")])
+    too_large = size_refusal(flow.size, limits)
+    if too_large is not None:  # decided from the size alone: the file is never read
+        _set_flow_findings(app, flow, [too_large])
         return []
     checked = check_document(app.store.get(flow.sha256), limits)
     flow.syntax = checked.syntax
@@ -85,7 +84,7 @@ def _invoices(app: App, flow: Flow) -> list[Invoice]:
     return [invoice]
 
 
-def _judge(session: Session, flow: Flow, seq: int, name: str, sha256: str, checked) -> Invoice:
+def _judge(session: Session, flow: Flow, seq: int, name: str, sha256: str, checked: Checked) -> Invoice:
     """Record one invoice's verdict: its checks, then routing if it passed them."""
     data = checked.data
     invoice = Invoice(id=f"{flow.id}-{seq:03d}", flow_id=flow.id, seq=seq, name=name, sha256=sha256,

@@ -57,11 +57,11 @@ def load_samples(config: Path) -> None:
 
 
 def wait_for(predicate: Callable[[], T], timeout: float = 15.0, what: str = "condition") -> T:
-    """Poll predicate until it returns something true, or fail once the deadline has passed."""
+    """Poll predicate until it returns something other than None or False, or fail at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()
-        if result:
+        if result is not None and result is not False:
             return result
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")

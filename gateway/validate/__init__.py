@@ -4,6 +4,6 @@
     checked.valid, checked.syntax, checked.findings, checked.data
 """
 
-from gateway.validate.document import Checked, Limits, check_document
+from gateway.validate.document import Checked, Limits, check_document, size_refusal
 
-__all__ = ["Checked", "Limits", "check_document"]
+__all__ = ["Checked", "Limits", "check_document", "size_refusal"]

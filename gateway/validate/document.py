@@ -58,8 +58,13 @@ def _refuse_bytes(content: bytes, limits: Limits) -> Finding | None:
     """Refusals decided on the raw bytes, before spending anything on parsing."""
     if not content or content.isspace():
         return _admissibility("IRR_VIDE_F", "Empty document: no content or only whitespace")
-    if len(content) > limits.max_bytes:
-        message = f"Document too large: {len(content)} bytes, the limit is {limits.max_bytes} bytes"
+    return size_refusal(len(content), limits)
+
+
+def size_refusal(size: int, limits: Limits) -> Finding | None:
+    """IRR_TAILLE_F for a document over the limit; callers holding only a size use it unread."""
+    if size > limits.max_bytes:
+        message = f"Document too large: {size} bytes, the limit is {limits.max_bytes} bytes"
         return _admissibility("IRR_TAILLE_F", message)
     return None
 
