@@ -122,3 +122,41 @@ def test_hostile_input_gets_a_specific_rejection(config_file, running, name):
     drop(root, SUPPLIER, "after.xml", renumber((SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes(), "AFTER-1"))
     assert _state(wait_report(root, SUPPLIER, "after.xml")) == "INTEGRE"
     _check_returns(root)
+
+
+REJECTIONS = {
+    "reject-buyer-missing.xml": "DIR-BUYER-MISSING",
+    "reject-ej-required.xml": "DIR-EJ-REQUIRED",
+    "reject-no-recipient.xml": "DIR-NO-RECIPIENT",
+    "reject-service-inactive.xml": "DIR-SERVICE-INACTIVE",
+    "reject-service-or-ej-required.xml": "DIR-SERVICE-OR-EJ-REQUIRED",
+    "reject-service-required.xml": "DIR-SERVICE-REQUIRED",
+    "reject-service-unknown.xml": "DIR-SERVICE-UNKNOWN",
+    "reject-structure-inactive.xml": "DIR-STRUCTURE-INACTIVE",
+    "reject-structure-unknown.xml": "DIR-STRUCTURE-UNKNOWN",
+    "reject-xsd.xml": "XSD",
+}
+
+
+def test_every_reject_sample_is_listed():
+    assert {p.name for p in (SAMPLES / "flows").glob("reject-*.xml")} == set(REJECTIONS) | {"reject-not-xml.xml"}
+
+
+@pytest.mark.parametrize("sample", sorted(REJECTIONS))
+def test_reject_sample_is_rejected_for_its_reason(config_file, running, sample):
+    root = _root(config_file)
+    drop(root, SUPPLIER, sample, (SAMPLES / "flows" / sample).read_bytes())
+    report = wait_report(root, SUPPLIER, sample)
+    assert _state(report) == "REJETE"
+    assert REJECTIONS[sample] in _rules(report)
+    assert report.findtext("r:invoices/r:invoice/r:verdict", namespaces=REPORT_NS) == "rejected"
+    assert all(not files(outbox(root, account), ".xml") for account in ("mairie-exemple", "hopital-exemple",
+                                                                        "departement-exemple", "universite-exemple"))
+    _check_returns(root)
+
+
+def test_not_xml_sample_is_refused_whole(config_file, running):
+    root = _root(config_file)
+    drop(root, SUPPLIER, "reject-not-xml.xml", (SAMPLES / "flows" / "reject-not-xml.xml").read_bytes())
+    report = wait_report(root, SUPPLIER, "reject-not-xml.xml")
+    assert _state(report) == "INCIDENTE" and _rules(report) == ["IRR_SYNTAX"]

@@ -1,0 +1,80 @@
+"""The `gateway` command line, run in-process on a temporary configuration."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from gateway.cli import main
+from tests.harness import CORPUS, SAMPLES, cli, drop, wait_report
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_validate_exit_codes_and_json():
+    ok, bad = SAMPLES / "flows" / "ubl-invoice-ok.xml", SAMPLES / "flows" / "reject-xsd.xml"
+    assert _invoke("validate", str(ok)).exit_code == 0
+    result = _invoke("validate", "--json", str(ok), str(bad))
+    assert result.exit_code == 1
+    verdicts = json.loads(result.output)
+    assert [v["verdict"] for v in verdicts] == ["valid", "invalid"]
+    assert verdicts[0] == {"file": str(ok), "syntax": "ubl-invoice", "verdict": "valid", "errors": []}
+    error = verdicts[1]["errors"][0]
+    assert set(error) == {"stage", "rule", "severity", "message", "line", "path"}
+    assert error["stage"] == "xsd" and error["line"] > 0
+    assert _invoke("validate", "no-such-file.xml").exit_code == 2
+    assert _invoke("validate").exit_code == 2
+
+
+def test_validate_agrees_with_the_corpus_xsd_verdicts():
+    manifest = CORPUS / "manifest.csv"
+    if not manifest.exists():
+        pytest.skip(f"corpus not found at {CORPUS}")
+    with open(manifest, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    result = _invoke("validate", "--json", *(str(CORPUS / r["file"]) for r in rows))
+    verdicts = {v["file"]: v["verdict"] for v in json.loads(result.output)}
+    disagreements = [r["file"] for r in rows if verdicts[str(CORPUS / r["file"])] != r["expect_xsd"]]
+    assert disagreements == []
+    assert result.exit_code == 1  # the corpus holds invalid files
+
+
+def test_directory_show_restores_leading_zeros(config_file):
+    shown = json.loads(cli(config_file, "directory", "show", "01370999300011", "--json"))
+    assert shown["siret"] == "01370999300011"
+    assert [s["code"] for s in shown["services"]] == ["DECHETS"]
+    assert shown["accounts"] == ["cc-pays-exemple"]
+    assert "service_required" in cli(config_file, "directory", "show", "26370999000018")
+    result = CliRunner().invoke(main, ["--config", str(config_file), "directory", "show", "99999999999999"])
+    assert result.exit_code == 1 and "no structure" in result.output
+
+
+def test_accounts_add_and_list(config_file):
+    cli(config_file, "accounts", "add", "newco", "--role", "supplier", "--siret", "81234567600017")
+    assert (config_file.parent / "var" / "zones" / "newco" / "in").is_dir()
+    listing = cli(config_file, "accounts", "list")
+    assert any(line.split()[:3] == ["newco", "supplier", "81234567600017"] for line in listing.splitlines())
+    bad = CliRunner().invoke(main, ["--config", str(config_file), "accounts", "add", "../evil", "--role", "supplier"])
+    assert bad.exit_code == 2
+
+
+def test_flows_list_and_show(config_file, running):
+    root = config_file.parent
+    drop(root, "acme", "shown.xml", (SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes())
+    wait_report(root, "acme", "shown.xml")
+    flows = json.loads(cli(config_file, "flows", "list", "--json"))
+    assert [f["original_name"] for f in flows] == ["shown.xml"] and flows[0]["state"] == "INTEGRE"
+    assert "shown.xml" in cli(config_file, "flows", "list", "--state", "INTEGRE")
+    assert "shown.xml" not in cli(config_file, "flows", "list", "--state", "REJETE")
+    shown = json.loads(cli(config_file, "flows", "show", flows[0]["id"], "--json"))
+    kinds = [e["kind"] for e in shown["events"]]
+    assert kinds[0] == "received" and kinds[-1] == "flow_finished"
+    assert {"acknowledged", "syntax_detected", "xsd_checked", "routed", "invoice_accepted", "delivered",
+            "report_written"} <= set(kinds)
+    assert shown["invoices"][0]["recipient"] == "mairie-exemple"
+    assert "timeline" in cli(config_file, "flows", "show", flows[0]["id"])
