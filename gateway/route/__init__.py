@@ -1,0 +1,24 @@
+"""Routing: the directory of public structures and the rules that address an invoice to a recipient."""
+
+from __future__ import annotations
+
+from gateway.route.directory import (
+    DirectoryImportError,
+    import_accounts,
+    import_services,
+    import_structures,
+    parse_bool,
+)
+from gateway.route.router import RULES, Route, Rule, route
+
+__all__ = [
+    "RULES",
+    "DirectoryImportError",
+    "Route",
+    "Rule",
+    "import_accounts",
+    "import_services",
+    "import_structures",
+    "parse_bool",
+    "route",
+]

@@ -1,0 +1,272 @@
+"""Import the directory of public structures, their services and the gateway's accounts.
+
+Chorus Pro publishes its directory as a `;`-separated CSV with one header row. Files often pass
+through a spreadsheet before they reach us, so the reader tolerates a UTF-8 BOM, falls back to
+cp1252, accepts French and English booleans, and restores the leading zeros a spreadsheet strips
+from SIRETs and French postal codes.
+
+Every importer reads and checks the whole file before it touches the session: a bad row raises
+`DirectoryImportError` naming the file, line and column, and the session is left unchanged.
+Good rows are upserted (rows missing from the file are kept) in the session's transaction, never
+committed: the caller commits, so an import, or several (structures then services), is one
+transaction.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import delete, insert, inspect, update
+from sqlmodel import Session, SQLModel, select
+
+from gateway.models import Account, AccountSiret, Role, Service, Structure
+
+__all__ = [
+    "ACCOUNT_COLUMNS",
+    "SERVICE_COLUMNS",
+    "STRUCTURE_COLUMNS",
+    "DirectoryImportError",
+    "import_accounts",
+    "import_services",
+    "import_structures",
+    "parse_bool",
+    "restore_siret",
+]
+
+# Chorus Pro's export, in file order, each column mapped to its Structure attribute.
+STRUCTURE_COLUMNS: dict[str, str] = {
+    "TypeIdentifiant": "id_type",
+    "Identifiant": "siret",
+    "RaisonSociale": "name",
+    "EmetteurEdi": "edi_emitter",
+    "RecepteurEdi": "edi_receiver",
+    "GestionStatutMiseEnPaiement": "reports_payment",
+    "GestionEngagement": "ej_required",
+    "GestionService": "service_required",
+    "GestionServiceEngagement": "service_or_ej_required",
+    "EstMOA": "is_moa",
+    "EstMOAUniquement": "is_moa_only",
+    "StructureActive": "active",
+    "Adresse": "address",
+    "ComplementAdresse1": "address2",
+    "ComplementAdresse2": "address3",
+    "CodePostal": "postal_code",
+    "Ville": "city",
+    "NumTelephone": "phone",
+    "Courriel": "email",
+    "CodePays": "country_code",
+    "LibellePays": "country",
+}
+_STRUCTURE_FLAGS = (
+    "EmetteurEdi",
+    "RecepteurEdi",
+    "GestionStatutMiseEnPaiement",
+    "GestionEngagement",
+    "GestionService",
+    "GestionServiceEngagement",
+    "EstMOA",
+    "EstMOAUniquement",
+    "StructureActive",
+)
+SERVICE_COLUMNS = (
+    "Identifiant",
+    "CodeService",
+    "NomService",
+    "Actif",
+    "EngagementObligatoire",
+    "DateDebut",
+    "DateFin",
+)
+ACCOUNT_COLUMNS = ("name", "role", "sirets")
+
+_TRUE = frozenset({"true", "vrai", "oui", "o", "1"})
+_FALSE = frozenset({"false", "faux", "non", "n", "0"})
+_SIRET_LENGTH = 14
+_FR_POSTAL_CODE_LENGTH = 5
+
+Row = dict[str, str]  # column header -> raw text of one CSV row
+Where = Callable[[str], str]  # column header -> "file line N, column X", for error messages
+T = TypeVar("T")
+
+
+class DirectoryImportError(ValueError):
+    """A directory file cannot be imported; the message names the file, line and column."""
+
+
+def parse_bool(text: str, *, where: str) -> bool:
+    """Read a directory flag, whichever language or spreadsheet wrote it.
+
+    >>> parse_bool(" Oui ", where="x"), parse_bool("FAUX", where="x"), parse_bool("1", where="x")
+    (True, False, True)
+    >>> parse_bool("peut-etre", where="f.csv line 3, column Actif")
+    Traceback (most recent call last):
+    ...
+    gateway.route.directory.DirectoryImportError: f.csv line 3, column Actif: 'peut-etre' is \
+not a boolean (expected true/false, vrai/faux, oui/non, o/n or 1/0)
+    """
+    word = text.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise DirectoryImportError(
+        f"{where}: {text!r} is not a boolean (expected true/false, vrai/faux, oui/non, o/n or 1/0)"
+    )
+
+
+def restore_siret(identifier: str) -> str:
+    """Give back the leading zeros a spreadsheet strips from a numeric SIRET.
+
+    >>> restore_siret("1370999300011"), restore_siret(" 21370999100011 ")
+    ('01370999300011', '21370999100011')
+    """
+    identifier = identifier.strip()
+    if identifier.isdigit() and len(identifier) < _SIRET_LENGTH:
+        return identifier.zfill(_SIRET_LENGTH)
+    return identifier
+
+
+def import_structures(session: Session, path: Path | str) -> int:
+    """Upsert the structures of a Chorus Pro directory export; return how many rows were read."""
+    return _upsert(session, Structure, _read(Path(path), tuple(STRUCTURE_COLUMNS), _structure))
+
+
+def import_services(session: Session, path: Path | str) -> int:
+    """Upsert the services of a services file; their structures must be in the session already."""
+    known = set(session.exec(select(Structure.siret)).all())
+
+    def known_service(row: Row, where: Where) -> dict[str, object]:
+        service = _service(row, where)
+        if service["siret"] not in known:
+            raise DirectoryImportError(
+                f"{where('Identifiant')}: structure {service['siret']} is not in the directory "
+                "(import the structures first)"
+            )
+        return service
+
+    return _upsert(session, Service, _read(Path(path), SERVICE_COLUMNS, known_service))
+
+
+def import_accounts(session: Session, path: Path | str) -> int:
+    """Upsert the accounts file (name;role;sirets); an account's SIRETs are replaced, not merged."""
+    accounts = _read(Path(path), ACCOUNT_COLUMNS, _account)
+    for name, role, sirets in accounts:
+        account = session.get(Account, name) or Account(name=name, role=role)
+        account.role = role  # an existing account keeps its creation date
+        session.add(account)
+        session.execute(delete(AccountSiret).where(AccountSiret.account == name))
+        session.add_all(AccountSiret(account=name, siret=siret) for siret in sirets)
+    session.flush()
+    return len(accounts)
+
+
+def _upsert(session: Session, model: type[SQLModel], rows: list[dict[str, object]]) -> int:
+    """Bulk INSERT the new keys, bulk UPDATE the known ones; the last row of a repeated key wins.
+
+    One ORM object per row took 70 s for 100,000 structures on SQLite; these statements take 8 s.
+    """
+    keys = [column.key for column in inspect(model).primary_key]
+    present = {tuple(row) for row in session.execute(select(*(getattr(model, key) for key in keys)))}
+    by_key = {tuple(row[key] for key in keys): row for row in rows}
+    new = [row for key, row in by_key.items() if key not in present]
+    known = [row for key, row in by_key.items() if key in present]
+    if new:
+        session.execute(insert(model), new)
+    if known:
+        session.execute(update(model), known)
+    return len(rows)
+
+
+def _read(path: Path, columns: Sequence[str], convert: Callable[[Row, Where], T]) -> list[T]:
+    """Convert every row before anything is written, so a bad row leaves the session as it was."""
+    return [convert(row, where) for row, where in _rows(path, columns)]
+
+
+def _rows(path: Path, columns: Sequence[str]) -> Iterator[tuple[Row, Where]]:
+    reader = csv.reader(io.StringIO(_decode(path.read_bytes())), delimiter=";")
+    _check_header(path, next(reader, []), columns)
+    for values in reader:
+        if not any(value.strip() for value in values):
+            continue  # blank lines, often trailing ones, carry nothing
+        line = reader.line_num
+        if len(values) != len(columns):
+            raise DirectoryImportError(
+                f"{path.name} line {line}: {len(values)} columns, expected {len(columns)}"
+            )
+
+        def where(column: str, line: int = line) -> str:
+            return f"{path.name} line {line}, column {column}"
+
+        yield dict(zip(columns, values, strict=True)), where
+
+
+def _decode(raw: bytes) -> str:
+    """Chorus Pro writes UTF-8, sometimes with a BOM; Excel on Windows saves cp1252."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252")
+
+
+def _check_header(path: Path, header: Sequence[str], expected: Sequence[str]) -> None:
+    """Refuse a file whose header is not the expected one: it is probably another file."""
+    if [_header_key(name) for name in header] != [_header_key(name) for name in expected]:
+        raise DirectoryImportError(
+            f"{path.name} line 1: header {';'.join(header)!r}, expected {';'.join(expected)!r}"
+        )
+
+
+def _header_key(name: str) -> str:
+    return name.strip().lower().replace(" ", "").replace("_", "")
+
+
+def _structure(row: Row, where: Where) -> dict[str, object]:
+    values: dict[str, object] = {
+        attribute: row[column].strip() for column, attribute in STRUCTURE_COLUMNS.items()
+    }
+    for column in _STRUCTURE_FLAGS:
+        values[STRUCTURE_COLUMNS[column]] = parse_bool(row[column], where=where(column))
+    if values["id_type"] == "SIRET":
+        values["siret"] = restore_siret(row["Identifiant"])
+    postal_code = row["CodePostal"].strip()
+    if values["country_code"] == "FR" and postal_code.isdigit():
+        values["postal_code"] = postal_code.zfill(_FR_POSTAL_CODE_LENGTH)
+    return values
+
+
+def _service(row: Row, where: Where) -> dict[str, object]:
+    return {
+        "siret": restore_siret(row["Identifiant"]),
+        "code": row["CodeService"].strip(),
+        "name": row["NomService"].strip(),
+        "active": parse_bool(row["Actif"], where=where("Actif")),
+        "ej_required": parse_bool(row["EngagementObligatoire"], where=where("EngagementObligatoire")),
+        "start_date": _parse_date(row["DateDebut"], where=where("DateDebut")),
+        "end_date": _parse_date(row["DateFin"], where=where("DateFin")),
+    }
+
+
+def _parse_date(text: str, *, where: str) -> str | None:
+    """Services keep ISO dates as text; an empty cell means no bound."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise DirectoryImportError(f"{where}: {text!r} is not a date yyyy-mm-dd") from None
+
+
+def _account(row: Row, where: Where) -> tuple[str, Role, list[str]]:
+    try:
+        role = Role(row["role"].strip().lower())
+    except ValueError:
+        expected = " or ".join(Role)
+        raise DirectoryImportError(f"{where('role')}: {row['role']!r} is not {expected}") from None
+    sirets = dict.fromkeys(restore_siret(s) for s in row["sirets"].split(",") if s.strip())
+    return row["name"].strip(), role, list(sirets)
