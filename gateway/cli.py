@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import click
 from sqlmodel import select
@@ -17,6 +17,7 @@ from gateway.db import session_scope
 from gateway.findings import loads
 from gateway.log import configure_logging
 from gateway.models import Account, AccountSiret, Event, Flow, FlowState, Invoice, Role, Service, Structure
+from gateway.zones import is_account_name
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
@@ -97,6 +98,17 @@ def validate(files: tuple[Path, ...], as_json: bool) -> None:
     sys.exit(0 if all(r["verdict"] == "valid" for r in results) else 1)
 
 
+@contextmanager
+def _import_errors() -> Iterator[None]:
+    """A bad import file is the user's mistake: say what is wrong, without a traceback."""
+    from gateway.route import DirectoryImportError
+
+    try:
+        yield
+    except DirectoryImportError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 @main.group()
 def directory() -> None:
     """The directory of public structures and their services."""
@@ -111,7 +123,7 @@ def directory_import(ctx: _Context, csv_file: Path, services: Path | None) -> No
     """Import Chorus Pro's directory export (21 columns, ';')."""
     from gateway.route import import_services, import_structures
 
-    with session_scope(ctx.app.engine) as session:
+    with _import_errors(), session_scope(ctx.app.engine) as session:
         count = import_structures(session, csv_file)
         session.flush()
         service_count = import_services(session, services) if services else 0
@@ -146,7 +158,21 @@ def accounts() -> None:
     """Accounts of suppliers and recipients, each with its zone."""
 
 
-def _add_account(ctx: _Context, name: str, role: str, sirets: Iterable[str]) -> None:
+@accounts.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--siret", "sirets", multiple=True, help="A SIRET the account holds (repeatable).")
+@pass_ctx
+def accounts_add(ctx: _Context, name: str, role: str, sirets: tuple[str, ...]) -> None:
+    """Create or update an account and its zone."""
+    from stdnum.fr import siret as siret_number
+
+    if not is_account_name(name):
+        raise click.BadParameter("letters, digits, '-' and '_' only", param_hint="NAME")
+    for siret in sirets:
+        if not siret_number.is_valid(siret):
+            raise click.BadParameter(f"{siret!r} is not a valid SIRET (14 digits, Luhn)", param_hint="--siret")
+    sirets = tuple(siret_number.compact(s) for s in sirets)
     with session_scope(ctx.app.engine) as session:
         account = session.get(Account, name) or Account(name=name, role=Role(role))
         account.role = Role(role)
@@ -156,18 +182,6 @@ def _add_account(ctx: _Context, name: str, role: str, sirets: Iterable[str]) -> 
             if session.get(AccountSiret, (name, siret)) is None:
                 session.add(AccountSiret(account=name, siret=siret))
     ctx.app.zones.ensure(name)
-
-
-@accounts.command("add")
-@click.argument("name")
-@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
-@click.option("--siret", "sirets", multiple=True, help="A SIRET the account holds (repeatable).")
-@pass_ctx
-def accounts_add(ctx: _Context, name: str, role: str, sirets: tuple[str, ...]) -> None:
-    """Create or update an account and its zone."""
-    if not name.replace("-", "").replace("_", "").isalnum():
-        raise click.BadParameter("letters, digits, '-' and '_' only", param_hint="NAME")
-    _add_account(ctx, name, role, sirets)
     click.echo(f"account {name} ({role}) ready, zone {ctx.app.zones.root / name}")
 
 
@@ -176,11 +190,14 @@ def accounts_add(ctx: _Context, name: str, role: str, sirets: tuple[str, ...]) -
 @pass_ctx
 def accounts_import(ctx: _Context, csv_file: Path) -> None:
     """Create or update accounts from a 'name;role;sirets' file (SIRETs separated by ',')."""
-    with open(csv_file, newline="", encoding="utf-8-sig") as fh:
-        rows = list(csv.DictReader(fh, delimiter=";"))
-    for row in rows:
-        _add_account(ctx, row["name"], row["role"], [s for s in row["sirets"].split(",") if s.strip()])
-    click.echo(f"imported {len(rows)} accounts")
+    from gateway.route import import_accounts
+
+    with _import_errors(), session_scope(ctx.app.engine) as session:
+        count = import_accounts(session, csv_file)
+        names = session.exec(select(Account.name)).all()
+    for name in names:
+        ctx.app.zones.ensure(name)
+    click.echo(f"imported {count} accounts")
 
 
 @accounts.command("list")

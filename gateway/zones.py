@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from gateway.store import write_atomic
+
+_ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def is_account_name(name: str) -> bool:
+    """Account names become folder names: letters, digits, '-' and '_' only, so none can escape the root."""
+    return _ACCOUNT_NAME.fullmatch(name) is not None
 
 
 class Zones:
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    def zone(self, account: str) -> Path:
+        if not is_account_name(account):
+            raise ValueError(f"invalid account name {account!r}")
+        return self.root / account
+
     def inbox(self, account: str) -> Path:
-        return self.root / account / "in"
+        return self.zone(account) / "in"
 
     def outbox(self, account: str) -> Path:
-        return self.root / account / "out"
+        return self.zone(account) / "out"
 
     def ensure(self, account: str) -> None:
         self.inbox(account).mkdir(parents=True, exist_ok=True)
@@ -31,4 +44,4 @@ class Zones:
         """Accounts that have an in/ folder on disk."""
         if not self.root.is_dir():
             return []
-        return sorted(p.parent.name for p in self.root.glob("*/in") if p.is_dir())
+        return sorted(p.parent.name for p in self.root.glob("*/in") if p.is_dir() and is_account_name(p.parent.name))

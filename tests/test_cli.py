@@ -61,6 +61,16 @@ def test_accounts_add_and_list(config_file):
     assert any(line.split()[:3] == ["newco", "supplier", "81234567600017"] for line in listing.splitlines())
     bad = CliRunner().invoke(main, ["--config", str(config_file), "accounts", "add", "../evil", "--role", "supplier"])
     assert bad.exit_code == 2
+    bad = CliRunner().invoke(main, ["--config", str(config_file), "accounts", "add", "x", "--role", "supplier",
+                                    "--siret", "81234567600018"])
+    assert bad.exit_code == 2 and "not a valid SIRET" in bad.output
+
+
+def test_import_errors_are_reported_without_traceback(config_file, tmp_path):
+    broken = tmp_path / "accounts.csv"
+    broken.write_text("name;role;sirets\n../evil;supplier;81234567600017\n")
+    result = CliRunner().invoke(main, ["--config", str(config_file), "accounts", "import", str(broken)])
+    assert result.exit_code == 1 and "not an account name" in result.output and "Traceback" not in result.output
 
 
 def test_flows_list_and_show(config_file, running):

@@ -25,6 +25,7 @@ from sqlalchemy import delete, insert, inspect, update
 from sqlmodel import Session, SQLModel, select
 
 from gateway.models import Account, AccountSiret, Role, Service, Structure
+from gateway.zones import is_account_name
 
 __all__ = [
     "ACCOUNT_COLUMNS",
@@ -268,5 +269,9 @@ def _account(row: Row, where: Where) -> tuple[str, Role, list[str]]:
     except ValueError:
         expected = " or ".join(Role)
         raise DirectoryImportError(f"{where('role')}: {row['role']!r} is not {expected}") from None
+    name = row["name"].strip()
+    if not is_account_name(name):
+        raise DirectoryImportError(f"{where('name')}: {name!r} is not an account name "
+                                   "(letters, digits, '-' and '_')")
     sirets = dict.fromkeys(restore_siret(s) for s in row["sirets"].split(",") if s.strip())
-    return row["name"].strip(), role, list(sirets)
+    return name, role, list(sirets)
