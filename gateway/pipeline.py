@@ -1,13 +1,15 @@
 """The flow state machine: what a worker does with a flow it has claimed.
 
 Every step is idempotent and recorded, so a flow taken again after a crash resumes where the
-previous worker stopped: acknowledge (if intake could not), judge each invoice (once: the invoice
+previous worker stopped: acknowledge (if intake could not), judge the invoices (once: the invoice
 rows are the proof), deliver what is accepted and not yet delivered, write the integration report,
-and set the final state. The report and deliveries have fixed names, so repeating a step replaces
-a file instead of adding one.
+and set the final state. Deliveries and the report have fixed names, so repeating a step replaces a
+file instead of adding one. A flow costs three transactions: load, judgement, end.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import structlog
 from sqlmodel import Session, select
@@ -24,64 +26,76 @@ from gateway.route.channels import ZoneChannel
 from gateway.validate import Checked, Limits, check_document, size_refusal
 
 
+@dataclass
+class _Work:
+    """A flow and what has been decided about it so far."""
+
+    flow: Flow
+    invoices: list[Invoice] = field(default_factory=list)
+    pending: list[Delivery] = field(default_factory=list)
+
+
 def process(app: App, flow_id: str, attempts: int = 1) -> FlowState:
     """Bring a claimed flow to its final state; returns that state."""
     with structlog.contextvars.bound_contextvars(flow_id=flow_id):
-        flow = _load(app, flow_id)
-        structlog.contextvars.bind_contextvars(account=flow.account)
-        if not flow.acknowledged:
-            acknowledge(app, flow)
-        if attempts > app.settings.worker.max_attempts:
-            _fail(app, flow, attempts)
-        invoices = _invoices(app, flow)
-        _deliver_pending(app, flow)
-        return _finish(app, flow, invoices)
+        work = _load(app, flow_id)
+        structlog.contextvars.bind_contextvars(account=work.flow.account)
+        if not work.flow.acknowledged:
+            acknowledge(app, work.flow)
+        if not work.invoices and not any_fatal(loads(work.flow.findings)):
+            _judge_flow(app, work, attempts)
+        delivered = [(d, _deliver(app, work, d)) for d in work.pending]
+        return _finish(app, work, delivered)
 
 
-def _load(app: App, flow_id: str) -> Flow:
+def _load(app: App, flow_id: str) -> _Work:
     with session_scope(app.engine) as session:
-        return session.get(Flow, flow_id)
+        flow = session.get(Flow, flow_id)
+        invoices = session.exec(select(Invoice).where(Invoice.flow_id == flow_id).order_by(Invoice.seq)).all()
+        pending = session.exec(
+            select(Delivery).join(Invoice, Delivery.invoice_id == Invoice.id)
+            .where(Invoice.flow_id == flow_id, Delivery.state == DeliveryState.PENDING)
+        ).all()
+    return _Work(flow, list(invoices), list(pending))
 
 
-def _fail(app: App, flow: Flow, attempts: int) -> None:
-    """A flow that keeps failing is ended as INCIDENTE rather than retried forever."""
-    finding = Finding(stage="flow", rule="FLOW-PROCESSING-FAILED",
-                      message=f"Processing failed {attempts - 1} times; the operator has been alerted. "
-                              "Send the flow again or contact support.")
-    _set_flow_findings(app, flow, loads(flow.findings) + [finding])
-
-
-def _set_flow_findings(app: App, flow: Flow, findings: list[Finding]) -> None:
-    flow.findings = dumps(findings)
+def _judge_flow(app: App, work: _Work, attempts: int) -> None:
+    """Judge the flow's content, recording the verdicts and the deliveries to make in one transaction."""
+    flow = work.flow
+    limits = Limits(max_bytes=app.settings.ingest.max_flow_bytes)
+    refusal = _flow_refusal(flow, attempts, app.settings.worker.max_attempts, limits)
+    checked = None
+    if refusal is None:
+        checked = check_document(app.store.get(flow.sha256), limits)
+        flow.syntax = checked.syntax
+        refusal = [f for f in checked.findings if f.stage == "admissibility"] or None
     with session_scope(app.engine) as session:
         stored = session.get(Flow, flow.id)
-        stored.findings, stored.syntax = flow.findings, flow.syntax
-        for f in findings:
-            events.record(session, flow.id, "flow_check_failed", stage=f.stage, rule=f.rule, message=f.message)
-
-
-def _invoices(app: App, flow: Flow) -> list[Invoice]:
-    """The flow's judged invoices, judging them now if no earlier attempt did."""
-    with session_scope(app.engine) as session:
-        done = session.exec(select(Invoice).where(Invoice.flow_id == flow.id).order_by(Invoice.seq)).all()
-    if done or any_fatal(loads(flow.findings)):
-        return list(done)
-    limits = Limits(max_bytes=app.settings.ingest.max_flow_bytes)
-    too_large = size_refusal(flow.size, limits)
-    if too_large is not None:  # decided from the size alone: the file is never read
-        _set_flow_findings(app, flow, [too_large])
-        return []
-    checked = check_document(app.store.get(flow.sha256), limits)
-    flow.syntax = checked.syntax
-    admissibility = [f for f in checked.findings if f.stage == "admissibility"]
-    if admissibility:
-        _set_flow_findings(app, flow, admissibility)
-        return []
-    with session_scope(app.engine) as session:
-        session.get(Flow, flow.id).syntax = checked.syntax
+        if refusal:
+            flow.findings = stored.findings = dumps(loads(flow.findings) + refusal)
+            for f in refusal:
+                events.record(session, flow.id, "flow_refused", stage=f.stage, rule=f.rule, message=f.message)
+            return
+        stored.syntax = checked.syntax
         events.record(session, flow.id, "syntax_detected", syntax=checked.syntax)
         invoice = _judge(session, flow, seq=1, name=flow.original_name, sha256=flow.sha256, checked=checked)
-    return [invoice]
+        work.invoices.append(invoice)
+        session.flush()  # the invoice row before its delivery's foreign key
+        if invoice.verdict is Verdict.ACCEPTED:
+            delivery = Delivery(invoice_id=invoice.id, destination=invoice.recipient, file_name=f"{invoice.id}.xml")
+            session.add(delivery)
+            session.flush()
+            work.pending.append(delivery)
+
+
+def _flow_refusal(flow: Flow, attempts: int, max_attempts: int, limits: Limits) -> list[Finding] | None:
+    """Refusals decided without reading the content: a flow that keeps failing, or one too large."""
+    if attempts > max_attempts:  # ended as INCIDENTE rather than retried forever
+        return [Finding(stage="flow", rule="FLOW-PROCESSING-FAILED",
+                        message=f"Processing failed {attempts - 1} times; the operator has been alerted. "
+                                "Send the flow again or contact support.")]
+    too_large = size_refusal(flow.size, limits)
+    return [too_large] if too_large else None
 
 
 def _judge(session: Session, flow: Flow, seq: int, name: str, sha256: str, checked: Checked) -> Invoice:
@@ -96,17 +110,13 @@ def _judge(session: Session, flow: Flow, seq: int, name: str, sha256: str, check
         decision = route(session, data)
         findings += decision.findings
         invoice.recipient = decision.recipient
-        events.record(session, flow.id, "routed" if decision.recipient and not decision.findings else "route_refused",
+        events.record(session, flow.id, "routed" if decision.accepted else "route_refused",
                       invoice_id=invoice.id, buyer_siret=data.buyer_siret, recipient=decision.recipient,
                       rules=[f.rule for f in decision.findings])
     if not any_fatal(findings) and invoice.recipient:
         invoice.verdict = Verdict.ACCEPTED
     invoice.findings = dumps(findings)
     session.add(invoice)
-    session.flush()
-    if invoice.verdict is Verdict.ACCEPTED:
-        session.add(Delivery(invoice_id=invoice.id, destination=invoice.recipient,
-                             file_name=f"{invoice.id}.xml"))
     events.record(session, flow.id, f"invoice_{invoice.verdict.value}", invoice_id=invoice.id,
                   number=invoice.number, rules=[f.rule for f in findings if f.fatal])
     return invoice
@@ -117,20 +127,9 @@ def _data_fields(data) -> dict:
                                           "buyer_siret", "service_code", "engagement", "total", "currency")}
 
 
-def _deliver_pending(app: App, flow: Flow) -> None:
-    channel = ZoneChannel(app.zones)
-    with session_scope(app.engine) as session:
-        pending = session.exec(
-            select(Delivery, Invoice).join(Invoice, Delivery.invoice_id == Invoice.id)
-            .where(Invoice.flow_id == flow.id, Delivery.state == DeliveryState.PENDING)
-        ).all()
-    for delivery, invoice in pending:
-        where = channel.deliver(delivery.destination, delivery.file_name, app.store.get(invoice.sha256))
-        with session_scope(app.engine) as session:
-            stored = session.get(Delivery, delivery.id)
-            stored.state, stored.attempts, stored.delivered_at = DeliveryState.DELIVERED, stored.attempts + 1, utcnow()
-            events.record(session, flow.id, "delivered", invoice_id=invoice.id,
-                          recipient=delivery.destination, to=where)
+def _deliver(app: App, work: _Work, delivery: Delivery) -> str:
+    invoice = next(i for i in work.invoices if i.id == delivery.invoice_id)
+    return ZoneChannel(app.zones).deliver(delivery.destination, delivery.file_name, app.store.get(invoice.sha256))
 
 
 def final_state(flow_findings: list[Finding], invoices: list[Invoice]) -> FlowState:
@@ -145,15 +144,24 @@ def final_state(flow_findings: list[Finding], invoices: list[Invoice]) -> FlowSt
     return FlowState.INTEGRE_PARTIEL if accepted else FlowState.REJETE
 
 
-def _finish(app: App, flow: Flow, invoices: list[Invoice]) -> FlowState:
+def _finish(app: App, work: _Work, delivered: list[tuple[Delivery, str]]) -> FlowState:
+    """Write the report, then record the deliveries made and the final state in one transaction."""
+    flow, invoices = work.flow, work.invoices
     state = final_state(loads(flow.findings), invoices)
     flow.state, processed_at = state, utcnow()
-    app.emit(flow.account, f"{flow.id}.report.xml", build_report(flow, invoices, processed_at))
+    report_name = f"{flow.id}.report.xml"
+    app.emit(flow.account, report_name, build_report(flow, invoices, processed_at))
     with session_scope(app.engine) as session:
+        for delivery, where in delivered:
+            stored = session.get(Delivery, delivery.id)
+            stored.state, stored.delivered_at = DeliveryState.DELIVERED, processed_at
+            stored.attempts += 1
+            events.record(session, flow.id, "delivered", invoice_id=delivery.invoice_id,
+                          recipient=delivery.destination, to=where)
         stored = session.get(Flow, flow.id)
         stored.state, stored.reported, stored.finished_at = state, True, processed_at
         stored.lease_owner = stored.lease_expires_at = None
-        events.record(session, flow.id, "report_written", name=f"{flow.id}.report.xml")
-        events.record(session, flow.id, "flow_finished", state=state.value,
-                      invoices=len(invoices), accepted=sum(i.verdict is Verdict.ACCEPTED for i in invoices))
+        events.record(session, flow.id, "report_written", name=report_name)
+        events.record(session, flow.id, "flow_finished", state=state.value, invoices=len(invoices),
+                      accepted=sum(i.verdict is Verdict.ACCEPTED for i in invoices))
     return state

@@ -6,6 +6,7 @@ import pytest
 
 from gateway import config as config_module
 from gateway.app import App
+from gateway.log import configure_logging
 from gateway.runner import Gateway
 from tests.harness import load_samples, write_config
 
@@ -19,6 +20,7 @@ def config_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def app(config_file: Path) -> App:
+    configure_logging("debug", None)  # JSON lines on the test's captured stderr, shown when it fails
     return App.from_settings(config_module.load(config_file))
 
 
