@@ -128,9 +128,14 @@ class GatewayProcess:
         self.proc.wait(timeout=10)
 
     def stop(self) -> int:
+        """SIGTERM, and the exit code; a child that ignores it is killed so no test leaves one behind."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
 
 
 _NUMBER_PATHS = (

@@ -41,14 +41,17 @@ def test_sigkill_while_processing_loses_nothing_and_duplicates_nothing(tmp_path)
     dropper = threading.Thread(target=_stream, args=(root, contents, stop))
     dropper.start()
     rng = random.Random(7)
-    for threshold in sorted(rng.sample(range(5, 115), 6)):
-        wait_for(lambda: len(acks()) >= threshold, 60, f"{threshold} acknowledgements")
-        stop.wait(rng.uniform(0, 0.05))  # a random moment after the threshold, not synchronisation
-        gateway.kill()
-        gateway.start()
-    dropper.join()
-    wait_for(lambda: len(reports()) >= len(contents), 120, "every report")
-    assert gateway.stop() == 0
+    try:
+        for threshold in sorted(rng.sample(range(5, 115), 6)):
+            wait_for(lambda: len(acks()) >= threshold, 60, f"{threshold} acknowledgements")
+            stop.wait(rng.uniform(0, 0.05))  # a random moment after the threshold, not synchronisation
+            gateway.kill()
+            gateway.start()
+        dropper.join()
+        wait_for(lambda: len(reports()) >= len(contents), 120, "every report")
+    finally:
+        stop.set()
+        assert gateway.stop() == 0
 
     assert list(inbox(root, SUPPLIER).iterdir()) == []
     names = Counter(etree.parse(str(p)).getroot().findtext("a:originalName", namespaces=ACK_NS) for p in acks())
