@@ -7,6 +7,7 @@ whatever directory it is started from.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 
@@ -31,6 +32,9 @@ class IngestSettings(_Section):
     stable_interval: float = Field(0.2, gt=0)
     empty_grace: float = Field(5.0, gt=0)
     max_flow_bytes: int = Field(100 * 1024 * 1024, gt=0)
+    batch_max_members: int = Field(500, gt=0)
+    batch_max_expanded_bytes: int = Field(1 << 30, gt=0)
+    batch_max_ratio: float = Field(200.0, gt=1)
     watch_events: bool = True
 
 
@@ -39,6 +43,22 @@ class WorkerSettings(_Section):
     poll_interval: float = Field(0.5, gt=0)
     lease_seconds: float = Field(30.0, gt=0)
     max_attempts: int = Field(5, ge=1)
+
+
+class SftpSettings(_Section):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(2222, ge=0, le=65535)
+    login_grace: float = Field(30.0, gt=0)
+    max_connections: int = Field(64, ge=1)
+    max_connections_per_ip: int = Field(8, ge=1)
+    auth_delay: float = Field(1.0, ge=0)
+    auth_delay_max: float = Field(16.0, ge=0)
+    ban_after: int = Field(10, ge=1)
+    ban_seconds: float = Field(900.0, gt=0)
+    max_file_bytes: int = Field(100 * 1024 * 1024, gt=0)
+    max_files_per_session: int = Field(10000, ge=1)
+    file_name_pattern: re.Pattern[str] = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class LogSettings(_Section):
@@ -50,6 +70,7 @@ class Settings(_Section):
     gateway: GatewaySettings = GatewaySettings()
     ingest: IngestSettings = IngestSettings()
     worker: WorkerSettings = WorkerSettings()
+    sftp: SftpSettings = SftpSettings()
     log: LogSettings = LogSettings()
 
     @property
@@ -59,6 +80,10 @@ class Settings(_Section):
     @property
     def spool_dir(self) -> Path:
         return self.gateway.data_dir / "spool"
+
+    @property
+    def sftp_host_key(self) -> Path:
+        return self.gateway.data_dir / "sftp_host_ed25519_key"
 
 
 def _anchor(settings: Settings, base: Path) -> Settings:

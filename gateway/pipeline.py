@@ -23,7 +23,9 @@ from gateway.models import Delivery, DeliveryState, Flow, FlowState, Invoice, Ve
 from gateway.returns import build_report
 from gateway.route import route
 from gateway.route.channels import ZoneChannel
-from gateway.validate import Checked, Limits, check_document, size_refusal
+from gateway.validate import Checked, Limits, size_refusal
+from gateway.validate.contents import (ArchiveLimits, ArchiveRefused, Member, check_member, is_batch,
+                                       kind_of, members, type_refusal)
 
 
 @dataclass
@@ -60,15 +62,22 @@ def _load(app: App, flow_id: str) -> _Work:
 
 
 def _judge_flow(app: App, work: _Work, attempts: int) -> None:
-    """Judge the flow's content, recording the verdicts and the deliveries to make in one transaction."""
+    """Judge every document of the flow, then record verdicts and deliveries in one transaction.
+
+    Documents are judged before the transaction opens, so a large batch never holds the database's
+    write lock while it is being validated; a crash before the commit simply judges it again.
+    """
     flow = work.flow
-    limits = Limits(max_bytes=app.settings.ingest.max_flow_bytes)
-    refusal = _flow_refusal(flow, attempts, app.settings.worker.max_attempts, limits)
-    checked = None
+    refusal = _flow_refusal(app, flow, attempts)
+    judged: list[tuple[Member, str, Checked]] = []
     if refusal is None:
-        checked = check_document(app.store.get(flow.sha256), limits)
-        flow.syntax = checked.syntax
-        refusal = [f for f in checked.findings if f.stage == "admissibility"] or None
+        try:
+            judged = _judge_documents(app, flow)
+        except ArchiveRefused as exc:
+            refusal = [exc.finding]
+    batch = is_batch(kind_of(flow.original_name))
+    if refusal is None and not batch:  # a lone document that is not admissible refuses the flow itself
+        refusal = [f for f in judged[0][2].findings if f.stage == "admissibility"] or None
     with session_scope(app.engine) as session:
         stored = session.get(Flow, flow.id)
         if refusal:
@@ -76,26 +85,46 @@ def _judge_flow(app: App, work: _Work, attempts: int) -> None:
             for f in refusal:
                 events.record(session, flow.id, "flow_refused", stage=f.stage, rule=f.rule, message=f.message)
             return
-        stored.syntax = checked.syntax
-        events.record(session, flow.id, "syntax_detected", syntax=checked.syntax)
-        invoice = _judge(session, flow, seq=1, name=flow.original_name, sha256=flow.sha256, checked=checked)
-        work.invoices.append(invoice)
-        session.flush()  # the invoice row before its delivery's foreign key
-        if invoice.verdict is Verdict.ACCEPTED:
-            delivery = Delivery(invoice_id=invoice.id, destination=invoice.recipient, file_name=f"{invoice.id}.xml")
-            session.add(delivery)
-            session.flush()
-            work.pending.append(delivery)
+        flow.syntax = stored.syntax = kind_of(flow.original_name) if batch else judged[0][2].syntax
+        events.record(session, flow.id, "syntax_detected", syntax=flow.syntax, documents=len(judged))
+        for seq, (member, sha256, checked) in enumerate(judged, start=1):
+            invoice = _judge(session, flow, seq, member.name, sha256, checked)
+            work.invoices.append(invoice)
+        session.flush()  # invoice rows before their deliveries' foreign keys
+        for invoice in work.invoices:
+            if invoice.verdict is Verdict.ACCEPTED:
+                suffix = ".pdf" if kind_of(invoice.name) == "pdf" else ".xml"
+                delivery = Delivery(invoice_id=invoice.id, destination=invoice.recipient,
+                                    file_name=f"{invoice.id}{suffix}")
+                session.add(delivery)
+                work.pending.append(delivery)
+        session.flush()
 
 
-def _flow_refusal(flow: Flow, attempts: int, max_attempts: int, limits: Limits) -> list[Finding] | None:
-    """Refusals decided without reading the content: a flow that keeps failing, or one too large."""
-    if attempts > max_attempts:  # ended as INCIDENTE rather than retried forever
+def _judge_documents(app: App, flow: Flow) -> list[tuple[Member, str, Checked]]:
+    """Check each document the flow carries; archive members are kept in the store for delivery."""
+    settings = app.settings.ingest
+    limits = Limits(max_bytes=settings.max_flow_bytes)
+    archive_limits = ArchiveLimits(settings.batch_max_members, settings.batch_max_expanded_bytes,
+                                   settings.batch_max_ratio)
+    batch = is_batch(kind_of(flow.original_name))
+    judged = []
+    for member in members(app.store.path(flow.sha256), flow.original_name, archive_limits):
+        sha256 = app.store.put(member.content) if batch else flow.sha256
+        judged.append((member, sha256, check_member(member, limits)))
+    return judged
+
+
+def _flow_refusal(app: App, flow: Flow, attempts: int) -> list[Finding] | None:
+    """Refusals decided without reading the content: a flow that keeps failing, too large, of a wrong type."""
+    if attempts > app.settings.worker.max_attempts:  # ended as INCIDENTE rather than retried forever
         return [Finding(stage="flow", rule="FLOW-PROCESSING-FAILED",
                         message=f"Processing failed {attempts - 1} times; the operator has been alerted. "
                                 "Send the flow again or contact support.")]
-    too_large = size_refusal(flow.size, limits)
-    return [too_large] if too_large else None
+    too_large = size_refusal(flow.size, Limits(max_bytes=app.settings.ingest.max_flow_bytes))
+    if too_large:
+        return [too_large]
+    return None if kind_of(flow.original_name) else [type_refusal(flow.original_name)]
 
 
 def _judge(session: Session, flow: Flow, seq: int, name: str, sha256: str, checked: Checked) -> Invoice:
