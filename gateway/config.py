@@ -25,6 +25,7 @@ class GatewaySettings(_Section):
     data_dir: Path = Path("var")
     zones_dir: Path = Path("var/zones")
     database_url: str = "sqlite:///var/gateway.db"
+    timezone: str = "Europe/Paris"
 
 
 class IngestSettings(_Section):
@@ -61,6 +62,19 @@ class SftpSettings(_Section):
     file_name_pattern: re.Pattern[str] = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
+class ValidateSettings(_Section):
+    processes: int = Field(0, ge=0)  # 0: one per core
+    time_budget: float = Field(30.0, gt=0)
+    max_bytes: int = Field(20 * 1024 * 1024, gt=0)
+    max_lines: int = Field(20000, gt=0)
+    profile: str = "auto"
+    packs_dir: Path | None = None  # None: gateway.validate.rules.packs_dir()
+
+    @property
+    def pool_size(self) -> int:
+        return self.processes or os.cpu_count() or 1
+
+
 class LogSettings(_Section):
     level: str = "info"
     file: Path | None = None
@@ -71,6 +85,7 @@ class Settings(_Section):
     ingest: IngestSettings = IngestSettings()
     worker: WorkerSettings = WorkerSettings()
     sftp: SftpSettings = SftpSettings()
+    validation: ValidateSettings = Field(ValidateSettings(), alias="validate")  # `validate` is BaseModel's
     log: LogSettings = LogSettings()
 
     @property
@@ -96,9 +111,16 @@ def _anchor(settings: Settings, base: Path) -> Settings:
         rest = g.database_url[len(prefix):]
         if rest and not rest.startswith(":memory:"):
             g.database_url = prefix + str(base / rest)
+    if settings.validation.packs_dir is not None:
+        settings.validation.packs_dir = base / settings.validation.packs_dir
     if settings.log.file is not None:
         settings.log.file = base / settings.log.file
     return settings
+
+
+def defaults(base: Path) -> Settings:
+    """The settings without a configuration file, relative paths taken from base."""
+    return _anchor(Settings(), base)
 
 
 def config_path(explicit: str | os.PathLike | None = None) -> Path:

@@ -59,6 +59,25 @@ class AccountSiret(SQLModel, table=True):
     siret: str = Field(primary_key=True, index=True)
 
 
+class AccountPassword(SQLModel, table=True):
+    """An account's SFTP password, as a salted slow hash (gateway.ingest.sftp.auth); never the password.
+
+    Credentials live in tables of their own, not in Account, so an existing database gains them at
+    start-up (create_all) without a migration.
+    """
+
+    account: str = Field(primary_key=True, foreign_key="account.name")
+    hash: str
+
+
+class AccountKey(SQLModel, table=True):
+    """A public key an account logs in with over SFTP: one OpenSSH authorized_keys line, without options."""
+
+    account: str = Field(primary_key=True, foreign_key="account.name")
+    key: str = Field(primary_key=True)  # "<type> <base64 blob>", as compared at login
+    comment: str = ""
+
+
 class Structure(SQLModel, table=True):
     """A public structure of the directory (one row of Chorus Pro's 21-column export)."""
 
