@@ -1,0 +1,99 @@
+"""SFTP credentials: password hashes, authorized public keys, and the check made at login.
+
+Passwords are kept as scrypt hashes with their own salt and cost, so the cost can be raised later
+without invalidating stored hashes. A login for an unknown account or an account without a
+password is checked against a dummy hash, so that the answer takes the same time whether the
+account exists or not: timing does not tell an attacker which names are valid.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import hashlib
+import hmac
+import os
+
+import paramiko
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from gateway.db import session_scope
+from gateway.models import AccountKey, AccountPassword
+
+_SCHEME = "scrypt"
+_COST = {"n": 2**14, "r": 8, "p": 1}  # 16 MiB and about 70 ms per check on the reference machine
+_MAXMEM = 64 * 1024 * 1024
+
+
+def hash_password(password: str) -> str:
+    """'scrypt$n$r$p$salt$digest', salt and digest in base64."""
+    salt = os.urandom(16)
+    digest = _scrypt(password.encode(), salt, **_COST)
+    return "$".join([_SCHEME, *(str(_COST[k]) for k in "nrp"), _b64(salt), _b64(digest)])
+
+
+def verify_password(password: str | bytes, encoded: str | None) -> bool:
+    """True if password matches encoded; costs one scrypt even when encoded is None."""
+    candidate = password.encode() if isinstance(password, str) else password
+    scheme, n, r, p, salt, digest = (encoded or _dummy_hash()).split("$")
+    if scheme != _SCHEME:
+        raise ValueError(f"unknown password hash scheme {scheme!r}")
+    computed = _scrypt(candidate, base64.b64decode(salt), n=int(n), r=int(r), p=int(p))
+    return hmac.compare_digest(computed, base64.b64decode(digest)) and encoded is not None
+
+
+class KeyLineError(ValueError):
+    """An authorized_keys line the gateway cannot use."""
+
+
+def parse_key_line(line: str) -> tuple[str, str]:
+    """One authorized_keys line -> (key as compared at login, comment).
+
+    Lines with options (from=, command=...) are refused rather than accepted without their
+    restrictions, which would grant more than their author meant.
+    """
+    fields = line.split(maxsplit=2)
+    if len(fields) < 2:
+        raise KeyLineError("expected '<type> <base64 key> [comment]'")
+    try:
+        key = paramiko.PKey.from_type_string(fields[0], base64.b64decode(fields[1], validate=True))
+    except (binascii.Error, paramiko.SSHException, paramiko.pkey.UnknownKeyType, ValueError) as exc:
+        raise KeyLineError(f"not a public key this server accepts ({fields[0][:40]}): {exc}") from exc
+    return key_text(key), fields[2].strip() if len(fields) > 2 else ""
+
+
+def key_text(key: paramiko.PKey) -> str:
+    return f"{key.get_name()} {key.get_base64()}"
+
+
+class Credentials:
+    """Looks up an account's credentials in the database at each login, so changes apply at once."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def check_password(self, account: str, password: str | bytes) -> bool:
+        with session_scope(self.engine) as session:
+            stored = session.get(AccountPassword, account)
+        return verify_password(password, stored.hash if stored else None)
+
+    def check_key(self, account: str, key: paramiko.PKey) -> bool:
+        with session_scope(self.engine) as session:
+            found = session.exec(select(AccountKey.key).where(AccountKey.account == account,
+                                                              AccountKey.key == key_text(key))).first()
+        return found is not None
+
+
+def _scrypt(password: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(password, salt=salt, n=n, r=r, p=p, maxmem=_MAXMEM, dklen=32)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return hash_password(os.urandom(16).hex())

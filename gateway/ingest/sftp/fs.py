@@ -1,0 +1,309 @@
+"""Zone confinement: what an account sees over SFTP is `/in` (upload, list) and `/out` (download, delete).
+
+Every path a client sends is clamped into that virtual tree before anything else: `..` stops at
+`/`, absolute paths are read inside it, and anything deeper than `/in/<name>` or `/out/<name>` does
+not exist. The two real folders are opened once per session, refusing symlinks (O_NOFOLLOW), and
+every operation is made relative to those descriptors on a single name, again without following
+symlinks: nothing planted in a zone can lead out of it. Names starting with a dot are the
+gateway's own temporary files and are invisible. Errors are SFTP status codes, which carry no path.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import stat
+import struct
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import paramiko
+from paramiko.message import Message
+from paramiko.sftp import (CMD_INIT, CMD_VERSION, SFTP_NO_SUCH_FILE, SFTP_OK, SFTP_OP_UNSUPPORTED,
+                           SFTP_PERMISSION_DENIED, SFTPError)
+
+from gateway.app import App
+from gateway.ingest.sftp.uploads import Handoff, Upload
+from gateway.ingest.watcher import is_final_name
+from gateway.log import log
+
+INBOX, OUTBOX = "in", "out"
+_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # NONBLOCK: a planted FIFO never blocks
+_REMEMBERED = 256  # files sent in a session that still answer stat once intake has taken them
+
+
+@dataclass(frozen=True)
+class Target:
+    """A clamped path: the root (folder None), a folder (name None), or a file in a folder."""
+
+    folder: str | None
+    name: str | None = None
+
+
+def clamp(path: str) -> list[str]:
+    """The components of path read from the virtual root, `..` never climbing above it."""
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part not in ("", "."):
+            parts.append(part)
+    return parts
+
+
+def resolve(path: str) -> Target | None:
+    """The target path names, or None if it names nothing an account may see."""
+    parts = clamp(path)
+    if not parts:
+        return Target(None)
+    if parts[0] not in (INBOX, OUTBOX) or len(parts) > 2 or (len(parts) == 2 and parts[1].startswith(".")):
+        return None
+    return Target(parts[0], parts[1] if len(parts) == 2 else None)
+
+
+def _os_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Answer an OSError with its SFTP status code, which says what went wrong but not where."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except OSError as exc:
+            return paramiko.SFTPServer.convert_errno(exc.errno)
+
+    return wrapper
+
+
+def _regular(st: os.stat_result) -> os.stat_result:
+    """Links, FIFOs and devices are treated as absent: never followed, never served."""
+    if not stat.S_ISREG(st.st_mode):
+        raise FileNotFoundError
+    return st
+
+
+class ZoneSession(paramiko.SFTPServerInterface):
+    """One SFTP session of an authenticated account, confined to its zone."""
+
+    def __init__(self, server: Any, app: App, handoff: Handoff) -> None:
+        super().__init__(server)
+        self.connection = server
+        self.account: str = server.account
+        self.app, self.handoff = app, handoff
+        self.max_file_bytes = app.settings.sftp.max_file_bytes
+        self.ended = False
+        self._dirs: dict[str, int] = {}
+        self._sent: OrderedDict[str, paramiko.SFTPAttributes] = OrderedDict()
+
+    def session_started(self) -> None:
+        self.app.zones.ensure(self.account)
+        root = os.open(self.app.zones.zone(self.account), _DIRECTORY)
+        try:
+            self._dirs = {folder: os.open(folder, _DIRECTORY, dir_fd=root) for folder in (INBOX, OUTBOX)}
+        finally:
+            os.close(root)
+        log.info("sftp_login", account=self.account, ip=self.connection.ip, method=self.connection.method)
+
+    def session_ended(self) -> None:
+        """Called before paramiko closes the handles left open: those uploads are cut short."""
+        self.ended = True
+        for fd in self._dirs.values():
+            os.close(fd)
+        self._dirs = {}
+        log.info("sftp_logout", account=self.account, ip=self.connection.ip)
+
+    def canonicalize(self, path: str) -> str:
+        return "/" + "/".join(clamp(path))
+
+    @_os_errors
+    def list_folder(self, path: str) -> list[paramiko.SFTPAttributes] | int:
+        target = resolve(path)
+        if target is None or target.name is not None:
+            return SFTP_NO_SUCH_FILE
+        if target.folder is None:
+            return [self._folder_attributes(folder) for folder in (INBOX, OUTBOX)]
+        return list(self._entries(target.folder))
+
+    @_os_errors
+    def stat(self, path: str) -> paramiko.SFTPAttributes | int:
+        target = resolve(path)
+        if target is None:
+            return SFTP_NO_SUCH_FILE
+        if target.name is None:
+            return self._folder_attributes(target.folder or "/")
+        try:
+            return paramiko.SFTPAttributes.from_stat(self._file_stat(target), target.name)
+        except FileNotFoundError:
+            if target.folder == INBOX and target.name in self._sent:
+                return self._sent[target.name]
+            raise
+
+    def uploaded(self, name: str, attributes: paramiko.SFTPAttributes) -> None:
+        """Remember a file this session sent: intake takes it from in/ at once, but clients check
+        it after closing it (paramiko's put stats it, WinSCP sets its time) and would fail."""
+        self._sent[name] = attributes
+        self._sent.move_to_end(name)
+        if len(self._sent) > _REMEMBERED:
+            self._sent.popitem(last=False)
+
+    lstat = stat  # symlinks are never seen, so there is nothing for lstat to tell apart
+
+    @_os_errors
+    def open(self, path: str, flags: int, attr: paramiko.SFTPAttributes) -> paramiko.SFTPHandle | int:
+        target = resolve(path)
+        if target is None or target.name is None:
+            return SFTP_NO_SUCH_FILE if target is None else SFTP_PERMISSION_DENIED
+        writing = bool(flags & (os.O_WRONLY | os.O_RDWR))
+        if target.folder == OUTBOX:
+            return SFTP_PERMISSION_DENIED if writing else self._download(target.name)
+        if not writing:
+            return SFTP_PERMISSION_DENIED  # in/ is for sending: what was sent is taken away at once
+        return self._upload(target.name, resume=not flags & os.O_TRUNC)
+
+    @_os_errors
+    def remove(self, path: str) -> int:
+        target = resolve(path)
+        if target is None or target.name is None:
+            return SFTP_NO_SUCH_FILE if target is None else SFTP_PERMISSION_DENIED
+        if target.folder == INBOX and is_final_name(target.name):
+            return SFTP_PERMISSION_DENIED  # already handed to the gateway
+        self._file_stat(target)
+        os.unlink(target.name, dir_fd=self._dirs[target.folder])
+        log.info("sftp_remove", account=self.account, folder=target.folder, name=target.name)
+        return SFTP_OK
+
+    def rename(self, oldpath: str, newpath: str) -> int:
+        return self._rename(oldpath, newpath, replace=False)
+
+    def posix_rename(self, oldpath: str, newpath: str) -> int:
+        return self._rename(oldpath, newpath, replace=True)
+
+    @_os_errors
+    def _rename(self, oldpath: str, newpath: str, replace: bool) -> int:
+        """Within in/, from a temporary name: into a final name hands the file to intake."""
+        source, target = resolve(oldpath), resolve(newpath)
+        if source is None or source.name is None:
+            return SFTP_NO_SUCH_FILE
+        if (source.folder, target and target.folder) != (INBOX, INBOX) or not target.name:
+            return SFTP_PERMISSION_DENIED
+        if is_final_name(source.name) or not self._allowed_name(target.name):
+            return SFTP_PERMISSION_DENIED
+        attributes = paramiko.SFTPAttributes.from_stat(self._file_stat(source), target.name)
+        inbox = self._dirs[INBOX]
+        if is_final_name(target.name):
+            self.handoff.finish(self.account, inbox, source.name, target.name)
+            self.uploaded(target.name, attributes)
+        elif replace:
+            os.rename(source.name, target.name, src_dir_fd=inbox, dst_dir_fd=inbox)
+        else:  # SFTP's own rename never replaces: link fails if the name is taken
+            os.link(source.name, target.name, src_dir_fd=inbox, dst_dir_fd=inbox, follow_symlinks=False)
+            os.unlink(source.name, dir_fd=inbox)
+        return SFTP_OK
+
+    def chattr(self, path: str, attr: paramiko.SFTPAttributes) -> int:
+        """Modes, owners and times are the gateway's business: accepted and ignored."""
+        return SFTP_OK if isinstance(self.stat(path), paramiko.SFTPAttributes) else SFTP_NO_SUCH_FILE
+
+    def mkdir(self, path: str, attr: paramiko.SFTPAttributes) -> int:
+        return SFTP_PERMISSION_DENIED
+
+    def rmdir(self, path: str) -> int:
+        return SFTP_PERMISSION_DENIED
+
+    def symlink(self, target_path: str, path: str) -> int:
+        return SFTP_OP_UNSUPPORTED
+
+    def readlink(self, path: str) -> int:
+        return SFTP_OP_UNSUPPORTED
+
+    def _entries(self, folder: str) -> list[paramiko.SFTPAttributes]:
+        found = []
+        with os.scandir(self._dirs[folder]) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                try:
+                    found.append(paramiko.SFTPAttributes.from_stat(_regular(entry.stat(follow_symlinks=False)),
+                                                                   entry.name))
+                except FileNotFoundError:  # gone meanwhile (taken by intake), or not a regular file
+                    pass
+        return found
+
+    def _folder_attributes(self, folder: str) -> paramiko.SFTPAttributes:
+        attributes = paramiko.SFTPAttributes()
+        attributes.filename = folder
+        attributes.st_mode = stat.S_IFDIR | (0o755 if folder == OUTBOX else 0o733)
+        attributes.st_size = 0
+        return attributes
+
+    def _file_stat(self, target: Target) -> os.stat_result:
+        return _regular(os.stat(target.name, dir_fd=self._dirs[target.folder], follow_symlinks=False))
+
+    def _download(self, name: str) -> paramiko.SFTPHandle:
+        fd = os.open(name, _READ, dir_fd=self._dirs[OUTBOX])
+        try:
+            _regular(os.fstat(fd))
+        except OSError:
+            os.close(fd)
+            raise
+        log.info("sftp_download", account=self.account, name=name)
+        return Download(fd)
+
+    def _upload(self, name: str, resume: bool) -> paramiko.SFTPHandle | int:
+        if not self._allowed_name(name):
+            log.warning("sftp_upload_refused", account=self.account, original_name=name, reason="name")
+            return SFTP_PERMISSION_DENIED
+        if self.connection.files >= self.app.settings.sftp.max_files_per_session:
+            log.warning("sftp_upload_refused", account=self.account, original_name=name, reason="files per session")
+            return SFTP_PERMISSION_DENIED
+        self.connection.files += 1
+        return Upload(self, self._dirs[INBOX], name, resume)
+
+    def _allowed_name(self, name: str) -> bool:
+        return not name.startswith(".") and self.app.settings.sftp.file_name_pattern.fullmatch(name) is not None
+
+
+class Download(paramiko.SFTPHandle):
+    """A file of out/, read by offset from a descriptor opened without following links."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self.fd: int | None = fd
+
+    def read(self, offset: int, length: int) -> bytes | int:
+        return os.pread(self.fd, length, offset) if self.fd is not None else SFTP_NO_SUCH_FILE
+
+    def write(self, offset: int, data: bytes) -> int:
+        return SFTP_PERMISSION_DENIED
+
+    def stat(self) -> paramiko.SFTPAttributes:
+        return paramiko.SFTPAttributes.from_stat(os.fstat(self.fd))
+
+    def chattr(self, attr: paramiko.SFTPAttributes) -> int:
+        return SFTP_OK
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class ZoneSFTPServer(paramiko.SFTPServer):
+    """paramiko's SFTP subsystem, announcing posix-rename@openssh.com instead of check-file.
+
+    Clients rename with replace semantics only when the server announces the extension, and
+    paramiko has no setting for the announcement, so its version exchange is redone here.
+    """
+
+    def _send_server_version(self) -> int:
+        kind, data = self._read_packet()
+        if kind != CMD_INIT:
+            raise SFTPError("Incompatible sftp protocol")
+        msg = Message()
+        msg.add_int(3)
+        msg.add_string("posix-rename@openssh.com")
+        msg.add_string("1")
+        self._send_packet(CMD_VERSION, msg)
+        return struct.unpack(">I", data[:4])[0]

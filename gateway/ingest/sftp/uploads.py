@@ -1,0 +1,175 @@
+"""Uploads: written under a hidden name, named on a clean close, handed to intake when final.
+
+A file being written is a dot-file in the account's in/ (`.sftp-upload-<random>`), which the zone
+watcher and listings ignore, so no half-written file is ever seen under its final name. A clean
+close gives it the name the client asked for. paramiko also closes the handles a dropped connection
+left open, after calling session_ended(); those uploads are cut short and are deleted instead.
+
+A final name is then handed to intake from a thread of its own: intake fsyncs and commits (about
+8 ms), and a client waiting for that at each close would upload several times slower. The file is
+first linked under its final name in in/, so that after a crash the zone watcher takes it like any
+dropped file: an acknowledged close is never lost.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import secrets
+import threading
+from typing import Protocol
+
+import paramiko
+from paramiko.sftp import SFTP_FAILURE, SFTP_OK, SFTP_PERMISSION_DENIED
+
+from gateway.app import App
+from gateway.ingest.intake import Arrival, intake
+from gateway.ingest.watcher import is_final_name
+from gateway.log import log
+
+TEMPORARY_PREFIX = ".sftp-upload-"
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class Handoff:
+    """Moves finished uploads to their names and feeds final ones to intake, in order."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._queue: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="sftp-intake", daemon=True)
+
+    def start(self) -> None:
+        self._sweep()
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Hand over what is queued, then stop."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def finish(self, account: str, dir_fd: int, source: str, name: str) -> None:
+        """Give the file source (in the account's in/, open as dir_fd) its final name, and queue it.
+
+        Never replaces a file: if an earlier upload of the same name still waits for intake, this
+        one is taken at once under its current name instead, so that neither is lost.
+        """
+        try:
+            os.link(source, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+        except FileExistsError:
+            self._take_now(account, source, name)
+            return
+        os.unlink(source, dir_fd=dir_fd)
+        self._queue.put((account, name))
+
+    def _take_now(self, account: str, source: str, name: str) -> None:
+        path = self.app.zones.inbox(account) / source
+        try:
+            intake(self.app, path, Arrival(account=account, original_name=name, channel="sftp"))
+        except BaseException:
+            path.unlink(missing_ok=True)  # the client is told the upload failed
+            raise
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            account, name = item
+            try:
+                intake(self.app, self.app.zones.inbox(account) / name,
+                       Arrival(account=account, original_name=name, channel="sftp"))
+            except Exception:  # the file stays in in/ under its final name: the watcher retries it
+                log.exception("sftp_intake_failed", account=account, original_name=name)
+
+    def _sweep(self) -> None:
+        """Delete uploads a previous run left unfinished: only this process serves the zones."""
+        for account in self.app.zones.accounts():
+            for path in self.app.zones.inbox(account).glob(TEMPORARY_PREFIX + "*"):
+                path.unlink(missing_ok=True)
+                log.info("sftp_upload_discarded", account=account, reason="left by a previous run")
+
+
+class Upload(paramiko.SFTPHandle):
+    """A file being uploaded into in/: size-capped, written in place, named only on a clean close."""
+
+    def __init__(self, session: UploadSession, dir_fd: int, name: str, resume: bool) -> None:
+        super().__init__()
+        self.session, self.name = session, name
+        self.temporary = TEMPORARY_PREFIX + secrets.token_hex(8)
+        self.dir_fd = os.dup(dir_fd)  # the session's own may be closed before this handle
+        self.fd: int | None = self._open(resume)
+        self.size = 0
+
+    def _open(self, resume: bool) -> int:
+        """A new file, or, when the client resumes a temporary name without truncating, that file."""
+        if resume and not is_final_name(self.name):
+            try:
+                os.rename(self.name, self.temporary, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+                return os.open(self.temporary, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.dir_fd)
+            except FileNotFoundError:
+                pass
+        return os.open(self.temporary, _CREATE, 0o640, dir_fd=self.dir_fd)
+
+    def write(self, offset: int, data: bytes) -> int:
+        if self.fd is None:
+            return SFTP_FAILURE
+        if offset + len(data) > self.session.max_file_bytes:
+            self._discard("larger than max_file_bytes")
+            return SFTP_FAILURE
+        try:
+            os.pwrite(self.fd, data, offset)
+        except OSError as exc:
+            self._discard(f"write failed: {exc.strerror}")
+            return paramiko.SFTPServer.convert_errno(exc.errno)
+        self.size = max(self.size, offset + len(data))
+        return SFTP_OK
+
+    def read(self, offset: int, length: int) -> int:
+        return SFTP_PERMISSION_DENIED
+
+    def stat(self) -> paramiko.SFTPAttributes | int:
+        if self.fd is None:
+            return SFTP_FAILURE
+        return paramiko.SFTPAttributes.from_stat(os.fstat(self.fd), self.name)
+
+    def chattr(self, attr: paramiko.SFTPAttributes) -> int:
+        return SFTP_OK  # modes, owners and times are the gateway's business
+
+    def close(self) -> None:
+        if self.fd is None:
+            return
+        if self.session.ended:
+            self._discard("connection lost before the file was closed")
+            return
+        attributes = paramiko.SFTPAttributes.from_stat(os.fstat(self.fd), self.name)
+        os.close(self.fd)
+        self.fd = None
+        try:
+            self._name_it()
+        finally:
+            os.close(self.dir_fd)
+        self.session.uploaded(self.name, attributes)
+
+    def _name_it(self) -> None:
+        log.info("sftp_upload", account=self.session.account, original_name=self.name, size=self.size)
+        if is_final_name(self.name):
+            self.session.handoff.finish(self.session.account, self.dir_fd, self.temporary, self.name)
+        else:
+            os.rename(self.temporary, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+
+    def _discard(self, reason: str) -> None:
+        os.close(self.fd)
+        self.fd = None
+        os.unlink(self.temporary, dir_fd=self.dir_fd)
+        os.close(self.dir_fd)
+        log.warning("sftp_upload_discarded", account=self.session.account, original_name=self.name,
+                    reason=reason)
+
+
+class UploadSession(Protocol):
+    """What an upload needs to know of its SFTP session (fs.ZoneSession)."""
+
+    account: str
+    ended: bool
+    max_file_bytes: int
+    handoff: Handoff
+
+    def uploaded(self, name: str, attributes: paramiko.SFTPAttributes) -> None: ...
