@@ -1,8 +1,8 @@
-"""`gateway run`: one process running the zone watcher, the workers and a heartbeat.
+"""`gateway run`: one process running the SFTP server, the zone watcher, the workers and a heartbeat.
 
 As in uvicorn, signal handlers only record; the main loop notices and stops everything in order:
-the watcher first (no new flows), then the workers, each finishing the flow in hand, then the
-leases still held are released so another process may take them at once.
+the SFTP server and the watcher first (no new flows), then the workers, each finishing the flow in
+hand, then the leases still held are released so another process may take them at once.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from gateway import queue
 from gateway.app import App
 from gateway.db import session_scope
 from gateway.ingest.intake import recover
+from gateway.ingest.sftp import SftpServer
 from gateway.ingest.watcher import ZoneWatcher
 from gateway.log import log
 from gateway.models import Account, Flow, FlowState, Worker as WorkerRow, utcnow
@@ -31,6 +32,7 @@ class Gateway:
         self._threads: list[threading.Thread] = []
         self._stop_workers = threading.Event()
         self._stop_watcher = threading.Event()
+        self.sftp: SftpServer | None = None
 
     def handle_signal(self, signum: int, _frame) -> None:
         self.should_exit.set()
@@ -53,6 +55,9 @@ class Gateway:
         recovered = recover(self.app)
         log.info("gateway_started", owner=self.owner, recovered=recovered,
                  workers=self.app.settings.worker.threads, zones=str(self.app.zones.root))
+        if self.app.settings.sftp.enabled:
+            self.sftp = SftpServer(self.app)
+            self.sftp.start()
         watcher = ZoneWatcher(self.app)
         self._spawn("watcher", lambda: watcher.run(self._stop_watcher))
         for n in range(self.app.settings.worker.threads):
@@ -61,6 +66,8 @@ class Gateway:
         self._spawn("heartbeat", self._heartbeat)
 
     def stop(self) -> None:
+        if self.sftp is not None:
+            self.sftp.stop()
         self._stop_watcher.set()
         self._stop_workers.set()
         self.app.wakeup.set()
