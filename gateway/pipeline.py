@@ -10,9 +10,12 @@ file instead of adding one. A flow costs three transactions: load, judgement, en
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, timezone
+from zoneinfo import ZoneInfo
 
 import structlog
 from sqlmodel import Session, select
+from stdnum.fr import siret as siret_number
 
 from gateway import events
 from gateway.app import App
@@ -22,8 +25,10 @@ from gateway.ingest.intake import acknowledge
 from gateway.models import Delivery, DeliveryState, Flow, FlowState, Invoice, Verdict, utcnow
 from gateway.returns import build_report
 from gateway.route import route
+from gateway.route.controls import Deposit, check_deposit, duplicate_key
 from gateway.route.channels import ZoneChannel
 from gateway.validate import Checked, Limits, size_refusal
+from gateway.validate.extract import InvoiceData
 from gateway.validate.contents import (ArchiveLimits, ArchiveRefused, Member, check_member, is_batch,
                                        kind_of, members, type_refusal)
 
@@ -87,8 +92,9 @@ def _judge_flow(app: App, work: _Work, attempts: int) -> None:
             return
         flow.syntax = stored.syntax = kind_of(flow.original_name) if batch else judged[0][2].syntax
         events.record(session, flow.id, "syntax_detected", syntax=flow.syntax, documents=len(judged))
+        day, accepted_keys = _deposit_day(app, flow), set()
         for seq, (member, sha256, checked) in enumerate(judged, start=1):
-            invoice = _judge(session, flow, seq, member.name, sha256, checked)
+            invoice = _judge(session, flow, seq, member.name, sha256, checked, day, accepted_keys)
             work.invoices.append(invoice)
         session.flush()  # invoice rows before their deliveries' foreign keys
         for invoice in work.invoices:
@@ -99,6 +105,12 @@ def _judge_flow(app: App, work: _Work, attempts: int) -> None:
                 session.add(delivery)
                 work.pending.append(delivery)
         session.flush()
+
+
+def _deposit_day(app: App, flow: Flow) -> date:
+    """The day of deposit where the platform runs (an invoice dated today, Paris time, is not future)."""
+    received = flow.received_at if flow.received_at.tzinfo else flow.received_at.replace(tzinfo=timezone.utc)
+    return received.astimezone(ZoneInfo(app.settings.gateway.timezone)).date()
 
 
 def _judge_documents(app: App, flow: Flow) -> list[tuple[Member, str, Checked]]:
@@ -127,8 +139,12 @@ def _flow_refusal(app: App, flow: Flow, attempts: int) -> list[Finding] | None:
     return None if kind_of(flow.original_name) else [type_refusal(flow.original_name)]
 
 
-def _judge(session: Session, flow: Flow, seq: int, name: str, sha256: str, checked: Checked) -> Invoice:
-    """Record one invoice's verdict: its checks, then routing if it passed them."""
+def _judge(session: Session, flow: Flow, seq: int, name: str, sha256: str, checked: Checked,
+           day: date, accepted_keys: set) -> Invoice:
+    """Record one invoice's verdict: its checks, then routing and platform controls if it passed them.
+
+    accepted_keys holds the duplicate keys of the invoices accepted earlier in the same flow.
+    """
     data = checked.data
     invoice = Invoice(id=f"{flow.id}-{seq:03d}", flow_id=flow.id, seq=seq, name=name, sha256=sha256,
                       verdict=Verdict.REJECTED, **(_data_fields(data) if data else {}))
@@ -136,14 +152,18 @@ def _judge(session: Session, flow: Flow, seq: int, name: str, sha256: str, check
     events.record(session, flow.id, "xsd_checked", invoice_id=invoice.id, syntax=checked.syntax,
                   valid=checked.valid, rules=sorted({f.rule for f in findings}))
     if checked.valid:
+        controls = check_deposit(Deposit(session, data, flow.account, day, accepted_keys))
         decision = route(session, data)
-        findings += decision.findings
+        findings += controls + decision.findings
         invoice.recipient = decision.recipient
+        events.record(session, flow.id, "controls_checked", invoice_id=invoice.id,
+                      rules=[f.rule for f in controls])
         events.record(session, flow.id, "routed" if decision.accepted else "route_refused",
                       invoice_id=invoice.id, buyer_siret=data.buyer_siret, recipient=decision.recipient,
                       rules=[f.rule for f in decision.findings])
     if not any_fatal(findings) and invoice.recipient:
         invoice.verdict = Verdict.ACCEPTED
+        accepted_keys.add(duplicate_key(data))
     invoice.findings = dumps(findings)
     session.add(invoice)
     events.record(session, flow.id, f"invoice_{invoice.verdict.value}", invoice_id=invoice.id,
@@ -151,9 +171,12 @@ def _judge(session: Session, flow: Flow, seq: int, name: str, sha256: str, check
     return invoice
 
 
-def _data_fields(data) -> dict:
-    return {k: getattr(data, k) for k in ("syntax", "number", "issue_date", "type_code", "seller_siret",
-                                          "buyer_siret", "service_code", "engagement", "total", "currency")}
+def _data_fields(data: InvoiceData) -> dict:
+    fields = {k: getattr(data, k) for k in ("syntax", "number", "issue_date", "type_code", "service_code",
+                                            "engagement", "total", "currency")}
+    for key in ("seller_siret", "buyer_siret"):  # kept compact: the duplicate key compares them
+        fields[key] = siret_number.compact(getattr(data, key) or "") or None
+    return fields
 
 
 def _deliver(app: App, work: _Work, delivery: Delivery) -> str:

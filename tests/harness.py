@@ -45,10 +45,13 @@ def write_config(root: Path, overrides: dict | None = None) -> Path:
 
 
 def cli(config: Path, *args: str) -> str:
-    """Run a `gateway` command in-process; fail the test on a non-zero exit."""
+    """Run a `gateway` command in-process and return its standard output; fail the test on a non-zero exit.
+
+    Log lines go to standard error (and a running gateway's threads may log meanwhile): they are not output.
+    """
     result = CliRunner().invoke(main, ["--config", str(config), *args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout
 
 
 def load_samples(config: Path) -> None:

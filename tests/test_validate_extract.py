@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gateway.validate import check_document
@@ -160,6 +162,7 @@ def test_cii_invoice() -> None:
         engagement="EJ2000777",
         total="200.00",
         currency="EUR",
+        specification="urn:cen.eu:en16931:2017",
     )
 
 
@@ -189,3 +192,14 @@ def test_missing_fields_are_none() -> None:
     data = data_of(document)
     assert (data.service_code, data.engagement) == (None, None)
     assert data.number == "FA-2024-0042"
+
+
+
+def test_credit_note_references_its_invoice() -> None:
+    ubl = (Path(__file__).resolve().parents[1] / "samples" / "flows" / "ubl-creditnote-ok.xml").read_text()
+    assert data_of(ubl).preceding_invoice and data_of(ubl).specification == "urn:cen.eu:en16931:2017"
+    cii = CII_INVOICE.replace("</ram:SpecifiedTradeSettlementHeaderMonetarySummation>",
+                              "</ram:SpecifiedTradeSettlementHeaderMonetarySummation><ram:InvoiceReferencedDocument>"
+                              "<ram:IssuerAssignedID> FC/2024/1 </ram:IssuerAssignedID></ram:InvoiceReferencedDocument>")
+    assert data_of(cii).preceding_invoice == "FC/2024/1"
+    assert data_of(CII_INVOICE).preceding_invoice is None

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
+from typing import Any
 
 from sqlmodel import Session, select
 from stdnum.fr import siret as siret_number
@@ -25,7 +26,7 @@ from gateway.findings import Finding, any_fatal
 from gateway.models import Account, AccountSiret, Role, Service, Structure
 from gateway.validate.extract import InvoiceData
 
-__all__ = ["RULES", "STAGE", "Route", "Rule", "route", "rule"]
+__all__ = ["RULES", "STAGE", "Route", "Rule", "route", "rule", "run_rules"]
 
 STAGE = "directory"
 
@@ -89,7 +90,7 @@ class _Invoice:
         return self.session.exec(query).first()
 
 
-Check = Callable[[_Invoice], str | None]
+Check = Callable[[Any], str | None]  # a rule reads its own context: _Invoice here
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,8 @@ class Rule:
     check: Check
     halts: bool = False
 
-    def __call__(self, invoice: _Invoice) -> str | None:
-        return self.check(invoice)
+    def __call__(self, context: Any) -> str | None:
+        return self.check(context)
 
 
 def rule(rule_id: str, *, halts: bool = False) -> Callable[[Check], Rule]:
@@ -224,17 +225,23 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+def run_rules(rules: tuple[Rule, ...], context: object, stage: str) -> list[Finding]:
+    """Every rule's finding in order, up to the first halting rule that fails."""
+    findings: list[Finding] = []
+    for check in rules:
+        message = check(context)
+        if message is not None:
+            findings.append(Finding(stage, check.rule_id, message))
+            if check.halts:
+                break
+    return findings
+
+
 def route(session: Session, data: InvoiceData, today: date | None = None) -> Route:
     """Check an invoice's addressing against the directory and name the account that receives it.
 
     `today` (default: the current date) decides whether a service is open.
     """
     invoice = _Invoice(session, data, today or date.today())
-    findings: list[Finding] = []
-    for check in RULES:
-        message = check(invoice)
-        if message is not None:
-            findings.append(Finding(STAGE, check.rule_id, message))
-            if check.halts:
-                break
+    findings = run_rules(RULES, invoice, STAGE)
     return Route(findings, invoice.structure, invoice.recipient if invoice.structure else None)

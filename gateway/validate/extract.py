@@ -27,6 +27,8 @@ class InvoiceData:
     engagement: str | None = None
     total: str | None = None
     currency: str | None = None
+    preceding_invoice: str | None = None  # BT-25, the invoice a credit note corrects
+    specification: str | None = None  # BT-24, the specification identifier (CustomizationID)
 
 
 NAMESPACES = {
@@ -63,6 +65,8 @@ _UBL_FIELDS = {
     "engagement": ("cac:OrderReference/cbc:ID",),
     "total": ("cac:LegalMonetaryTotal/cbc:PayableAmount",),
     "currency": ("cbc:DocumentCurrencyCode",),
+    "preceding_invoice": ("cac:BillingReference/cac:InvoiceDocumentReference/cbc:ID",),
+    "specification": ("cbc:CustomizationID",),
 }
 _CII_FIELDS = {
     "number": ("rsm:ExchangedDocument/ram:ID",),
@@ -74,6 +78,8 @@ _CII_FIELDS = {
     "engagement": (_CII_AGREEMENT + "ram:BuyerOrderReferencedDocument/ram:IssuerAssignedID",),
     "total": (_CII_SETTLEMENT + "ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:DuePayableAmount",),
     "currency": (_CII_SETTLEMENT + "ram:InvoiceCurrencyCode",),
+    "preceding_invoice": (_CII_SETTLEMENT + "ram:InvoiceReferencedDocument/ram:IssuerAssignedID",),
+    "specification": ("rsm:ExchangedDocumentContext/ram:GuidelineSpecifiedDocumentContextParameter/ram:ID",),
 }
 
 Field = tuple[etree.XPath, ...]  # alternatives, first non-empty wins

@@ -1,0 +1,158 @@
+"""Platform controls (B2G): what Chorus Pro checks about who deposits an invoice and what it already holds.
+
+Like the routing rules, each control is a small function marked with `@rule(rule_id)` returning the
+supplier's message when the invoice breaks it. They read a `Deposit`: the invoice's data, the account
+that deposited it, the day it did, and the numbers already accepted earlier in the same flow.
+
+The duplicate key is (seller SIRET, invoice number): the domain notes leave open whether the year is
+part of it, and the stricter key is the one that never lets a supplier be paid twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cached_property
+
+from sqlmodel import Session, select
+from stdnum.fr import siret as siret_number
+
+from gateway.findings import Finding
+from gateway.models import AccountSiret, Invoice, Structure, Verdict
+from gateway.route.router import Rule, rule, run_rules
+from gateway.validate.extract import InvoiceData
+
+__all__ = ["CONTROLS", "STAGE", "Deposit", "check_deposit", "duplicate_key"]
+
+STAGE = "platform"
+MAX_NUMBER = 20
+MAX_ENGAGEMENT = 50
+PUBLIC_ONLY_SERVICE = "FACTURES_PUBLIQUES"
+# UNTDID 1001 codes that EN 16931 treats as credit notes.
+CREDIT_NOTE_CODES = frozenset({"81", "83", "261", "262", "296", "308", "381", "396", "420", "458", "532"})
+
+
+@dataclass
+class Deposit:
+    session: Session
+    data: InvoiceData
+    account: str
+    day: date
+    numbers_in_flow: set[tuple[str | None, str | None]] = field(default_factory=set)
+
+    @cached_property
+    def seller_siret(self) -> str | None:
+        return siret_number.compact(self.data.seller_siret or "") or None
+
+    @cached_property
+    def number(self) -> str | None:
+        return (self.data.number or "").strip() or None
+
+
+def duplicate_key(data: InvoiceData) -> tuple[str | None, str | None]:
+    return siret_number.compact(data.seller_siret or "") or None, (data.number or "").strip() or None
+
+
+def _invalid(label: str, value: str | None) -> str | None:
+    if value and not siret_number.is_valid(value):
+        return f"The {label} SIRET {value!r} is not a valid SIRET (14 digits with a valid check digit)."
+    return None
+
+
+@rule("B2G-SELLER-SIRET-INVALID")
+def seller_siret_invalid(deposit: Deposit) -> str | None:
+    return _invalid("seller", deposit.data.seller_siret)
+
+
+@rule("B2G-BUYER-SIRET-INVALID")
+def buyer_siret_invalid(deposit: Deposit) -> str | None:
+    return _invalid("buyer", deposit.data.buyer_siret)
+
+
+@rule("B2G-SELLER-NOT-HELD")
+def seller_not_held(deposit: Deposit) -> str | None:
+    if deposit.seller_siret is None:
+        return "The seller has no SIRET (identifier with scheme 0009): the depositing account cannot be checked."
+    held = deposit.session.get(AccountSiret, (deposit.account, deposit.seller_siret))
+    if held is None:
+        return (f"Account {deposit.account!r} does not hold seller SIRET {deposit.seller_siret}: "
+                "an account may deposit invoices only for the SIRETs it holds.")
+    return None
+
+
+@rule("B2G-PUBLIC-SERVICE-RESERVED")
+def public_service_reserved(deposit: Deposit) -> str | None:
+    if (deposit.data.service_code or "").strip() != PUBLIC_ONLY_SERVICE:
+        return None
+    if deposit.seller_siret and deposit.session.get(Structure, deposit.seller_siret) is not None:
+        return None
+    return (f"Service {PUBLIC_ONLY_SERVICE} is reserved for invoices between public structures; "
+            f"the seller {deposit.seller_siret or '(no SIRET)'} is not a public structure of the directory.")
+
+
+@rule("B2G-ENGAGEMENT-TOO-LONG")
+def engagement_too_long(deposit: Deposit) -> str | None:
+    engagement = (deposit.data.engagement or "").strip()
+    if len(engagement) > MAX_ENGAGEMENT:
+        return f"The engagement number (BT-13) has {len(engagement)} characters; at most {MAX_ENGAGEMENT} are allowed."
+    return None
+
+
+@rule("B2G-NUMBER-TOO-LONG")
+def number_too_long(deposit: Deposit) -> str | None:
+    if deposit.number and len(deposit.number) > MAX_NUMBER:
+        return (f"The invoice number {deposit.number!r} has {len(deposit.number)} characters; "
+                f"an invoice to a public buyer may have at most {MAX_NUMBER}.")
+    return None
+
+
+@rule("B2G-DATE-AFTER-DEPOSIT")
+def date_after_deposit(deposit: Deposit) -> str | None:
+    issued = deposit.data.issue_date
+    if issued and issued > deposit.day.isoformat():
+        return f"The invoice is dated {issued}, after the day it was deposited ({deposit.day.isoformat()})."
+    return None
+
+
+@rule("B2G-CREDIT-NOTE-REFERENCE")
+def credit_note_reference(deposit: Deposit) -> str | None:
+    data = deposit.data
+    is_credit_note = data.syntax == "ubl-creditnote" or (data.type_code or "").strip() in CREDIT_NOTE_CODES
+    if is_credit_note and not (data.preceding_invoice or "").strip():
+        return "A credit note must reference the invoice it corrects (preceding invoice reference, BT-25)."
+    return None
+
+
+@rule("B2G-DUPLICATE")
+def duplicate(deposit: Deposit) -> str | None:
+    if deposit.seller_siret is None or deposit.number is None:
+        return None
+    key = (deposit.seller_siret, deposit.number)
+    if key in deposit.numbers_in_flow:
+        return f"Invoice number {deposit.number!r} appears twice in this flow for seller {deposit.seller_siret}."
+    earlier = deposit.session.exec(
+        select(Invoice.flow_id).where(Invoice.seller_siret == deposit.seller_siret, Invoice.number == deposit.number,
+                                      Invoice.verdict == Verdict.ACCEPTED).limit(1)
+    ).first()
+    if earlier is not None:
+        return (f"Invoice number {deposit.number!r} of seller {deposit.seller_siret} was already accepted "
+                f"(flow {earlier}): a new invoice needs a new number.")
+    return None
+
+
+CONTROLS: tuple[Rule, ...] = (
+    seller_siret_invalid,
+    buyer_siret_invalid,
+    seller_not_held,
+    public_service_reserved,
+    engagement_too_long,
+    number_too_long,
+    date_after_deposit,
+    credit_note_reference,
+    duplicate,
+)
+
+
+def check_deposit(deposit: Deposit) -> list[Finding]:
+    """Every platform control's finding about one invoice."""
+    return run_rules(CONTROLS, deposit, STAGE)
