@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import queue
 import secrets
+import stat
 import threading
 from typing import Protocol
 
@@ -100,13 +101,16 @@ class Upload(paramiko.SFTPHandle):
 
     def _open(self, resume: bool) -> int:
         """A new file, or, when the client resumes a temporary name without truncating, that file."""
-        if resume and not is_final_name(self.name):
-            try:
-                os.rename(self.name, self.temporary, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
-                return os.open(self.temporary, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.dir_fd)
-            except FileNotFoundError:
-                pass
+        if resume and not is_final_name(self.name) and self._is_regular(self.name):
+            os.rename(self.name, self.temporary, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+            return os.open(self.temporary, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.dir_fd)
         return os.open(self.temporary, _CREATE, 0o640, dir_fd=self.dir_fd)
+
+    def _is_regular(self, name: str) -> bool:
+        try:
+            return stat.S_ISREG(os.stat(name, dir_fd=self.dir_fd, follow_symlinks=False).st_mode)
+        except FileNotFoundError:
+            return False
 
     def write(self, offset: int, data: bytes) -> int:
         if self.fd is None:

@@ -1,0 +1,137 @@
+"""What the server refuses: other channels than SFTP, weak algorithms, slow logins, crowds, guessing."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+
+import paramiko
+import pytest
+
+from tests.harness import wait_for
+from tests.sftp_harness import PASSWORDS, sftp_site  # noqa: F401  (fixture)
+
+
+def _closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    received = b""
+    while chunk := sock.recv(4096):
+        received += chunk
+    return received
+
+
+def test_exec_shell_pty_and_forwards_are_refused(sftp_site):
+    """Only the sftp subsystem: exec, shell, pty, other subsystems, direct-tcpip, tcpip-forward all fail."""
+    site = sftp_site()
+    with site.client() as client:
+        transport = client.get_transport()
+        for request in (lambda c: c.exec_command("id"), lambda c: c.invoke_shell(), lambda c: c.get_pty(),
+                        lambda c: c.invoke_subsystem("netconf")):
+            with pytest.raises(paramiko.SSHException):
+                request(transport.open_session())
+        with pytest.raises(paramiko.ChannelException):
+            transport.open_channel("direct-tcpip", ("127.0.0.1", site.port), ("127.0.0.1", 0))
+        with pytest.raises(paramiko.SSHException):
+            transport.request_port_forward("127.0.0.1", 0)
+        assert client.open_sftp().listdir("/") is not None  # the connection is still usable for SFTP
+
+
+def test_openssh_command_and_forwarding_are_refused(sftp_site, tmp_path):
+    site = sftp_site()
+    ssh = ["ssh", "-F", "/dev/null", "-p", str(site.port), "-i", str(site.key), "-o", "IdentitiesOnly=yes",
+           "-o", f"UserKnownHostsFile={site.known_hosts}", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"]
+    result = subprocess.run([*ssh, "acme@127.0.0.1", "cat /etc/passwd"], capture_output=True, text=True, timeout=30,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode != 0 and "root:" not in result.stdout
+    result = subprocess.run([*ssh, "-N", "-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:22", "acme@127.0.0.1"],
+                            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert result.returncode != 0 and "forwarding failed" in result.stderr.lower()
+
+
+@pytest.mark.parametrize("option", ["Ciphers=aes128-cbc", "MACs=hmac-sha1", "KexAlgorithms=diffie-hellman-group14-sha1",
+                                    "HostKeyAlgorithms=ssh-rsa"])
+def test_weak_algorithms_are_refused(sftp_site, tmp_path, option):
+    """An OpenSSH client offering only a weak algorithm cannot negotiate."""
+    site = sftp_site()
+    batch = tmp_path / "batch.txt"
+    batch.write_text("ls /\n")
+    result = subprocess.run(site.openssh().argv(batch, "-o", option), capture_output=True, text=True,
+                            timeout=30, stdin=subprocess.DEVNULL)
+    assert result.returncode != 0
+    assert "no matching" in result.stderr.lower()
+
+
+def test_banner_is_neutral(sftp_site):
+    """The identification string names no product or version."""
+    site = sftp_site()
+    with socket.create_connection(("127.0.0.1", site.port), timeout=10) as sock:
+        assert sock.recv(256).split(b"\r\n")[0] == b"SSH-2.0-gateway"
+
+
+def test_login_grace_closes_silent_connections(sftp_site):
+    """A TCP connection that never authenticates is closed after login_grace."""
+    site = sftp_site(login_grace=1.0)
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", site.port), timeout=10) as sock:
+        sock.sendall(b"SSH-2.0-slowloris\r\n")
+        assert _closed(sock).startswith(b"SSH-2.0-gateway")
+    assert 0.9 <= time.monotonic() - started < 8
+
+
+def test_login_grace_spares_authenticated_sessions(sftp_site):
+    site = sftp_site(login_grace=1.0)
+    with site.client() as client, client.open_sftp() as sftp:
+        connected = time.monotonic()
+        wait_for(lambda: time.monotonic() - connected > 1.5, what="past the grace period")
+        assert sorted(sftp.listdir("/")) == ["in", "out"]
+
+
+def test_connection_caps(sftp_site):
+    """Past max_connections_per_ip the server closes new connections at once; a free slot is reused."""
+    site = sftp_site(max_connections_per_ip=2, max_connections=5)
+    held = [site.client(), site.client()]
+    with socket.create_connection(("127.0.0.1", site.port), timeout=10) as sock:
+        assert _closed(sock) == b""  # closed before even the identification string
+    held.pop().close()
+    wait_for(lambda: _admitted(site), what="a connection admitted again")
+    for client in held:
+        client.close()
+
+
+def _admitted(site) -> bool:
+    try:
+        site.client().close()
+        return True
+    except (paramiko.SSHException, OSError):
+        return False
+
+
+def test_wrong_passwords_are_slowed_then_banned(sftp_site):
+    """Each failure from an address waits longer; the ban_after-th bans it, even for the right password."""
+    site = sftp_site(auth_delay=0.2, auth_delay_max=0.8, ban_after=3, ban_seconds=60)
+    transport = paramiko.Transport(("127.0.0.1", site.port))
+    transport.start_client(timeout=10)
+    durations = []
+    for _ in range(3):
+        started = time.monotonic()
+        with pytest.raises(paramiko.AuthenticationException):
+            transport.auth_password("acme", "guess")
+        durations.append(time.monotonic() - started)
+    assert durations[0] >= 0.2 and durations[1] >= 0.4 and durations[2] >= 0.8
+    assert durations[0] < durations[1] < durations[2]
+    with pytest.raises(paramiko.AuthenticationException):
+        transport.auth_password("acme", PASSWORDS["acme"])  # banned: refused however right
+    transport.close()
+    with pytest.raises((paramiko.SSHException, OSError)):
+        site.client()  # new connections from the banned address are closed at once
+    with socket.create_connection(("127.0.0.1", site.port), timeout=10) as sock:
+        assert _closed(sock) == b""
+
+
+def test_unknown_accounts_fail_like_wrong_passwords(sftp_site):
+    """No account, no password, or a wrong one: the same refusal, counted the same way."""
+    site = sftp_site(auth_delay=0.0, auth_delay_max=0.0, ban_after=100)
+    for account, password in (("nobody", "x"), ("mairie-exemple", PASSWORDS["acme"]), ("acme", "")):
+        with pytest.raises(paramiko.AuthenticationException):
+            site.client(account, password=password or "-")

@@ -1,0 +1,65 @@
+"""sshd mode: OpenSSH's sshd (internal-sftp) serves a zone, and the zone watcher takes what it receives.
+
+The embedded server is off in this mode; these tests check that the watcher path gives the same
+result for the ways SFTP clients finish an upload: a temporary name then a rename (posix-rename,
+or a plain SFTP rename, which sshd makes a link then an unlink), or straight to the final name.
+"""
+
+from __future__ import annotations
+
+import os
+
+import paramiko
+import pytest
+from sqlmodel import select
+
+from gateway.db import session_scope
+from gateway.models import Flow
+
+from tests.harness import SAMPLES, inbox, renumber, wait_for, wait_report
+from tests.sftp_harness import SSHD, OpenSSH, Sshd, current_user, known_hosts, listening, make_key
+
+pytestmark = [
+    pytest.mark.skipif(not SSHD.exists(), reason="OpenSSH's sshd is not installed (apt-get install openssh-server)"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="sshd needs root here (privilege separation directory /run/sshd)"),
+]
+
+
+@pytest.fixture
+def sshd(config_file, tmp_path):
+    """sshd serving acme's in/ to a key of the test's, while the gateway runs with its watcher."""
+    key = make_key(tmp_path / "client_key")
+    server = Sshd(tmp_path, inbox(config_file.parent, "acme"), key)
+    server.start()
+    try:
+        wait_for(lambda: listening(server.port), what="sshd listening")
+        server.client = OpenSSH(server.port, current_user(),
+                                known_hosts(tmp_path / "known_hosts", server.port, server.host_public_key()), key=key)
+        yield server
+    finally:
+        server.stop()
+
+
+def _invoice(number: str) -> bytes:
+    return renumber((SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes(), number)
+
+
+def test_renamed_and_direct_uploads_become_one_flow_each(config_file, running, sshd, tmp_path):
+    root = config_file.parent
+    (tmp_path / "x.xml").write_bytes(_invoice("SSHD-X"))
+    (tmp_path / "y.xml").write_bytes(_invoice("SSHD-Y"))
+    (tmp_path / "z.xml").write_bytes(_invoice("SSHD-Z"))
+    result = sshd.client.run(tmp_path, ["put x.xml x.xml.part", "rename x.xml.part x.xml", "put y.xml y.xml",
+                                        "put z.xml z.xml.part"])
+    assert result.returncode == 0, result.stderr
+    with paramiko.SSHClient() as client:
+        client.load_host_keys(str(sshd.client.known_hosts))
+        client.connect("127.0.0.1", sshd.port, username=current_user(), key_filename=str(sshd.client.key),
+                       look_for_keys=False, allow_agent=False)
+        client.open_sftp().rename("z.xml.part", "z.xml")  # SSH_FXP_RENAME: a link, then an unlink
+    for name in ("x.xml", "y.xml", "z.xml"):
+        assert wait_report(root, "acme", name).findtext("{urn:gateway:report:1}flow/{urn:gateway:report:1}state") == "INTEGRE"
+    with session_scope(running.app.engine) as session:
+        flows = sorted((f.original_name, f.channel) for f in session.exec(select(Flow)))
+    assert flows == [("x.xml", "zone"), ("y.xml", "zone"), ("z.xml", "zone")]
+    assert not list(inbox(root, "acme").iterdir())
