@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.toml
+# The sample supplier's SFTP password (README, "Try it").
+SAMPLE_PASSWORD ?= acme-demo
 
 .PHONY: run test samples install bench clean
 
@@ -17,6 +19,7 @@ install: $(BIN)/gateway
 samples: install
 	$(BIN)/gateway --config $(CONFIG) directory import samples/directory.csv --services samples/services.csv
 	$(BIN)/gateway --config $(CONFIG) accounts import samples/accounts.csv
+	printf '%s\n' '$(SAMPLE_PASSWORD)' | $(BIN)/gateway --config $(CONFIG) accounts add acme --role supplier --password-stdin
 
 run: samples
 	$(BIN)/gateway --config $(CONFIG) run
