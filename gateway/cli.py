@@ -16,8 +16,8 @@ from gateway.app import App
 from gateway.db import session_scope
 from gateway.findings import loads
 from gateway.log import configure_logging
-from gateway.models import (Account, AccountKey, AccountPassword, AccountSiret, Event, Flow, FlowState, Invoice, Role,
-                            Service, Structure)
+from gateway.models import (Account, AccountKey, AccountPassword, AccountSiret, Delivery, DeliveryState, Event, Flow,
+                            FlowState, Invoice, Role, Service, Structure)
 from gateway.zones import is_account_name
 
 
@@ -309,9 +309,11 @@ def flows_show(ctx: _Context, flow_id: str, as_json: bool) -> None:
         if flow is None:
             raise click.ClickException(f"no flow {flow_id}")
         invoices = session.exec(select(Invoice).where(Invoice.flow_id == flow_id).order_by(Invoice.seq)).all()
+        deliveries = session.exec(select(Delivery).where(Delivery.flow_id == flow_id).order_by(Delivery.id)).all()
         timeline = session.exec(select(Event).where(Event.flow_id == flow_id).order_by(Event.id)).all()
     data = _flow_dict(flow)
     data["invoices"] = [_invoice_dict(i) for i in invoices]
+    data["deliveries"] = [_delivery_dict(d) for d in deliveries]
     data["events"] = [{"at": e.at, "kind": e.kind, "invoice_id": e.invoice_id, **json.loads(e.detail)}
                       for e in timeline]
     if as_json:
@@ -326,6 +328,60 @@ def flows_show(ctx: _Context, flow_id: str, as_json: bool) -> None:
     _table(["invoice", "number", "buyer", "recipient", "verdict", "errors"],
            [(i["id"], i["number"], i["buyer_siret"], i["recipient"], i["verdict"],
              "; ".join(f"{e['rule']}: {e['message']}" for e in i["errors"])) for i in data["invoices"]])
+    if deliveries:
+        click.echo("\ndeliveries:")
+        _delivery_table(deliveries)
     click.echo("\ntimeline:")
     _table(["at", "event", "invoice", "detail"],
            [(f"{e.at:%Y-%m-%d %H:%M:%S.%f}"[:-3], e.kind, e.invoice_id, e.detail) for e in timeline])
+
+
+def _delivery_dict(delivery: Delivery) -> dict:
+    data = delivery.model_dump(exclude={"lease_owner", "lease_expires_at"})
+    data["state"] = delivery.state.value
+    return data
+
+
+def _delivery_table(deliveries: Iterable[Delivery]) -> None:
+    _table(["delivery", "invoice", "recipient", "state", "attempts", "next attempt", "last error"],
+           [(d.id, d.invoice_id, d.destination, d.state.value, d.attempts,
+             f"{d.next_attempt_at:%Y-%m-%d %H:%M:%S}" if d.state is DeliveryState.PENDING else "",
+             d.last_error) for d in deliveries])
+
+
+@main.group()
+def deliveries() -> None:
+    """Deliveries of accepted invoices to their recipients: pending, delivered, dead-lettered."""
+
+
+@deliveries.command("list")
+@click.option("--state", type=click.Choice([s.value for s in DeliveryState]))
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def deliveries_list(ctx: _Context, state: str | None, limit: int, as_json: bool) -> None:
+    """List the most recent deliveries (--state dead: those waiting for an operator)."""
+    query = select(Delivery).order_by(Delivery.id.desc()).limit(limit)
+    if state:
+        query = query.where(Delivery.state == DeliveryState(state))
+    with session_scope(ctx.app.engine) as session:
+        rows = session.exec(query).all()
+    if as_json:
+        _json([_delivery_dict(d) for d in rows])
+    else:
+        _delivery_table(rows)
+
+
+@deliveries.command("retry")
+@click.argument("delivery_id", type=int)
+@pass_ctx
+def deliveries_retry(ctx: _Context, delivery_id: int) -> None:
+    """Requeue a delivery for an attempt now (once the cause of its failure is fixed)."""
+    from gateway.route.delivery import retry
+
+    delivery = retry(ctx.app, delivery_id)
+    if delivery is None:
+        raise click.ClickException(f"no delivery {delivery_id}")
+    if delivery.state is DeliveryState.DELIVERED:
+        raise click.ClickException(f"delivery {delivery_id} is already delivered")
+    click.echo(f"delivery {delivery_id} requeued; a running gateway attempts it now")

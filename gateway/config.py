@@ -75,6 +75,12 @@ class ValidateSettings(_Section):
         return self.processes or os.cpu_count() or 1
 
 
+class DeliverySettings(_Section):
+    max_attempts: int = Field(8, ge=1)
+    retry_base: float = Field(30.0, gt=0)
+    retry_max: float = Field(3600.0, gt=0)
+
+
 class LogSettings(_Section):
     level: str = "info"
     file: Path | None = None
@@ -86,6 +92,7 @@ class Settings(_Section):
     worker: WorkerSettings = WorkerSettings()
     sftp: SftpSettings = SftpSettings()
     validation: ValidateSettings = Field(ValidateSettings(), alias="validate")  # `validate` is BaseModel's
+    delivery: DeliverySettings = DeliverySettings()
     log: LogSettings = LogSettings()
 
     @property

@@ -24,23 +24,36 @@ def redact_secrets(logger: Any, method_name: str, event_dict: dict) -> dict:
 
 
 def configure_logging(level: str = "info", file: Path | None = None) -> None:
+    """The gateway's events and the libraries' own warnings, as JSON lines on one stream."""
     stream: TextIO = sys.stderr
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
         stream = open(file, "a", buffering=1, encoding="utf-8")
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,
+    ]
+    render = [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer(ensure_ascii=False)]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact_secrets,
-            structlog.processors.dict_tracebacks,
-            structlog.processors.JSONRenderer(ensure_ascii=False),
-        ],
+        processors=shared + render,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
+    _route_stdlib_logging(stream, shared, render)
+
+
+def _route_stdlib_logging(stream: TextIO, shared: list, render: list) -> None:
+    """Libraries (watchdog, paramiko...) log through the standard library: render their warnings as JSON too."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared], processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta, *render]))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
 
 
 log = structlog.get_logger("gateway")

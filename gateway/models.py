@@ -42,8 +42,11 @@ class Verdict(StrEnum):
 
 
 class DeliveryState(StrEnum):
+    """PENDING until delivered; DEAD once retries are exhausted or the error is permanent (an operator acts)."""
+
     PENDING = "pending"
     DELIVERED = "delivered"
+    DEAD = "dead"
 
 
 class Account(SQLModel, table=True):
@@ -159,15 +162,22 @@ class Invoice(SQLModel, table=True):
 
 
 class Delivery(SQLModel, table=True):
+    """One invoice to hand to one recipient; also a work-queue row, retried until delivered or dead."""
+
     id: int | None = Field(default=None, primary_key=True)
     invoice_id: str = Field(foreign_key="invoice.id", index=True)
-    channel: str = "zone"
+    flow_id: str = Field(index=True)
     destination: str
     file_name: str
-    state: DeliveryState = DeliveryState.PENDING
+    sha256: str
+    state: DeliveryState = Field(default=DeliveryState.PENDING, index=True)
     attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
     last_error: str | None = None
     delivered_at: datetime | None = None
+    where: str | None = None
 
 
 class Event(SQLModel, table=True):

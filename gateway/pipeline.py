@@ -2,15 +2,16 @@
 
 Every step is idempotent and recorded, so a flow taken again after a crash resumes where the
 previous worker stopped: acknowledge (if intake could not), judge the invoices (once: the invoice
-rows are the proof), deliver what is accepted and not yet delivered, write the integration report,
-and set the final state. Deliveries and the report have fixed names, so repeating a step replaces a
-file instead of adding one. A flow costs three transactions: load, judgement, end.
+rows are the proof), make a first attempt at the deliveries that judgement created, write the
+integration report, and set the final state. Deliveries and the report have fixed names, so repeating
+a step replaces a file instead of adding one. A delivery that fails is retried by the delivery queue
+(gateway.route.delivery); the flow does not wait for it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timezone
+from datetime import date, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -22,11 +23,11 @@ from gateway.app import App
 from gateway.db import session_scope
 from gateway.findings import Finding, any_fatal, dumps, loads
 from gateway.ingest.intake import acknowledge
-from gateway.models import Delivery, DeliveryState, Flow, FlowState, Invoice, Verdict, utcnow
+from gateway.models import Delivery, Flow, FlowState, Invoice, Verdict, utcnow
 from gateway.returns import build_report
 from gateway.route import route
 from gateway.route.controls import Deposit, check_deposit, duplicate_key
-from gateway.route.channels import ZoneChannel
+from gateway.route import delivery
 from gateway.validate import Checked, Limits, size_refusal
 from gateway.validate.extract import InvoiceData
 from gateway.validate.contents import (ArchiveLimits, ArchiveRefused, Member, check_member, is_batch,
@@ -38,32 +39,30 @@ class _Work:
     """A flow and what has been decided about it so far."""
 
     flow: Flow
+    owner: str
     invoices: list[Invoice] = field(default_factory=list)
-    pending: list[Delivery] = field(default_factory=list)
+    deliveries: list[int] = field(default_factory=list)  # created by this judgement, leased to owner
 
 
-def process(app: App, flow_id: str, attempts: int = 1) -> FlowState:
-    """Bring a claimed flow to its final state; returns that state."""
+def process(app: App, flow_id: str, attempts: int = 1, owner: str = "") -> FlowState:
+    """Bring a flow claimed by owner to its final state; returns that state."""
     with structlog.contextvars.bound_contextvars(flow_id=flow_id):
-        work = _load(app, flow_id)
+        work = _load(app, flow_id, owner)
         structlog.contextvars.bind_contextvars(account=work.flow.account)
         if not work.flow.acknowledged:
             acknowledge(app, work.flow)
         if not work.invoices and not any_fatal(loads(work.flow.findings)):
             _judge_flow(app, work, attempts)
-        delivered = [(d, _deliver(app, work, d)) for d in work.pending]
-        return _finish(app, work, delivered)
+        for delivery_id in work.deliveries:
+            delivery.attempt(app, delivery_id)
+        return _finish(app, work)
 
 
-def _load(app: App, flow_id: str) -> _Work:
+def _load(app: App, flow_id: str, owner: str) -> _Work:
     with session_scope(app.engine) as session:
         flow = session.get(Flow, flow_id)
         invoices = session.exec(select(Invoice).where(Invoice.flow_id == flow_id).order_by(Invoice.seq)).all()
-        pending = session.exec(
-            select(Delivery).join(Invoice, Delivery.invoice_id == Invoice.id)
-            .where(Invoice.flow_id == flow_id, Delivery.state == DeliveryState.PENDING)
-        ).all()
-    return _Work(flow, list(invoices), list(pending))
+    return _Work(flow, owner, list(invoices))
 
 
 def _judge_flow(app: App, work: _Work, attempts: int) -> None:
@@ -97,14 +96,20 @@ def _judge_flow(app: App, work: _Work, attempts: int) -> None:
             invoice = _judge(session, flow, seq, member.name, sha256, checked, day, accepted_keys)
             work.invoices.append(invoice)
         session.flush()  # invoice rows before their deliveries' foreign keys
-        for invoice in work.invoices:
-            if invoice.verdict is Verdict.ACCEPTED:
-                suffix = ".pdf" if kind_of(invoice.name) == "pdf" else ".xml"
-                delivery = Delivery(invoice_id=invoice.id, destination=invoice.recipient,
-                                    file_name=f"{invoice.id}{suffix}")
-                session.add(delivery)
-                work.pending.append(delivery)
+        lease = utcnow() + timedelta(seconds=app.settings.worker.lease_seconds)
+        created = [_delivery_of(invoice, work.owner, lease) for invoice in work.invoices
+                   if invoice.verdict is Verdict.ACCEPTED]
+        session.add_all(created)
         session.flush()
+        work.deliveries = [d.id for d in created]
+
+
+def _delivery_of(invoice: Invoice, owner: str, lease_expires_at) -> Delivery:
+    """The delivery of an accepted invoice, leased to the worker that judged it for a first attempt now."""
+    suffix = ".pdf" if kind_of(invoice.name) == "pdf" else ".xml"
+    return Delivery(invoice_id=invoice.id, flow_id=invoice.flow_id, destination=invoice.recipient,
+                    file_name=f"{invoice.id}{suffix}", sha256=invoice.sha256, attempts=1,
+                    lease_owner=owner, lease_expires_at=lease_expires_at)
 
 
 def _deposit_day(app: App, flow: Flow) -> date:
@@ -179,11 +184,6 @@ def _data_fields(data: InvoiceData) -> dict:
     return fields
 
 
-def _deliver(app: App, work: _Work, delivery: Delivery) -> str:
-    invoice = next(i for i in work.invoices if i.id == delivery.invoice_id)
-    return ZoneChannel(app.zones).deliver(delivery.destination, delivery.file_name, app.store.get(invoice.sha256))
-
-
 def final_state(flow_findings: list[Finding], invoices: list[Invoice]) -> FlowState:
     """INCIDENTE when the flow itself could not be processed, else by its invoices' verdicts."""
     if any(f.rule == "FLOW-DUPLICATE" for f in flow_findings):
@@ -196,20 +196,14 @@ def final_state(flow_findings: list[Finding], invoices: list[Invoice]) -> FlowSt
     return FlowState.INTEGRE_PARTIEL if accepted else FlowState.REJETE
 
 
-def _finish(app: App, work: _Work, delivered: list[tuple[Delivery, str]]) -> FlowState:
-    """Write the report, then record the deliveries made and the final state in one transaction."""
+def _finish(app: App, work: _Work) -> FlowState:
+    """Write the report, then record the final state."""
     flow, invoices = work.flow, work.invoices
     state = final_state(loads(flow.findings), invoices)
     flow.state, processed_at = state, utcnow()
     report_name = f"{flow.id}.report.xml"
     app.emit(flow.account, report_name, build_report(flow, invoices, processed_at))
     with session_scope(app.engine) as session:
-        for delivery, where in delivered:
-            stored = session.get(Delivery, delivery.id)
-            stored.state, stored.delivered_at = DeliveryState.DELIVERED, processed_at
-            stored.attempts += 1
-            events.record(session, flow.id, "delivered", invoice_id=delivery.invoice_id,
-                          recipient=delivery.destination, to=where)
         stored = session.get(Flow, flow.id)
         stored.state, stored.reported, stored.finished_at = state, True, processed_at
         stored.lease_owner = stored.lease_expires_at = None

@@ -20,7 +20,7 @@ from gateway.ingest.intake import recover
 from gateway.ingest.sftp import SftpServer
 from gateway.ingest.watcher import ZoneWatcher
 from gateway.log import log
-from gateway.models import Account, Flow, FlowState, Worker as WorkerRow, utcnow
+from gateway.models import Account, Worker as WorkerRow, utcnow
 from gateway.worker import Worker
 
 
@@ -98,11 +98,8 @@ class Gateway:
             session.add(WorkerRow(id=self.owner, host=host, pid=int(pid)))
 
     def _release_all(self) -> None:
+        queue.release_all(self.app.engine, self.owner)
         with session_scope(self.app.engine) as session:
-            held = session.exec(select(Flow.id).where(Flow.lease_owner == self.owner,
-                                                      Flow.state == FlowState.RECU)).all()
             row = session.get(WorkerRow, self.owner)
             if row is not None:
                 session.delete(row)
-        for flow_id in held:
-            queue.release(self.app.engine, flow_id, self.owner)

@@ -1,0 +1,94 @@
+"""Deliveries: each accepted invoice handed to its recipient, retried until delivered or dead-lettered.
+
+A delivery row is created by the worker that judged the invoice, already leased to it, so that worker
+makes the first attempt at once; any later attempt is made by whichever worker claims the row when it is
+due. One attempt is one call to the recipient's channel; its outcome is recorded with its event.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import structlog
+
+from gateway import events, queue
+from gateway.app import App
+from gateway.db import session_scope
+from gateway.models import Delivery, DeliveryState, utcnow
+from gateway.route.channels import DeliveryChannel, DeliveryError, PermanentDeliveryError, ZoneChannel
+
+
+def channel_for(app: App, account: str) -> DeliveryChannel:
+    """The channel that reaches account: its zone on this gateway."""
+    return ZoneChannel(app.zones)
+
+
+def attempt(app: App, delivery_id: int) -> DeliveryState:
+    """Try one delivery once and record the outcome; returns the delivery's new state."""
+    with session_scope(app.engine) as session:
+        delivery = session.get(Delivery, delivery_id)
+    with structlog.contextvars.bound_contextvars(flow_id=delivery.flow_id, invoice_id=delivery.invoice_id):
+        try:
+            where = channel_for(app, delivery.destination).deliver(
+                delivery.destination, delivery.file_name, app.store.get(delivery.sha256))
+        except DeliveryError as exc:
+            return _failed(app, delivery, exc)
+        return _delivered(app, delivery, where)
+
+
+def _delivered(app: App, delivery: Delivery, where: str) -> DeliveryState:
+    with session_scope(app.engine) as session:
+        stored = session.get(Delivery, delivery.id)
+        stored.state, stored.delivered_at, stored.where = DeliveryState.DELIVERED, utcnow(), where
+        stored.lease_owner = stored.lease_expires_at = None
+        events.record(session, delivery.flow_id, "delivered", invoice_id=delivery.invoice_id,
+                      recipient=delivery.destination, to=where, attempt=delivery.attempts)
+    return DeliveryState.DELIVERED
+
+
+def _failed(app: App, delivery: Delivery, error: DeliveryError) -> DeliveryState:
+    settings = app.settings.delivery
+    dead = isinstance(error, PermanentDeliveryError) or delivery.attempts >= settings.max_attempts
+    with session_scope(app.engine) as session:
+        stored = session.get(Delivery, delivery.id)
+        stored.last_error = str(error)
+        stored.lease_owner = stored.lease_expires_at = None
+        if dead:
+            stored.state = DeliveryState.DEAD
+            events.record(session, delivery.flow_id, "delivery_dead", invoice_id=delivery.invoice_id,
+                          recipient=delivery.destination, attempt=delivery.attempts, error=str(error))
+        else:
+            stored.next_attempt_at = utcnow() + timedelta(seconds=_backoff(settings, delivery.attempts))
+            events.record(session, delivery.flow_id, "delivery_failed", invoice_id=delivery.invoice_id,
+                          recipient=delivery.destination, attempt=delivery.attempts, error=str(error),
+                          next_attempt_at=stored.next_attempt_at)
+    return stored.state
+
+
+def _backoff(settings, attempts: int) -> float:
+    """Exponential, capped, with full jitter so that many failed deliveries do not retry in step."""
+    return random.uniform(0.5, 1.0) * min(settings.retry_max, settings.retry_base * 2 ** (attempts - 1))
+
+
+def deliver_due(app: App, owner: str) -> bool:
+    """Make one due delivery, if any; returns whether there was one."""
+    claimed = queue.claim(app.engine, owner, app.settings.worker.lease_seconds, model=Delivery)
+    if claimed is None:
+        return False
+    attempt(app, claimed[0])
+    return True
+
+
+def retry(app: App, delivery_id: int) -> Delivery | None:
+    """Requeue a delivery (a dead one, typically) for an attempt now, with a fresh count."""
+    with session_scope(app.engine) as session:
+        delivery = session.get(Delivery, delivery_id)
+        if delivery is None or delivery.state is DeliveryState.DELIVERED:
+            return delivery
+        delivery.state, delivery.attempts, delivery.next_attempt_at = DeliveryState.PENDING, 0, utcnow()
+        delivery.lease_owner = delivery.lease_expires_at = None
+        events.record(session, delivery.flow_id, "delivery_requeued", invoice_id=delivery.invoice_id,
+                      recipient=delivery.destination)
+    app.wakeup.set()
+    return delivery
