@@ -1,0 +1,1 @@
+"""Invoice lifecycle: statuses after integration, set by the gateway and the recipient, returned to the supplier."""
