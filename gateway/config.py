@@ -26,6 +26,7 @@ class GatewaySettings(_Section):
     zones_dir: Path = Path("var/zones")
     database_url: str = "sqlite:///var/gateway.db"
     timezone: str = "Europe/Paris"
+    platform_siren: str = "100000009"
 
 
 class IngestSettings(_Section):

@@ -49,9 +49,18 @@ class DeliveryState(StrEnum):
     DEAD = "dead"
 
 
+class StatusFormat(StrEnum):
+    """The format of the status-return files an account receives."""
+
+    CDAR = "cdar"  # the reform's CrossDomainAcknowledgementAndResponse (default)
+    PEPPOL = "peppol"  # Peppol Invoice Response (UBL ApplicationResponse)
+    GATEWAY = "gateway"  # the gateway's own status XML
+
+
 class Account(SQLModel, table=True):
     name: str = Field(primary_key=True)
     role: Role
+    status_format: StatusFormat = StatusFormat.CDAR
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -132,6 +141,8 @@ class Flow(SQLModel, table=True):
     state: FlowState = Field(default=FlowState.RECU, index=True)
     syntax: str | None = None
     findings: str = "[]"
+    kind: str = "invoices"  # invoices | statuses: what the flow's documents turned out to be
+    outcomes: str = "[]"  # a status flow's requests and what became of them (JSON), for its report
     acknowledged: bool = False
     reported: bool = False
     finished_at: datetime | None = None
@@ -159,12 +170,32 @@ class Invoice(SQLModel, table=True):
     verdict: Verdict
     recipient: str | None = None
     findings: str = "[]"
+    status: str | None = Field(default=None, index=True)  # lifecycle.Status code; None: never deposited
+    completes: str | None = None  # the SUSPENDUE invoice this document completes
+
+
+class InvoiceStatus(SQLModel, table=True):
+    """One status an invoice took: by whom, when and why (its lifecycle, in order)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_id: str = Field(foreign_key="invoice.id", index=True)
+    status: str
+    at: datetime = Field(default_factory=utcnow)
+    actor: str
+    reason_code: str | None = None
+    reason: str | None = None
+    mandate_number: str | None = None
+    source: str | None = None  # the flow that asked for it, or "cli"
 
 
 class Delivery(SQLModel, table=True):
-    """One invoice to hand to one recipient; also a work-queue row, retried until delivered or dead."""
+    """A file to hand to an account: an invoice to its recipient, or a status-return to its supplier.
+
+    Also a work-queue row, retried until delivered or dead.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
+    kind: str = "invoice"  # invoice | status
     invoice_id: str = Field(foreign_key="invoice.id", index=True)
     flow_id: str = Field(index=True)
     destination: str

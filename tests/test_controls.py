@@ -89,13 +89,19 @@ def test_factures_publiques_is_for_public_sellers_only(session):
     assert _rules(session, public, account="commune") == []
 
 
-def test_duplicate_of_an_accepted_invoice(session):
+def test_duplicate_depends_on_the_earlier_invoice_status(session):
     session.add(Flow(id="F1", account="acme", original_name="a.xml", size=1, sha256="x"))
-    session.add(Invoice(id="F1-001", flow_id="F1", number=PLAIN.number, seller_siret=SELLER, verdict=Verdict.ACCEPTED))
-    session.add(Invoice(id="F1-002", flow_id="F1", number="REJ-1", seller_siret=SELLER, verdict=Verdict.REJECTED))
+    earlier = {"LIVE-1": "03", "NEVER-1": None, "RECYCLE-1": "04", "REFUSED-1": "05", "SUSPENDED-1": "06"}
+    for n, (number, status) in enumerate(earlier.items()):
+        session.add(Invoice(id=f"F1-{n:03d}", flow_id="F1", number=number, seller_siret=SELLER, status=status,
+                            verdict=Verdict.ACCEPTED if status else Verdict.REJECTED))
     session.commit()
-    assert _rules(session, PLAIN) == ["B2G-DUPLICATE"]
-    assert _rules(session, replace(PLAIN, number="REJ-1")) == []  # a rejected invoice's number is free
+    assert _rules(session, replace(PLAIN, number="LIVE-1")) == ["B2G-DUPLICATE"]
+    assert _rules(session, replace(PLAIN, number="REFUSED-1")) == ["B2G-DUPLICATE"]  # REJETEE: a new number
+    assert _rules(session, replace(PLAIN, number="NEVER-1")) == []  # rejected at integration: never held
+    assert _rules(session, replace(PLAIN, number="RECYCLE-1")) == []  # A_RECYCLER: sent again, re-addressed
+    suspended = Deposit(session, replace(PLAIN, number="SUSPENDED-1"), "acme", DAY, set())
+    assert check_deposit(suspended) == [] and suspended.completes.id == "F1-004"
     assert _rules(session, replace(PLAIN, number="FA-2026-002")) == []
 
 

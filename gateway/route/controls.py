@@ -5,7 +5,9 @@ supplier's message when the invoice breaks it. They read a `Deposit`: the invoic
 that deposited it, the day it did, and the numbers already accepted earlier in the same flow.
 
 The duplicate key is (seller SIRET, invoice number): the domain notes leave open whether the year is
-part of it, and the stricter key is the one that never lets a supplier be paid twice.
+part of it, and the stricter key is the one that never lets a supplier be paid twice. An invoice rejected
+at integration never held its number; one the recipient sent back as A_RECYCLER gives it back; one
+that is SUSPENDUE is completed, not duplicated, by a document under its number.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from sqlmodel import Session, select
 from stdnum.fr import siret as siret_number
 
 from gateway.findings import Finding
-from gateway.models import AccountSiret, Invoice, Structure, Verdict
+from gateway.lifecycle.statuses import Status
+from gateway.models import AccountSiret, Invoice, Structure
 from gateway.route.router import Rule, rule, run_rules
 from gateway.validate.extract import InvoiceData
 
@@ -47,6 +50,24 @@ class Deposit:
     @cached_property
     def number(self) -> str | None:
         return (self.data.number or "").strip() or None
+
+    @cached_property
+    def earlier(self) -> Invoice | None:
+        """The live invoice this seller already deposited under this number (one sent back as A_RECYCLER
+        frees its number, so the supplier can send it again to the right address)."""
+        if self.seller_siret is None or self.number is None:
+            return None
+        return self.session.exec(
+            select(Invoice).where(Invoice.seller_siret == self.seller_siret, Invoice.number == self.number,
+                                  Invoice.status.is_not(None), Invoice.status != Status.A_RECYCLER.value)
+            .order_by(Invoice.id.desc()).limit(1)
+        ).first()
+
+    @cached_property
+    def completes(self) -> Invoice | None:
+        """The SUSPENDUE invoice that this one, under the same number, completes with the missing documents."""
+        earlier = self.earlier
+        return earlier if earlier is not None and earlier.status == Status.SUSPENDUE.value else None
 
 
 def duplicate_key(data: InvoiceData) -> tuple[str | None, str | None]:
@@ -130,13 +151,10 @@ def duplicate(deposit: Deposit) -> str | None:
     key = (deposit.seller_siret, deposit.number)
     if key in deposit.numbers_in_flow:
         return f"Invoice number {deposit.number!r} appears twice in this flow for seller {deposit.seller_siret}."
-    earlier = deposit.session.exec(
-        select(Invoice.flow_id).where(Invoice.seller_siret == deposit.seller_siret, Invoice.number == deposit.number,
-                                      Invoice.verdict == Verdict.ACCEPTED).limit(1)
-    ).first()
-    if earlier is not None:
-        return (f"Invoice number {deposit.number!r} of seller {deposit.seller_siret} was already accepted "
-                f"(flow {earlier}): a new invoice needs a new number.")
+    earlier = deposit.earlier
+    if earlier is not None and deposit.completes is None:
+        return (f"Invoice number {deposit.number!r} of seller {deposit.seller_siret} was already deposited "
+                f"(invoice {earlier.id}, {Status(earlier.status).name}): a new invoice needs a new number.")
     return None
 
 

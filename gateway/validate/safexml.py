@@ -8,6 +8,7 @@ docinfo is checked afterwards in case the scan missed one (e.g. a DOCTYPE behind
 
 from __future__ import annotations
 
+import io
 import re
 import threading
 
@@ -43,6 +44,19 @@ def parse(content: bytes) -> etree._Element:
     if docinfo.doctype:
         raise _doctype_refused(None)
     return root
+
+
+def root_tag(content: bytes) -> str | None:
+    """The {namespace}name of the root element, reading no further than its start tag; None when the
+    content is refused or not XML (parse() then says why)."""
+    if _doctype_line(content) is not None:
+        return None
+    events = etree.iterparse(io.BytesIO(content), events=("start",), resolve_entities=False, no_network=True,
+                             load_dtd=False, huge_tree=False)
+    try:
+        return next(events)[1].tag
+    except (etree.XMLSyntaxError, StopIteration):
+        return None
 
 
 def _parser() -> etree.XMLParser:
