@@ -56,8 +56,9 @@ class Gateway:
         log.info("gateway_started", owner=self.owner, recovered=recovered,
                  workers=self.app.settings.worker.threads, zones=str(self.app.zones.root))
         if self.app.settings.sftp.enabled:
-            self.sftp = SftpServer(self.app)
-            self.sftp.start()
+            server = SftpServer(self.app)
+            server.start()
+            self.sftp = server  # only once started: stop() must not stop a server that never ran
         watcher = ZoneWatcher(self.app)
         self._spawn("watcher", lambda: watcher.run(self._stop_watcher))
         for n in range(self.app.settings.worker.threads):

@@ -10,7 +10,7 @@ import paramiko
 import pytest
 
 from tests.harness import wait_for
-from tests.sftp_harness import PASSWORDS, sftp_site  # noqa: F401  (fixture)
+from tests.sftp_harness import PASSWORDS, Site, sftp_site  # noqa: F401  (fixture)
 
 
 def _closed(sock: socket.socket) -> bytes:
@@ -135,3 +135,13 @@ def test_unknown_accounts_fail_like_wrong_passwords(sftp_site):
     for account, password in (("nobody", "x"), ("mairie-exemple", PASSWORDS["acme"]), ("acme", "")):
         with pytest.raises(paramiko.AuthenticationException):
             site.client(account, password=password or "-")
+
+
+def test_port_in_use_fails_at_start_and_stops_cleanly(tmp_path):
+    """A port already taken: start() raises, and stopping the half-started gateway does not fail."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        site = Site(tmp_path / "site", {"port": taken.getsockname()[1]})
+        with pytest.raises(OSError):
+            site.start()
+        site.stop()
+    assert site.gateway is None

@@ -8,7 +8,6 @@ authenticated within login_grace, and counts it out of the caps when it ends.
 
 from __future__ import annotations
 
-import logging
 import socket
 import threading
 
@@ -44,10 +43,10 @@ class SftpServer:
         return self._listener.getsockname()[:2]
 
     def start(self) -> None:
-        _forward_paramiko_logs()
+        """Load the host key and bind before starting any thread, so a failure leaves nothing running."""
         self.host_key = hostkey.load_or_create(self.app.settings.sftp_host_key)
-        self.handoff.start()
         self._listener = socket.create_server((self.settings.host, self.settings.port), backlog=128)
+        self.handoff.start()
         self._accepting = threading.Thread(target=self._accept, name="sftp-listener", daemon=True)
         self._accepting.start()
         host, port = self.address
@@ -118,15 +117,3 @@ class SftpServer:
             log.warning("sftp_login_timeout", ip=ip, seconds=self.settings.login_grace)
             transport.close()
 
-
-class _ToStructlog(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        log.warning("paramiko", logger=record.name, message=record.getMessage())
-
-
-def _forward_paramiko_logs() -> None:
-    """paramiko logs through the standard library; its warnings go to the JSON log, not to stderr."""
-    logger = logging.getLogger("paramiko")
-    if not any(isinstance(h, _ToStructlog) for h in logger.handlers):
-        logger.addHandler(_ToStructlog(logging.WARNING))
-        logger.propagate = False
