@@ -1,0 +1,87 @@
+"""The gateway's own status message (schemas/status.xsd): written to suppliers, read from recipients.
+
+One root, statusUpdate, serves both ways, so a supplier's software and a recipient's share one
+vocabulary: the gateway writes every element it knows; a recipient needs only the invoice id and the
+status (code or name), with a reason code, comment and mandate number where the status calls for them.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from lxml import etree
+
+from gateway.lifecycle.statuses import Status
+from gateway.returns.ack import child, optional_child, root, serialize, xml_datetime
+from gateway.returns.notice import StatusMessageError, StatusNotice, StatusRequest
+from gateway.returns.schemas import schema
+
+STATUS_NS = "urn:gateway:status:1"
+ROOT_TAG = f"{{{STATUS_NS}}}statusUpdate"
+SCHEMA = "status"
+
+# lxml keeps a run's errors on the (cached, shared) schema object: a run and the reading of its errors
+# must not interleave with another thread's. Status files are small, so the wait is short.
+_validation = threading.Lock()
+
+
+def build_status_xml(notice: StatusNotice) -> bytes:
+    """The status message telling the supplier of notice, with both the Chorus and the reform code."""
+    document = root(STATUS_NS, "statusUpdate")
+    child(document, "messageId", notice.message_id)
+    child(document, "invoiceId", notice.invoice_id)
+    optional_child(document, "invoiceNumber", notice.invoice_number)
+    optional_child(document, "invoiceIssueDate", notice.invoice_issue_date)
+    if notice.status is None:
+        child(document, "rejectedByPlatform")
+    else:
+        child(document, "statusCode", notice.status.value)
+        child(document, "statusName", notice.status.name)
+    child(document, "cdarCode", notice.cdar_code)
+    child(document, "at", xml_datetime(notice.at))
+    child(document, "actor", notice.actor)
+    optional_child(document, "reasonCode", notice.reason_code)
+    optional_child(document, "comment", notice.reason)
+    optional_child(document, "mandateNumber", notice.mandate_number)
+    return serialize(document)
+
+
+def parse_status_xml(document: etree._Element) -> StatusRequest:
+    """The request a recipient's status message makes; raises StatusMessageError, with the schema's
+    messages when it is not valid."""
+    _validate(document)
+    values = {etree.QName(element).localname: (element.text or "").strip() or None
+              for element in document.iterchildren(etree.Element)}
+    if "rejectedByPlatform" in values:
+        raise StatusMessageError("rejectedByPlatform is written by the gateway only: "
+                                 "a recipient sends a statusCode or a statusName")
+    return StatusRequest(
+        status=_status(values.get("statusCode"), values.get("statusName")),
+        invoice_id=values["invoiceId"],
+        invoice_number=values.get("invoiceNumber"),
+        invoice_issue_date=values.get("invoiceIssueDate"),
+        seller_siren=None,
+        reason_code=values.get("reasonCode"),
+        reason=values.get("comment"),
+        mandate_number=values.get("mandateNumber"),
+    )
+
+
+def _validate(document: etree._Element) -> None:
+    checker = schema(SCHEMA)
+    with _validation:
+        if checker.validate(document):
+            return
+        errors = "; ".join(f"line {entry.line}: {entry.message}" for entry in checker.error_log)
+    raise StatusMessageError(f"Invalid status message (schemas/status.xsd): {errors}")
+
+
+def _status(code: str | None, name: str | None) -> Status:
+    """The status named by code, by name, or by both when they agree (the schema ensures one is there)."""
+    by_code = Status(code) if code else None
+    by_name = Status[name] if name else None
+    if by_code and by_name and by_code is not by_name:
+        raise StatusMessageError(f"statusCode {code} is {by_code.name}, not {name}")
+    status = by_code or by_name
+    assert status is not None  # the schema requires a statusCode or a statusName
+    return status
