@@ -16,7 +16,7 @@ from sqlmodel import select
 from gateway.db import session_scope
 from gateway.models import Flow
 
-from tests.harness import SAMPLES, inbox, renumber, wait_for, wait_report
+from tests.harness import REPORT_NS, SAMPLES, inbox, renumber, wait_for, wait_report
 from tests.sftp_harness import SSHD, OpenSSH, Sshd, current_user, known_hosts, listening, make_key
 
 pytestmark = [
@@ -58,7 +58,8 @@ def test_renamed_and_direct_uploads_become_one_flow_each(config_file, running, s
                        look_for_keys=False, allow_agent=False)
         client.open_sftp().rename("z.xml.part", "z.xml")  # SSH_FXP_RENAME: a link, then an unlink
     for name in ("x.xml", "y.xml", "z.xml"):
-        assert wait_report(root, "acme", name).findtext("{urn:gateway:report:1}flow/{urn:gateway:report:1}state") == "INTEGRE"
+        report = wait_report(root, "acme", name)
+        assert report.findtext("r:flow/r:state", namespaces=REPORT_NS) == "INTEGRE"
     with session_scope(running.app.engine) as session:
         flows = sorted((f.original_name, f.channel) for f in session.exec(select(Flow)))
     assert flows == [("x.xml", "zone"), ("y.xml", "zone"), ("z.xml", "zone")]

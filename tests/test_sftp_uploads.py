@@ -11,7 +11,7 @@ import struct
 import paramiko
 import pytest
 
-from tests.harness import ACK_NS, SAMPLES, ack_for_name, files, outbox, renumber, wait_for, wait_report
+from tests.harness import ACK_NS, REPORT_NS, SAMPLES, ack_for_name, files, outbox, renumber, wait_for, wait_report
 from tests.sftp_harness import PASSWORDS, sftp_site  # noqa: F401  (fixture)
 
 INVOICE = (SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes()
@@ -42,14 +42,15 @@ def test_drop_then_acknowledgement_read_over_sftp(sftp_site, tmp_path):
     sample = SAMPLES / "flows" / "ubl-invoice-ok.xml"
     result = site.openssh().run(tmp_path, [f"put {sample} /in/"])
     assert result.returncode == 0, result.stderr
-    report = wait_report(site.root, "acme", sample.name)
-    flow_id = report.findtext("{urn:gateway:report:1}flow/{urn:gateway:report:1}flowId")
-    result = site.openssh().run(tmp_path, ["ls /out", f"get /out/{flow_id}.ack.xml", f"get /out/{flow_id}.report.xml"])
+    flow_id = wait_report(site.root, "acme", sample.name).findtext("r:flow/r:flowId", namespaces=REPORT_NS)
+    ack, report_name = f"{flow_id}.ack.xml", f"{flow_id}.report.xml"
+    result = site.openssh().run(tmp_path, ["ls /out", f"get /out/{ack}", f"get /out/{report_name}"])
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / f"{flow_id}.ack.xml").read_bytes() == (outbox(site.root, "acme") / f"{flow_id}.ack.xml").read_bytes()
-    assert (tmp_path / f"{flow_id}.report.xml").exists()
+    assert (tmp_path / ack).read_bytes() == (outbox(site.root, "acme") / ack).read_bytes()
+    assert (tmp_path / report_name).exists()
     [flow] = site.flows()
-    assert (flow.channel, flow.original_name, flow.sha256) == ("sftp", sample.name, hashlib.sha256(sample.read_bytes()).hexdigest())
+    digest = hashlib.sha256(sample.read_bytes()).hexdigest()
+    assert (flow.channel, flow.original_name, flow.sha256) == ("sftp", sample.name, digest)
 
 
 def test_password_login_with_openssh_and_paramiko(sftp_site, tmp_path):

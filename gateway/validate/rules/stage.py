@@ -1,0 +1,85 @@
+"""The rules stage as the pipeline and the CLI use it: size guards, then a validator process.
+
+The guards are decided on the raw bytes before anything parses the document: a 6,100-line invoice
+costs Saxon 1.2 s and 450 MB, so a document past the limits is refused with its own rule id instead of
+being allowed to exhaust a validator's memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.config import ValidateSettings
+from gateway.findings import Finding
+from gateway.log import log
+from gateway.validate.rules.packs import Pack, inventory, packs_dir
+from gateway.validate.rules.pool import ValidatorPool
+from gateway.validate.rules.selection import profiles, roles
+from gateway.validate.rules.verdict import STAGE, RulesVerdict
+
+TOO_LARGE = "RULES-TOO-LARGE"
+
+
+@dataclass(frozen=True)
+class Guards:
+    """Largest document, in bytes and in lines, the rules stage accepts."""
+
+    max_bytes: int
+    max_lines: int
+
+    def refusal(self, content: bytes) -> Finding | None:
+        """RULES-TOO-LARGE for a document past either limit; lines are counted without parsing."""
+        lines = content.count(b"\n") + 1
+        if len(content) <= self.max_bytes and lines <= self.max_lines:
+            return None
+        message = (f"Invoice too large for the business rules: {len(content)} bytes and {lines} lines, the limits "
+                   f"are {self.max_bytes} bytes and {self.max_lines} lines; split it into several invoices")
+        return Finding(stage=STAGE, rule=TOO_LARGE, message=message)
+
+
+class RulesStage:
+    """Judges documents under one profile with a pool of validator processes; thread-safe."""
+
+    def __init__(self, pool: ValidatorPool, profile: str, guards: Guards) -> None:
+        self.pool = pool
+        self.profile = profile
+        self.guards = guards
+
+    @classmethod
+    def from_settings(cls, settings: ValidateSettings, profile: str | None = None,
+                      processes: int | None = None) -> RulesStage:
+        """A stage (not started) over the usable packs the profile may need."""
+        profile = profile or settings.profile
+        if profile not in profiles():
+            raise ValueError(f"unknown rules profile {profile!r}; known: {', '.join(profiles())}")
+        packs = usable_packs(settings, roles(profile))
+        pool = ValidatorPool(packs, processes or settings.pool_size, settings.time_budget)
+        return cls(pool, profile, Guards(settings.max_bytes, settings.max_lines))
+
+    def check(self, content: bytes, syntax: str) -> RulesVerdict:
+        """The verdict on a document that passed admissibility and its XSD."""
+        refusal = self.guards.refusal(content)
+        if refusal is not None:
+            return RulesVerdict((refusal,), profile=self.profile)
+        return self.pool.check(content, syntax, self.profile)
+
+    def start(self) -> None:
+        self.pool.start()
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> RulesStage:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def usable_packs(settings: ValidateSettings, wanted: set[str]) -> list[Pack]:
+    """The packs playing the wanted roles; the unusable ones are logged, and judged as missing."""
+    found = inventory(packs_dir(settings.packs_dir))
+    for name, problem in found.problems.items():
+        log.warning("rule_pack_unusable", pack=name, problem=problem)
+    return found.for_roles(wanted)

@@ -1,0 +1,147 @@
+"""The validator pool: processes that die, overrun or stop on a document fail that document only."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from gateway.config import ValidateSettings
+from gateway.validate.rules import VALIDATOR_ERROR, Guards, PoolError, RulesStage, ValidatorPool
+from gateway.validate.rules.packs import Pack
+from tests.harness import CORPUS, SAMPLES, wait_for
+from tests.rules_harness import UBL_OK, big_invoice, installed
+
+OK = UBL_OK.read_bytes()
+BR_03 = (SAMPLES / "flows" / "reject-xsd.xml").read_bytes()  # no issue date: BR-03 only
+LONG = 60_000  # lines: about a second of Saxon's time here
+TWO_ISSUE_DATES = OK.replace(b"<cbc:IssueDate>", b"<cbc:IssueDate>2026-10-01</cbc:IssueDate><cbc:IssueDate>", 1)
+
+
+@pytest.fixture
+def ubl_pool():
+    """One validator process with CEN's UBL pack and a generous budget."""
+    with ValidatorPool(installed("cen-en16931-ubl"), processes=1, budget=60.0) as pool:
+        yield pool
+
+
+def _in_background(pool: ValidatorPool, content: bytes) -> tuple[threading.Thread, dict]:
+    """Judge content in another thread; returns the thread and where its verdict will be."""
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.setdefault("verdict", pool.check(content, "ubl-invoice",
+                                                                                          "en16931")))
+    thread.start()
+    return thread, result
+
+
+def test_a_valid_document_names_the_pack_that_judged_it(ubl_pool):
+    """A verdict carries the name, version and SHA-256 of every pack that judged it."""
+    verdict = ubl_pool.check(OK, "ubl-invoice", "en16931")
+    (pack,) = installed("cen-en16931-ubl")
+    assert verdict.valid and verdict.findings == ()
+    assert verdict.packs == (pack.ref,) and verdict.profile == "en16931"
+
+
+def test_killing_a_validator_mid_document_fails_that_document_only(ubl_pool):
+    """SIGKILL during a transform: VALIDATOR-ERROR for that invoice, and a new process judges the next one."""
+    (first,) = ubl_pool.pids()
+    thread, result = _in_background(ubl_pool, big_invoice(LONG))
+    wait_for(lambda: ubl_pool.idle() == 0, what="the validator to take the document")
+    time.sleep(0.2)  # into the transform, which takes about a second
+    os.kill(first, signal.SIGKILL)
+    thread.join(timeout=30)
+    (finding,) = result["verdict"].findings
+    assert (finding.rule, finding.severity) == (VALIDATOR_ERROR, "fatal")
+    assert "stopped while judging this document" in finding.message
+    assert ubl_pool.check(OK, "ubl-invoice", "en16931").valid
+    assert first not in ubl_pool.pids() and len(ubl_pool.pids()) == 1
+
+
+def test_a_document_over_the_time_budget_is_stopped():
+    """A tiny budget: the process is killed, the invoice gets VALIDATOR-ERROR, a replacement takes over."""
+    with ValidatorPool(installed("cen-en16931-ubl"), processes=1, budget=0.2) as pool:
+        (first,) = pool.pids()
+        (finding,) = pool.check(big_invoice(LONG), "ubl-invoice", "en16931").findings
+        assert finding.rule == VALIDATOR_ERROR and "time budget of 0.2 s" in finding.message
+        assert pool.check(OK, "ubl-invoice", "en16931").valid
+        assert first not in pool.pids()
+
+
+def test_a_dynamic_error_in_the_stylesheet_is_a_validator_error(ubl_pool):
+    """Two issue dates (XSD-invalid) make CEN's BR-03 test raise XPTY0004: invalid, never valid."""
+    (finding,) = ubl_pool.check(TWO_ISSUE_DATES, "ubl-invoice", "en16931").findings
+    assert finding.rule == VALIDATOR_ERROR and "normalize-space" in finding.message
+    assert [p.name for p in ubl_pool.check(OK, "ubl-invoice", "en16931").packs] == ["cen-en16931-ubl"]
+
+
+def test_a_real_cii_invoice_raising_a_dynamic_error():
+    """The corpus's one CII file on which CEN's stylesheet stops (XPTY0004) gets VALIDATOR-ERROR."""
+    document = CORPUS / "mu__resources__Extended_fremdwaehrung.xml"
+    if not document.is_file():
+        pytest.skip(f"corpus file not found: {document}")
+    with ValidatorPool(installed("cen-en16931-cii"), processes=1, budget=60.0) as pool:
+        verdict = pool.check(document.read_bytes(), "cii", "en16931")
+    assert verdict.fired == [VALIDATOR_ERROR] and not verdict.valid
+
+
+def test_an_idle_process_that_died_costs_no_document(ubl_pool):
+    """A process killed between documents is replaced before a document is handed to it."""
+    (first,) = ubl_pool.pids()
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: _gone(first), what="the process to end")
+    assert ubl_pool.check(OK, "ubl-invoice", "en16931").valid
+    assert first not in ubl_pool.pids()
+
+
+def test_many_threads_share_the_processes():
+    """Eight threads, two processes: every call gets its own document's verdict."""
+    documents = [OK, BR_03] * 20
+    with ValidatorPool(installed("cen-en16931-ubl"), processes=2, budget=60.0) as pool:
+        with ThreadPoolExecutor(8) as threads:
+            verdicts = list(threads.map(lambda content: pool.check(content, "ubl-invoice", "en16931"), documents))
+    assert [v.fired for v in verdicts] == [[], ["BR-03"]] * 20
+
+
+def test_a_closed_pool_judges_nothing_valid(ubl_pool):
+    """After close, a call gets VALIDATOR-ERROR rather than a verdict nobody made."""
+    ubl_pool.close()
+    assert ubl_pool.check(OK, "ubl-invoice", "en16931").fired == [VALIDATOR_ERROR]
+    assert ubl_pool.pids() == []
+
+
+def test_a_pack_that_does_not_compile_stops_the_start(tmp_path):
+    """A broken stylesheet is found when the pool starts, not on the first invoice."""
+    broken = tmp_path / "broken.xslt"
+    broken.write_text("<not-a-stylesheet/>")
+    pack = Pack(name="broken", version="0", role="en16931", syntax="ubl", path=broken, sha256="", origin="test")
+    with pytest.raises(PoolError, match="could not start"):
+        ValidatorPool([pack], processes=1, budget=5.0).start()
+
+
+def test_guards_refuse_before_any_process_is_asked():
+    """Past max_lines the document is refused with its own rule, without parsing it (the pool is not even up)."""
+    stage = RulesStage(ValidatorPool([], processes=1, budget=1.0), "en16931", Guards(max_bytes=10**6, max_lines=100))
+    (finding,) = stage.check(OK, "ubl-invoice").findings
+    assert finding.rule == "RULES-TOO-LARGE" and "lines" in finding.message and finding.fatal
+    assert stage.check(OK[:10], "ubl-invoice").fired == [VALIDATOR_ERROR]  # under the limits: the pool, not up
+
+
+def test_stage_from_settings_refuses_an_unknown_profile():
+    """A typo in [validate] profile is an error at start, not a silent default."""
+    with pytest.raises(ValueError, match="unknown rules profile"):
+        RulesStage.from_settings(ValidateSettings(profile="en-16931"))
+
+
+def _gone(pid: int) -> bool:
+    """Whether every thread of pid has ended: the zombie main thread of a killed process shows before the
+    others have finished, and until then the process's pipes are still open."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state in ("Z", "X") and len(os.listdir(f"/proc/{pid}/task")) <= 1
+    except FileNotFoundError:
+        return True
