@@ -19,7 +19,7 @@ from gateway.findings import any_fatal, loads
 from gateway.log import configure_logging
 from gateway.validate.rules import profiles as rules_profiles
 from gateway.models import (Account, AccountKey, AccountPassword, AccountSiret, Delivery, DeliveryState, Event, Flow,
-                            FlowState, Invoice, Role, Service, Structure)
+                            FlowState, Invoice, Role, Service, StatusFormat, Structure)
 from gateway.zones import is_account_name
 
 if TYPE_CHECKING:
@@ -263,9 +263,11 @@ def accounts() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the SFTP password from the first line of standard input.")
 @click.option("--key", "keys", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="OpenSSH public key file (authorized_keys lines) the account may log in with (repeatable).")
+@click.option("--status-format", type=click.Choice([f.value for f in StatusFormat]),
+              help="Format of the status-return files it receives (default cdar).")
 @pass_ctx
 def accounts_add(ctx: _Context, name: str, role: str, sirets: tuple[str, ...], password: str | None,
-                 password_stdin: bool, keys: tuple[Path, ...]) -> None:
+                 password_stdin: bool, keys: tuple[Path, ...], status_format: str | None) -> None:
     """Create or update an account, its zone and its SFTP login."""
     from stdnum.fr import siret as siret_number
 
@@ -280,6 +282,8 @@ def accounts_add(ctx: _Context, name: str, role: str, sirets: tuple[str, ...], p
     with session_scope(ctx.app.engine) as session:
         account = session.get(Account, name) or Account(name=name, role=Role(role))
         account.role = Role(role)
+        if status_format:
+            account.status_format = StatusFormat(status_format)
         session.add(account)
         session.flush()
         for siret in sirets:
@@ -481,3 +485,85 @@ def deliveries_retry(ctx: _Context, delivery_id: int) -> None:
     if delivery.state is DeliveryState.DELIVERED:
         raise click.ClickException(f"delivery {delivery_id} is already delivered")
     click.echo(f"delivery {delivery_id} requeued; a running gateway attempts it now")
+
+
+@main.group()
+def status() -> None:
+    """Invoice statuses, set by an operator (recipients drop status messages in their zone)."""
+
+
+@status.command("set")
+@click.argument("invoice_ref")
+@click.argument("new_status")
+@click.option("--reason", "reason_code", help="Reason code (required for REJETEE, SUSPENDUE, A_RECYCLER).")
+@click.option("--comment", help="Free text for the supplier.")
+@click.option("--mandate", "mandate_number", help="Mandate number (MANDATEE).")
+@pass_ctx
+def status_set(ctx: _Context, invoice_ref: str, new_status: str, reason_code: str | None, comment: str | None,
+               mandate_number: str | None) -> None:
+    """Set an invoice's status (code like 07 or name like SERVICE_FAIT); the supplier is told at once."""
+    from gateway.lifecycle.service import StatusRefused, set_status
+    from gateway.lifecycle.statuses import Status
+
+    try:
+        target = Status.parse(new_status)
+    except (KeyError, ValueError):
+        raise click.BadParameter(f"{new_status!r} is not a status: "
+                                 + ", ".join(f"{s.value} {s.name}" for s in Status), param_hint="STATUS")
+    with session_scope(ctx.app.engine) as session:
+        invoice = _invoice_by_ref(session, invoice_ref)
+        try:
+            set_status(ctx.app, session, invoice, target, "operator", reason_code=reason_code, reason=comment,
+                       mandate_number=mandate_number, source="cli")
+        except StatusRefused as refused:
+            raise click.ClickException(str(refused)) from refused
+    click.echo(f"invoice {invoice.id} is now {target.name} ({target.value})")
+
+
+def _invoice_by_ref(session, ref: str) -> Invoice:
+    """An invoice by its gateway id, or else the latest live invoice with that number."""
+    invoice = session.get(Invoice, ref) or session.exec(
+        select(Invoice).where(Invoice.number == ref, Invoice.status.is_not(None)).order_by(Invoice.id.desc())
+    ).first()
+    if invoice is None:
+        raise click.ClickException(f"no invoice with id or number {ref!r}")
+    return invoice
+
+
+@main.group()
+def invoices() -> None:
+    """Invoices and their lifecycle."""
+
+
+@invoices.command("show")
+@click.argument("invoice_ref")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def invoices_show(ctx: _Context, invoice_ref: str, as_json: bool) -> None:
+    """Show an invoice (by id or number) and its statuses: when, who, why."""
+    from gateway.lifecycle.statuses import Status
+    from gateway.models import InvoiceStatus
+
+    with session_scope(ctx.app.engine) as session:
+        invoice = _invoice_by_ref(session, invoice_ref)
+        history = session.exec(select(InvoiceStatus).where(InvoiceStatus.invoice_id == invoice.id)
+                               .order_by(InvoiceStatus.id)).all()
+        deliveries = session.exec(select(Delivery).where(Delivery.invoice_id == invoice.id)
+                                  .order_by(Delivery.id)).all()
+    data = _invoice_dict(invoice)
+    data["status_name"] = Status(invoice.status).name if invoice.status else None
+    data["statuses"] = [{**h.model_dump(), "name": Status(h.status).name} for h in history]
+    data["deliveries"] = [_delivery_dict(d) for d in deliveries]
+    if as_json:
+        _json(data)
+        return
+    for key in ("id", "flow_id", "number", "issue_date", "seller_siret", "buyer_siret", "recipient", "verdict",
+                "status_name", "completes"):
+        click.echo(f"{key:14} {data[key]}")
+    click.echo("\nstatuses:")
+    _table(["at", "status", "actor", "reason", "comment", "mandate"],
+           [(f"{h['at']:%Y-%m-%d %H:%M:%S}", f"{h['status']} {h['name']}", h["actor"], h["reason_code"],
+             h["reason"], h["mandate_number"]) for h in data["statuses"]])
+    if deliveries:
+        click.echo("\ndeliveries:")
+        _delivery_table(deliveries)

@@ -35,7 +35,9 @@ def configure_logging(level: str = "info", file: Path | None = None) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact_secrets,
     ]
-    render = [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer(ensure_ascii=False)]
+    tracebacks = structlog.processors.ExceptionRenderer(
+        structlog.tracebacks.ExceptionDictTransformer(show_locals=False))  # locals may hold credentials
+    render = [tracebacks, structlog.processors.JSONRenderer(ensure_ascii=False)]
     structlog.configure(
         processors=shared + render,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),

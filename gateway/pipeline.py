@@ -23,15 +23,23 @@ from gateway.app import App
 from gateway.db import session_scope
 from gateway.findings import Finding, any_fatal, dumps, loads
 from gateway.ingest.intake import acknowledge
+from gateway.lifecycle import inbound
+from gateway.lifecycle import service as lifecycle
+from gateway.lifecycle.statuses import Status
 from gateway.models import Delivery, Flow, FlowState, Invoice, Verdict, utcnow
 from gateway.returns import build_report
 from gateway.route import route
 from gateway.route.controls import Deposit, check_deposit, duplicate_key
 from gateway.route import delivery
 from gateway.validate import Checked, Limits, size_refusal
+from gateway.returns.notice import StatusMessageError
 from gateway.validate.extract import InvoiceData
+from gateway.validate.safexml import RefusedXML, parse, root_tag
 from gateway.validate.contents import (ArchiveLimits, ArchiveRefused, Member, check_member, is_batch,
                                        kind_of, members, type_refusal)
+
+
+STATUSES = "statuses"  # Flow.kind of a status message
 
 
 @dataclass
@@ -51,7 +59,7 @@ def process(app: App, flow_id: str, attempts: int = 1, owner: str = "") -> FlowS
         structlog.contextvars.bind_contextvars(account=work.flow.account)
         if not work.flow.acknowledged:
             acknowledge(app, work.flow)
-        if not work.invoices and not any_fatal(loads(work.flow.findings)):
+        if not work.invoices and not any_fatal(loads(work.flow.findings)) and work.flow.kind != STATUSES:
             _judge_flow(app, work, attempts)
         for delivery_id in work.deliveries:
             delivery.attempt(app, delivery_id)
@@ -62,6 +70,8 @@ def _load(app: App, flow_id: str, owner: str) -> _Work:
     with session_scope(app.engine) as session:
         flow = session.get(Flow, flow_id)
         invoices = session.exec(select(Invoice).where(Invoice.flow_id == flow_id).order_by(Invoice.seq)).all()
+    if flow.kind == STATUSES:  # its report lists the requests it carried, shaped as invoices
+        invoices = [outcome.as_invoice(flow.id) for outcome in inbound.outcomes_from(flow.outcomes)]
     return _Work(flow, owner, list(invoices))
 
 
@@ -74,6 +84,8 @@ def _judge_flow(app: App, work: _Work, attempts: int) -> None:
     flow = work.flow
     refusal = _flow_refusal(app, flow, attempts)
     judged: list[tuple[Member, str, Checked]] = []
+    if refusal is None and _judge_status_flow(app, work):
+        return
     if refusal is None:
         try:
             judged = _judge_documents(app, flow)
@@ -96,12 +108,26 @@ def _judge_flow(app: App, work: _Work, attempts: int) -> None:
             invoice = _judge(session, flow, seq, member.name, sha256, checked, day, accepted_keys)
             work.invoices.append(invoice)
         session.flush()  # invoice rows before their deliveries' foreign keys
+        for invoice in work.invoices:
+            _enter_lifecycle(app, session, invoice)
         lease = utcnow() + timedelta(seconds=app.settings.worker.lease_seconds)
         created = [_delivery_of(invoice, work.owner, lease) for invoice in work.invoices
                    if invoice.verdict is Verdict.ACCEPTED]
         session.add_all(created)
         session.flush()
         work.deliveries = [d.id for d in created]
+
+
+def _enter_lifecycle(app: App, session: Session, invoice: Invoice) -> None:
+    """DEPOSEE for an accepted invoice, COMPLETEE for the suspended invoice a document completes, and the
+    platform's rejection (213) told to the supplier for a rejected one."""
+    if invoice.verdict is not Verdict.ACCEPTED:
+        lifecycle.notify_rejection(app, session, invoice)
+    elif invoice.completes:
+        lifecycle.set_status(app, session, session.get(Invoice, invoice.completes), Status.COMPLETEE, "gateway",
+                             source=invoice.flow_id)
+    else:
+        lifecycle.deposit(app, session, invoice, source=invoice.flow_id)
 
 
 def _delivery_of(invoice: Invoice, owner: str, lease_expires_at) -> Delivery:
@@ -116,6 +142,34 @@ def _deposit_day(app: App, flow: Flow) -> date:
     """The day of deposit where the platform runs (an invoice dated today, Paris time, is not future)."""
     received = flow.received_at if flow.received_at.tzinfo else flow.received_at.replace(tzinfo=timezone.utc)
     return received.astimezone(ZoneInfo(app.settings.gateway.timezone)).date()
+
+
+def _judge_status_flow(app: App, work: _Work) -> bool:
+    """Apply the flow as a status message if it is one (a lone XML document with a status root)."""
+    flow = work.flow
+    if kind_of(flow.original_name) != "xml":
+        return False
+    content = app.store.get(flow.sha256)
+    syntax = inbound.status_syntax(root_tag(content))
+    if syntax is None:
+        return False
+    try:
+        requests, refusal = inbound.requests_of(parse(content)), None
+    except (RefusedXML, StatusMessageError) as exc:
+        requests, refusal = [], Finding(stage=inbound.STAGE, rule="STATUS-MESSAGE-INVALID", message=str(exc))
+    with session_scope(app.engine) as session:
+        stored = session.get(Flow, flow.id)
+        flow.kind = stored.kind = STATUSES
+        flow.syntax = stored.syntax = syntax
+        events.record(session, flow.id, "syntax_detected", syntax=syntax, requests=len(requests))
+        if refusal:
+            flow.findings = stored.findings = dumps([refusal])
+            events.record(session, flow.id, "flow_refused", stage=refusal.stage, rule=refusal.rule,
+                          message=refusal.message)
+        outcomes = inbound.apply(app, session, flow, requests)
+        flow.outcomes = stored.outcomes = inbound.outcomes_json(outcomes)
+    work.invoices = [outcome.as_invoice(flow.id) for outcome in outcomes]
+    return True
 
 
 def _judge_documents(app: App, flow: Flow) -> list[tuple[Member, str, Checked]]:
@@ -157,7 +211,8 @@ def _judge(session: Session, flow: Flow, seq: int, name: str, sha256: str, check
     events.record(session, flow.id, "xsd_checked", invoice_id=invoice.id, syntax=checked.syntax,
                   valid=checked.valid, rules=sorted({f.rule for f in findings}))
     if checked.valid:
-        controls = check_deposit(Deposit(session, data, flow.account, day, accepted_keys))
+        deposit = Deposit(session, data, flow.account, day, accepted_keys)
+        controls = check_deposit(deposit)
         decision = route(session, data)
         findings += controls + decision.findings
         invoice.recipient = decision.recipient
@@ -168,6 +223,7 @@ def _judge(session: Session, flow: Flow, seq: int, name: str, sha256: str, check
                       rules=[f.rule for f in decision.findings])
     if not any_fatal(findings) and invoice.recipient:
         invoice.verdict = Verdict.ACCEPTED
+        invoice.completes = deposit.completes.id if deposit.completes else None
         accepted_keys.add(duplicate_key(data))
     invoice.findings = dumps(findings)
     session.add(invoice)

@@ -15,7 +15,9 @@ import structlog
 from gateway import events, queue
 from gateway.app import App
 from gateway.db import session_scope
-from gateway.models import Delivery, DeliveryState, utcnow
+from gateway.lifecycle import service as lifecycle
+from gateway.lifecycle.statuses import Status
+from gateway.models import Delivery, DeliveryState, Invoice, utcnow
 from gateway.route.channels import DeliveryChannel, DeliveryError, PermanentDeliveryError, ZoneChannel
 
 
@@ -42,9 +44,16 @@ def _delivered(app: App, delivery: Delivery, where: str) -> DeliveryState:
         stored = session.get(Delivery, delivery.id)
         stored.state, stored.delivered_at, stored.where = DeliveryState.DELIVERED, utcnow(), where
         stored.lease_owner = stored.lease_expires_at = None
-        events.record(session, delivery.flow_id, "delivered", invoice_id=delivery.invoice_id,
+        events.record(session, delivery.flow_id, "delivered", invoice_id=delivery.invoice_id, what=delivery.kind,
                       recipient=delivery.destination, to=where, attempt=delivery.attempts)
+        invoice = session.get(Invoice, delivery.invoice_id)
+        if delivery.kind == "invoice" and invoice.status in _NOT_YET_AVAILABLE:
+            lifecycle.set_status(app, session, invoice, Status.MISE_A_DISPOSITION, "gateway", source=delivery.flow_id)
     return DeliveryState.DELIVERED
+
+
+# An invoice is made available by its first delivery (a completed one stays COMPLETEE).
+_NOT_YET_AVAILABLE = frozenset({Status.DEPOSEE.value, Status.EN_COURS_ACHEMINEMENT.value})
 
 
 def _failed(app: App, delivery: Delivery, error: DeliveryError) -> DeliveryState:

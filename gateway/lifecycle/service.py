@@ -1,0 +1,124 @@
+"""Changing an invoice's status: the one way every source goes (recipient files, the CLI, the gateway).
+
+A change is checked against the transition table, recorded with its actor, time and reason, logged as
+an event, and told to the supplier by a status-return file in the format its account reads; that file
+travels as a delivery, so it is retried like an invoice and never lost. All of it happens in the
+caller's transaction: a change and its notification commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from gateway import events
+from gateway.app import App
+from gateway.findings import Finding, loads
+from gateway.lifecycle.statuses import REASON_REQUIRED, TRANSITIONS, Status, can_move
+from gateway.models import Account, Delivery, Flow, Invoice, InvoiceStatus, StatusFormat, Structure, utcnow
+from gateway.returns.cdar import build_cdar
+from gateway.returns.invoice_response import build_invoice_response
+from gateway.returns.notice import StatusNotice
+from gateway.returns.status_xml import build_status_xml
+
+__all__ = ["StatusRefused", "deposit", "notify_rejection", "rejection_reason", "set_status"]
+
+
+_FORMATS = {StatusFormat.CDAR: (build_cdar, ".cdar.xml"),
+            StatusFormat.PEPPOL: (build_invoice_response, ".ir.xml"),
+            StatusFormat.GATEWAY: (build_status_xml, ".status.xml")}
+
+
+class StatusRefused(ValueError):
+    """A status change that may not happen; the message is for whoever asked."""
+
+
+def set_status(app: App, session: Session, invoice: Invoice, status: Status, actor: str, *,
+               reason_code: str | None = None, reason: str | None = None, mandate_number: str | None = None,
+               source: str | None = None) -> InvoiceStatus:
+    """Move invoice to status, or raise StatusRefused saying why not."""
+    if invoice.status is None:
+        raise StatusRefused(f"Invoice {invoice.id} was rejected at integration: it has no lifecycle.")
+    current = Status(invoice.status)
+    if not can_move(current, status):
+        allowed = ", ".join(s.name for s in sorted(TRANSITIONS[current])) or "none: its life has ended"
+        raise StatusRefused(f"Invoice {invoice.id} is {current.name}: it cannot become {status.name} "
+                            f"(allowed next: {allowed}).")
+    if status in REASON_REQUIRED and not (reason_code or reason):
+        raise StatusRefused(f"Status {status.name} needs a reason (reason code or text).")
+    return _record(app, session, invoice, status, actor, reason_code, reason, mandate_number, source)
+
+
+def deposit(app: App, session: Session, invoice: Invoice, source: str) -> InvoiceStatus:
+    """An invoice's first status, DEPOSEE, set by the gateway when it integrates the invoice."""
+    return _record(app, session, invoice, Status.DEPOSEE, "gateway", None, None, None, source)
+
+
+def _record(app: App, session: Session, invoice: Invoice, status: Status, actor: str, reason_code: str | None,
+            reason: str | None, mandate_number: str | None, source: str | None) -> InvoiceStatus:
+    row = InvoiceStatus(invoice_id=invoice.id, status=status.value, actor=actor, reason_code=reason_code,
+                        reason=reason, mandate_number=mandate_number, source=source)
+    invoice.status = status.value
+    session.add_all([row, invoice])
+    session.flush()
+    events.record(session, invoice.flow_id, "status_changed", invoice_id=invoice.id, status=status.name,
+                  code=status.value, actor=actor, reason_code=reason_code, source=source)
+    if _reported(session, invoice, status):
+        _notify(app, session, invoice, _notice(app, invoice, row), f"status-{row.id}")
+    else:
+        events.record(session, invoice.flow_id, "status_not_reported", invoice_id=invoice.id, status=status.name)
+    return row
+
+
+def _reported(session: Session, invoice: Invoice, status: Status) -> bool:
+    """MISE_EN_PAIEMENT is told to the supplier only where the structure's directory entry says so."""
+    if status is not Status.MISE_EN_PAIEMENT:
+        return True
+    structure = session.get(Structure, invoice.buyer_siret) if invoice.buyer_siret else None
+    return structure is None or structure.reports_payment
+
+
+_REJ_BY_STAGE = {"admissibility": "REJ_SEMAN", "xsd": "REJ_SEMAN", "rules": "REJ_COH", "directory": "REJ_ADR",
+                 "platform": "REJ_CONT_B2G"}
+
+
+def rejection_reason(findings: list[Finding]) -> tuple[str, str]:
+    """The reform's REJ_* reason code for an invoice the platform rejected, and a text naming its rules."""
+    fatal = [f for f in findings if f.fatal] or findings
+    code = "REJ_UNI" if any(f.rule == "B2G-DUPLICATE" for f in fatal) else _REJ_BY_STAGE.get(
+        fatal[0].stage if fatal else "", "REJ_SEMAN")
+    return code, "; ".join(f"{f.rule}: {f.message}" for f in fatal)[:500]
+
+
+def notify_rejection(app: App, session: Session, invoice: Invoice) -> None:
+    """Tell the supplier, in the reform's terms (213 Rejetée), that the platform rejected invoice."""
+    code, text = rejection_reason(loads(invoice.findings))
+    notice = _notice(app, invoice, None, reason_code=code, reason=text)
+    _notify(app, session, invoice, notice, "rejected")
+
+
+def _notice(app: App, invoice: Invoice, row: InvoiceStatus | None, **rejection: str) -> StatusNotice:
+    """What the supplier is told; row None means the platform's rejection at integration."""
+    return StatusNotice(
+        message_id=f"{invoice.id}-{row.id if row else 'rejected'}",
+        status=Status(row.status) if row else None,
+        at=row.at if row else utcnow(),
+        invoice_id=invoice.id, invoice_number=invoice.number, invoice_issue_date=invoice.issue_date,
+        invoice_type_code=invoice.type_code, seller_siret=invoice.seller_siret, buyer_siret=invoice.buyer_siret,
+        actor=row.actor if row else "gateway",
+        reason_code=row.reason_code if row else rejection["reason_code"],
+        reason=row.reason if row else rejection["reason"],
+        mandate_number=row.mandate_number if row else None,
+        platform_siren=app.settings.gateway.platform_siren,
+    )
+
+
+def _notify(app: App, session: Session, invoice: Invoice, notice: StatusNotice, tag: str) -> None:
+    """Queue the status-return file for the supplier, in its account's format."""
+    supplier = session.get(Flow, invoice.flow_id).account
+    account = session.get(Account, supplier)
+    status_format = account.status_format if account else StatusFormat.CDAR
+    build, suffix = _FORMATS[status_format]
+    content = build(notice)
+    session.add(Delivery(kind="status", invoice_id=invoice.id, flow_id=invoice.flow_id, destination=supplier,
+                         file_name=f"{invoice.id}.{tag}{suffix}", sha256=app.store.put(content)))
+    app.wakeup.set()
