@@ -14,7 +14,9 @@ $(BIN)/gateway: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+# Also fetches the rule packs no installed package ships (CEN's EN 16931 CII stylesheet), once.
 install: $(BIN)/gateway
+	$(BIN)/gateway --config $(CONFIG) rules fetch
 
 samples: install
 	$(BIN)/gateway --config $(CONFIG) directory import samples/directory.csv --services samples/services.csv
