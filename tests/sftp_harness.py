@@ -11,6 +11,8 @@ from pathlib import Path
 
 import paramiko
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 SSHD = Path("/usr/sbin/sshd")
 SFTP = shutil.which("sftp")
@@ -23,9 +25,18 @@ def free_port() -> int:
 
 
 def make_key(path: Path) -> Path:
-    """An Ed25519 key pair without passphrase: path, and its public key as path.pub."""
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path)], check=True)
+    """An Ed25519 key pair without passphrase, in OpenSSH's formats: path, and its public key as path.pub."""
+    key = Ed25519PrivateKey.generate()
+    path.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption()))
+    path.chmod(0o600)
+    line = key.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH) + f" {path.name}\n".encode()
+    public(path).write_bytes(line)
     return path
+
+
+def need_openssh_client() -> None:
+    if SFTP is None:
+        pytest.skip("OpenSSH's client is not installed (apt-get install openssh-client)")
 
 
 def public(path: Path) -> Path:
@@ -50,6 +61,7 @@ class OpenSSH:
     password: str | None = None
 
     def argv(self, batch: Path | str, *extra: str) -> list[str]:
+        need_openssh_client()
         argv = [SFTP, "-F", "/dev/null", "-P", str(self.port),
                 "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "StrictHostKeyChecking=yes",
                 "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10"]

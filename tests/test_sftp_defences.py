@@ -10,7 +10,7 @@ import paramiko
 import pytest
 
 from tests.harness import wait_for
-from tests.sftp_harness import PASSWORDS, Site, sftp_site  # noqa: F401  (fixture)
+from tests.sftp_harness import PASSWORDS, Site, need_openssh_client, sftp_site  # noqa: F401  (fixture)
 
 
 def _closed(sock: socket.socket) -> bytes:
@@ -38,6 +38,7 @@ def test_exec_shell_pty_and_forwards_are_refused(sftp_site):
 
 
 def test_openssh_command_and_forwarding_are_refused(sftp_site, tmp_path):
+    need_openssh_client()
     site = sftp_site()
     ssh = ["ssh", "-F", "/dev/null", "-p", str(site.port), "-i", str(site.key), "-o", "IdentitiesOnly=yes",
            "-o", f"UserKnownHostsFile={site.known_hosts}", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"]

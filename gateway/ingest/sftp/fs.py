@@ -16,7 +16,7 @@ import stat
 import struct
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import paramiko
 from paramiko.message import Message
@@ -27,6 +27,9 @@ from gateway.app import App
 from gateway.ingest.sftp.uploads import Handoff, Upload
 from gateway.ingest.watcher import is_final_name
 from gateway.log import log
+
+if TYPE_CHECKING:
+    from gateway.ingest.sftp.connection import Connection
 
 INBOX, OUTBOX = "in", "out"
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -87,7 +90,7 @@ def _regular(st: os.stat_result) -> os.stat_result:
 class ZoneSession(paramiko.SFTPServerInterface):
     """One SFTP session of an authenticated account, confined to its zone."""
 
-    def __init__(self, server: Any, app: App, handoff: Handoff) -> None:
+    def __init__(self, server: Connection, app: App, handoff: Handoff) -> None:
         super().__init__(server)
         self.connection = server
         self.account: str = server.account
@@ -101,7 +104,8 @@ class ZoneSession(paramiko.SFTPServerInterface):
         self.app.zones.ensure(self.account)
         root = os.open(self.app.zones.zone(self.account), _DIRECTORY)
         try:
-            self._dirs = {folder: os.open(folder, _DIRECTORY, dir_fd=root) for folder in (INBOX, OUTBOX)}
+            for folder in (INBOX, OUTBOX):  # one by one: session_ended() closes those opened if one fails
+                self._dirs[folder] = os.open(folder, _DIRECTORY, dir_fd=root)
         finally:
             os.close(root)
         log.info("sftp_login", account=self.account, ip=self.connection.ip, method=self.connection.method)

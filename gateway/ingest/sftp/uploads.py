@@ -8,7 +8,7 @@ left open, after calling session_ended(); those uploads are cut short and are de
 A final name is then handed to intake from a thread of its own: intake fsyncs and commits (about
 8 ms), and a client waiting for that at each close would upload several times slower. The file is
 first linked under its final name in in/, so that after a crash the zone watcher takes it like any
-dropped file: an acknowledged close is never lost.
+dropped file: a close answered OK is not lost if the gateway stops or crashes.
 """
 
 from __future__ import annotations
@@ -58,18 +58,11 @@ class Handoff:
         try:
             os.link(source, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
         except FileExistsError:
-            self._take_now(account, source, name)
+            intake(self.app, self.app.zones.inbox(account) / source,
+                   Arrival(account=account, original_name=name, channel="sftp"))
             return
         os.unlink(source, dir_fd=dir_fd)
         self._queue.put((account, name))
-
-    def _take_now(self, account: str, source: str, name: str) -> None:
-        path = self.app.zones.inbox(account) / source
-        try:
-            intake(self.app, path, Arrival(account=account, original_name=name, channel="sftp"))
-        except BaseException:
-            path.unlink(missing_ok=True)  # the client is told the upload failed
-            raise
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
@@ -88,6 +81,17 @@ class Handoff:
                 log.info("sftp_upload_discarded", account=account, reason="left by a previous run")
 
 
+class UploadSession(Protocol):
+    """What an upload needs to know of its SFTP session (fs.ZoneSession)."""
+
+    account: str
+    ended: bool
+    max_file_bytes: int
+    handoff: Handoff
+
+    def uploaded(self, name: str, attributes: paramiko.SFTPAttributes) -> None: ...
+
+
 class Upload(paramiko.SFTPHandle):
     """A file being uploaded into in/: size-capped, written in place, named only on a clean close."""
 
@@ -96,8 +100,11 @@ class Upload(paramiko.SFTPHandle):
         self.session, self.name = session, name
         self.temporary = TEMPORARY_PREFIX + secrets.token_hex(8)
         self.dir_fd = os.dup(dir_fd)  # the session's own may be closed before this handle
-        self.fd: int | None = self._open(resume)
-        self.size = 0
+        try:
+            self.fd: int | None = self._open(resume)
+        except BaseException:
+            os.close(self.dir_fd)
+            raise
 
     def _open(self, resume: bool) -> int:
         """A new file, or, when the client resumes a temporary name without truncating, that file."""
@@ -123,7 +130,6 @@ class Upload(paramiko.SFTPHandle):
         except OSError as exc:
             self._discard(f"write failed: {exc.strerror}")
             return paramiko.SFTPServer.convert_errno(exc.errno)
-        self.size = max(self.size, offset + len(data))
         return SFTP_OK
 
     def read(self, offset: int, length: int) -> int:
@@ -147,13 +153,13 @@ class Upload(paramiko.SFTPHandle):
         os.close(self.fd)
         self.fd = None
         try:
-            self._name_it()
+            self._name_it(attributes.st_size)
         finally:
             os.close(self.dir_fd)
         self.session.uploaded(self.name, attributes)
 
-    def _name_it(self) -> None:
-        log.info("sftp_upload", account=self.session.account, original_name=self.name, size=self.size)
+    def _name_it(self, size: int) -> None:
+        log.info("sftp_upload", account=self.session.account, original_name=self.name, size=size)
         if is_final_name(self.name):
             self.session.handoff.finish(self.session.account, self.dir_fd, self.temporary, self.name)
         else:
@@ -167,13 +173,3 @@ class Upload(paramiko.SFTPHandle):
         log.warning("sftp_upload_discarded", account=self.session.account, original_name=self.name,
                     reason=reason)
 
-
-class UploadSession(Protocol):
-    """What an upload needs to know of its SFTP session (fs.ZoneSession)."""
-
-    account: str
-    ended: bool
-    max_file_bytes: int
-    handoff: Handoff
-
-    def uploaded(self, name: str, attributes: paramiko.SFTPAttributes) -> None: ...
