@@ -65,7 +65,11 @@ class Connection(paramiko.ServerInterface):
         return paramiko.AUTH_FAILED
 
     def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
-        """Asked once when the client offers the key, once more with its signature (checked by paramiko)."""
+        """Asked once when the client offers the key, once more with its signature (checked by paramiko).
+
+        A refused key is not counted as a failure: clients offer their keys in turn, and a key
+        cannot be guessed the way a password can.
+        """
         if not self.throttle.banned(self.ip) and self.credentials.check_key(username, key):
             return self._granted(username, "publickey")
         return paramiko.AUTH_FAILED
