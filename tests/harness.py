@@ -157,3 +157,23 @@ def renumber(content: bytes, number: str) -> bytes:
             element.text = number
             return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     raise ValueError("no invoice number element found")
+
+
+_UBL = {"cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
+        "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"}
+
+
+def readdress(content: bytes, buyer_siret: str, service_code: str | None, note: str | None = None) -> bytes:
+    """A UBL invoice sent to another buyer SIRET and service code (None: no service), with an optional
+    note so the bytes differ from every earlier copy."""
+    root = etree.fromstring(content)
+    for element in root.xpath("cac:AccountingCustomerParty//cbc:*[@schemeID='0009']", namespaces=_UBL):
+        element.text = buyer_siret
+    reference = root.find("cbc:BuyerReference", _UBL)
+    if service_code is None:
+        root.remove(reference)
+    else:
+        reference.text = service_code
+    if note:
+        root.find("cbc:Note", _UBL).text = note
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
