@@ -42,7 +42,9 @@ class Arrival:
 
 
 def new_flow_id() -> str:
-    return f"{datetime.now(timezone.utc):%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
+    """Time-ordered to the microsecond: the queue takes flows in the order they arrived (a recipient's
+    status messages must be applied in the order it sent them)."""
+    return f"{datetime.now(timezone.utc):%Y%m%d%H%M%S%f}-{secrets.token_hex(3)}"
 
 
 def intake(app: App, path: Path, arrival: Arrival) -> Flow | None:

@@ -78,7 +78,7 @@ class ZoneWatcher:
         for path in hints:
             self._seen.setdefault(path, _Seen(-1, -1, now))
         taken = 0
-        for path in list(self._seen):
+        for path in sorted(self._seen, key=lambda p: self._seen[p].mtime_ns):  # oldest first
             taken += self._consider(path, now)
         return taken
 
