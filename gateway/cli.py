@@ -67,6 +67,11 @@ class _Context:
             self._settings = settings
         return self._settings
 
+    def close(self) -> None:
+        """Close the database connections the command opened (a PostgreSQL server counts them)."""
+        if self._app is not None:
+            self._app.engine.dispose()
+
 
 pass_ctx = click.make_pass_decorator(_Context)
 
@@ -78,6 +83,7 @@ pass_ctx = click.make_pass_decorator(_Context)
 def main(ctx: click.Context, config_path: str | None) -> None:
     """EDI flow gateway for e-invoicing."""
     ctx.obj = _Context(config_path)
+    ctx.call_on_close(ctx.obj.close)
 
 
 @main.command()
@@ -124,10 +130,11 @@ def validate(ctx: _Context, files: tuple[Path, ...], as_json: bool, profile: str
 def _file_verdict(stage: RulesStage, file: Path) -> dict[str, Any]:
     """Admissibility and XSD, then the rules for a document that passed them: what the pipeline does."""
     from gateway.validate import check_document
+    from gateway.validate.rules import after_xsd
 
     content = file.read_bytes()
     checked = check_document(content)
-    rules = stage.check(content, checked.syntax) if checked.valid and checked.syntax else None
+    rules = after_xsd(stage, content, checked)
     findings = checked.findings + list(rules.findings if rules else ())
     return {"file": str(file), "syntax": checked.syntax, "verdict": "invalid" if any_fatal(findings) else "valid",
             "errors": [f.to_dict() for f in findings], "rules": rules.describe() if rules else None}

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from gateway.config import ValidateSettings
-from gateway.validate.rules import VALIDATOR_ERROR, Guards, PoolError, RulesStage, ValidatorPool
+from gateway.validate import check_document
+from gateway.validate.rules import VALIDATOR_ERROR, Guards, PoolError, RulesStage, ValidatorPool, after_xsd
 from gateway.validate.rules.packs import Pack
 from tests.harness import CORPUS, SAMPLES, wait_for
 from tests.rules_harness import UBL_OK, big_invoice, installed
@@ -145,3 +146,9 @@ def _gone(pid: int) -> bool:
         return state in ("Z", "X") and len(os.listdir(f"/proc/{pid}/task")) <= 1
     except FileNotFoundError:
         return True
+
+
+def test_only_documents_past_their_xsd_reach_the_rules():
+    """after_xsd: nothing for an XSD-invalid document; without a running stage, VALIDATOR-ERROR, never valid."""
+    assert after_xsd(None, BR_03, check_document(BR_03)) is None  # reject-xsd.xml fails its XSD
+    assert after_xsd(None, OK, check_document(OK)).fired == [VALIDATOR_ERROR]

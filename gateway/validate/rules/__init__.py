@@ -14,7 +14,7 @@ from gateway.validate.rules.install import InstallError, fetch, install
 from gateway.validate.rules.packs import Inventory, Pack, PackRef, inventory, packs_dir
 from gateway.validate.rules.pool import PoolError, ValidatorPool, try_pack
 from gateway.validate.rules.selection import AUTO, profiles
-from gateway.validate.rules.stage import Guards, RulesStage
+from gateway.validate.rules.stage import Guards, RulesStage, after_xsd
 from gateway.validate.rules.verdict import VALIDATOR_ERROR, RulesVerdict
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "RulesStage",
     "RulesVerdict",
     "ValidatorPool",
+    "after_xsd",
     "fetch",
     "install",
     "inventory",

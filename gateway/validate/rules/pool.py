@@ -20,7 +20,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -44,9 +44,10 @@ class ValidatorLost(Exception):
 class Validator:
     """One validator process and the parent's end of its pipe."""
 
-    def __init__(self, packs: Sequence[Pack], scratch: Path, name: str) -> None:
+    def __init__(self, packs: Sequence[Pack], preload: list[str] | None, scratch: Path, name: str) -> None:
         self._conn, child = _CONTEXT.Pipe()
-        self.process = _CONTEXT.Process(target=serve, args=(child, list(packs), scratch), name=name, daemon=True)
+        self.process = _CONTEXT.Process(target=serve, args=(child, list(packs), preload, scratch), name=name,
+                                        daemon=True)
         self.process.start()
         child.close()
 
@@ -104,15 +105,16 @@ class Validator:
         return self.process.exitcode
 
 
-def serve(conn: Connection, packs: list[Pack], scratch: Path) -> None:
-    """A validator process: compile and warm up, say so, then answer requests until told to stop."""
+def serve(conn: Connection, packs: list[Pack], preload: list[str] | None, scratch: Path) -> None:
+    """A validator process: compile and warm up the preloaded packs (the others on first use), say so, then
+    answer requests until told to stop."""
     from gateway.validate.rules.engine import Engine  # Saxon is loaded only in validator processes
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us
     started = time.perf_counter()
     try:
         engine = Engine(packs, scratch)
-        engine.warm_up()
+        engine.warm_up(preload)
     except Exception as error:  # reported to the parent, which refuses to start without it
         conn.send(("failed", repr(error)))
         return
@@ -140,8 +142,12 @@ def _judge(engine: Any, content: bytes, syntax: str, profile: str) -> RulesVerdi
 class ValidatorPool:
     """Validator processes shared by every thread of the gateway; check() may be called concurrently."""
 
-    def __init__(self, packs: Sequence[Pack], processes: int, budget: float, start_timeout: float = 300.0) -> None:
+    def __init__(self, packs: Sequence[Pack], processes: int, budget: float, start_timeout: float = 300.0,
+                 preload: Collection[str] | None = None) -> None:
+        """preload names the packs each process compiles before it is ready (default: all); the others are
+        compiled by a process the first time a document needs them."""
         self.packs = tuple(packs)
+        self.preload = None if preload is None else sorted(preload)
         self.processes = processes
         self.budget = budget
         self.start_timeout = start_timeout
@@ -170,7 +176,9 @@ class ValidatorPool:
         """Judge one document in a free process; never raises for the document's sake."""
         validator = self._acquire()
         if validator is None:
-            return validator_error("no validator process became free in time")
+            running = self._started.is_set() and not self._closed.is_set()
+            return validator_error("no validator process became free in time" if running
+                                   else "the validator processes are not running", profile=profile)
         try:
             verdict = validator.ask((content, syntax, profile), self.budget)
         except ValidatorLost as lost:
@@ -210,7 +218,7 @@ class ValidatorPool:
         with self._lock:
             if self._closed.is_set():
                 raise PoolError("the pool is closed")
-            validator = Validator(self.packs, self._scratch, f"validator-{next(self._numbers)}")
+            validator = Validator(self.packs, self.preload, self._scratch, f"validator-{next(self._numbers)}")
             self._live.add(validator)
         return validator
 

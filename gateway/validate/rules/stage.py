@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from gateway.config import ValidateSettings
 from gateway.findings import Finding
 from gateway.log import log
+from gateway.validate.document import Checked
 from gateway.validate.rules.packs import Pack, inventory, packs_dir
 from gateway.validate.rules.pool import ValidatorPool
 from gateway.validate.rules.selection import profiles, roles
-from gateway.validate.rules.verdict import STAGE, RulesVerdict
+from gateway.validate.rules.verdict import STAGE, RulesVerdict, validator_error
 
 TOO_LARGE = "RULES-TOO-LARGE"
+EN16931 = "en16931"
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,8 @@ class RulesStage:
         if profile not in profiles():
             raise ValueError(f"unknown rules profile {profile!r}; known: {', '.join(profiles())}")
         packs = usable_packs(settings, roles(profile))
-        pool = ValidatorPool(packs, processes or settings.pool_size, settings.time_budget)
+        preload = [pack.name for pack in packs if pack.role == EN16931]  # what nearly every invoice needs
+        pool = ValidatorPool(packs, processes or settings.pool_size, settings.time_budget, preload=preload)
         return cls(pool, profile, Guards(settings.max_bytes, settings.max_lines))
 
     def check(self, content: bytes, syntax: str) -> RulesVerdict:
@@ -75,6 +78,16 @@ class RulesStage:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def after_xsd(stage: RulesStage | None, content: bytes, checked: Checked) -> RulesVerdict | None:
+    """The rules verdict on a document that passed admissibility and its XSD, None for any other; without a
+    stage (the gateway's is started by its runner) nothing is judged valid."""
+    if not checked.valid or checked.syntax is None:
+        return None
+    if stage is None:
+        return validator_error("the rules stage is not running")
+    return stage.check(content, checked.syntax)
 
 
 def usable_packs(settings: ValidateSettings, wanted: set[str]) -> list[Pack]:
