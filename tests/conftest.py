@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,19 +10,47 @@ from gateway.app import App
 from gateway.log import configure_logging
 from gateway.runner import Gateway
 from tests.harness import load_samples, write_config
+from tests.postgres import PostgresServer, binaries
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server for the whole session; skipped (failed in CI) where its binaries are missing."""
+    bindir = binaries()
+    if bindir is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL server binaries not found: CI must run the PostgreSQL tests")
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: PostgreSQL runs skipped")
+    server = PostgresServer(bindir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request) -> str | None:
+    """Each test using the database runs on SQLite (None: the default URL) and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield None
+        return
+    server = request.getfixturevalue("postgres")
+    name = server.create_database()
+    yield server.url(name)
+    server.drop_database(name)
 
 
 @pytest.fixture
-def config_file(tmp_path: Path) -> Path:
-    path = write_config(tmp_path)
+def config_file(tmp_path: Path, database_url: str | None) -> Path:
+    path = write_config(tmp_path, database_url=database_url)
     load_samples(path)
     return path
 
 
 @pytest.fixture
-def app(config_file: Path) -> App:
+def app(config_file: Path):
     configure_logging("debug", None)  # JSON lines on the test's captured stderr, shown when it fails
-    return App.from_settings(config_module.load(config_file))
+    app = App.from_settings(config_module.load(config_file))
+    yield app
+    app.engine.dispose()
 
 
 @pytest.fixture

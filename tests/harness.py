@@ -29,9 +29,12 @@ FAST = {
 }
 
 
-def write_config(root: Path, overrides: dict | None = None) -> Path:
-    """A config.toml under root with fast intervals, and relative paths inside root."""
+def write_config(root: Path, overrides: dict | None = None, database_url: str | None = None) -> Path:
+    """A config.toml under root with fast intervals and relative paths inside root; SQLite unless a
+    database_url is given (the `database_url` fixture gives one per database the suite runs on)."""
     sections = {k: dict(v) for k, v in FAST.items()}
+    if database_url:
+        sections["gateway"] = {"database_url": database_url}
     for section, values in (overrides or {}).items():
         sections.setdefault(section, {}).update(values)
     lines = []

@@ -25,8 +25,8 @@ def _stream(root, contents: dict[str, bytes], done: threading.Event) -> None:
         done.wait(0.005)  # pacing of the stream, not synchronisation
 
 
-def test_sigkill_while_processing_loses_nothing_and_duplicates_nothing(tmp_path):
-    config = write_config(tmp_path, {"worker": {"lease_seconds": 1.5}})
+def test_sigkill_while_processing_loses_nothing_and_duplicates_nothing(tmp_path, database_url):
+    config = write_config(tmp_path, {"worker": {"lease_seconds": 1.5}}, database_url)
     load_samples(config)
     root = tmp_path
     good = (SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes()
@@ -67,8 +67,10 @@ def test_sigkill_while_processing_loses_nothing_and_duplicates_nothing(tmp_path)
     assert set(delivered) == expected and set(delivered.values()) == {1}
 
     settings = config_module.load(config)
-    with Session(make_engine(settings.gateway.database_url)) as session:
+    engine = make_engine(settings.gateway.database_url)
+    with Session(engine) as session:
         flows = session.exec(select(Flow)).all()
+    engine.dispose()
     assert len(flows) == len(contents) and all(f.state in FINAL_STATES for f in flows)
 
     log_lines = [json.loads(line) for line in (tmp_path / "gateway.log").read_text().splitlines() if line]

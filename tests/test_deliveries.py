@@ -18,8 +18,9 @@ RECIPIENT = "mairie-exemple"
 
 
 @pytest.fixture
-def setup(tmp_path):
-    config = write_config(tmp_path, {"delivery": {"max_attempts": 3, "retry_base": 0.05, "retry_max": 0.1}})
+def setup(tmp_path, database_url):
+    config = write_config(tmp_path, {"delivery": {"max_attempts": 3, "retry_base": 0.05, "retry_max": 0.1}},
+                          database_url)
     load_samples(config)
     gateway = Gateway(App.from_settings(config_module.load(config)))
     gateway.start()
