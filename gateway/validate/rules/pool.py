@@ -108,26 +108,28 @@ class Validator:
 def serve(conn: Connection, packs: list[Pack], preload: list[str] | None, scratch: Path) -> None:
     """A validator process: compile and warm up the preloaded packs (the others on first use), say so, then
     answer requests until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us
+    try:
+        engine = _start(conn, packs, preload, scratch)
+        while engine is not None and (request := conn.recv()) is not None:
+            conn.send(_judge(engine, *request))
+    except (EOFError, OSError):  # the parent has gone (killed, or closed the pipe): nobody is left to answer
+        pass
+
+
+def _start(conn: Connection, packs: list[Pack], preload: list[str] | None, scratch: Path) -> Any:
+    """The engine, once its preloaded packs are compiled and warm; None (and the parent told why) if not."""
     from gateway.validate.rules.engine import Engine  # Saxon is loaded only in validator processes
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us
     started = time.perf_counter()
     try:
         engine = Engine(packs, scratch)
         engine.warm_up(preload)
     except Exception as error:  # reported to the parent, which refuses to start without it
         conn.send(("failed", repr(error)))
-        return
-    conn.send(("ready", time.perf_counter() - started))
-    while (request := _receive(conn)) is not None:
-        conn.send(_judge(engine, *request))
-
-
-def _receive(conn: Connection) -> Any:
-    try:
-        return conn.recv()
-    except EOFError:  # the parent has gone
         return None
+    conn.send(("ready", time.perf_counter() - started))
+    return engine
 
 
 def _judge(engine: Any, content: bytes, syntax: str, profile: str) -> RulesVerdict:
