@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
@@ -11,6 +12,9 @@ from gateway.config import Settings
 from gateway.db import make_engine
 from gateway.store import ContentStore
 from gateway.zones import Zones
+
+if TYPE_CHECKING:
+    from gateway.validate.rules import RulesStage
 
 
 @dataclass
@@ -21,6 +25,8 @@ class App:
     zones: Zones
     # Set by intake when a flow is committed, so idle workers start at once instead of polling.
     wakeup: threading.Event = field(default_factory=threading.Event)
+    # The business rules' validator processes: started by the runner, which alone needs them.
+    rules: RulesStage | None = None
 
     def emit(self, account: str, name: str, content: bytes) -> None:
         """Keep what the gateway sends in the content store, then publish it in the account's out/."""

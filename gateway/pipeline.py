@@ -35,11 +35,14 @@ from gateway.validate import Checked, Limits, size_refusal
 from gateway.returns.notice import StatusMessageError
 from gateway.validate.extract import InvoiceData
 from gateway.validate.safexml import RefusedXML, parse, root_tag
+from gateway.validate.pdf import embedded_xml
+from gateway.validate.rules import RulesVerdict, after_xsd
 from gateway.validate.contents import (ArchiveLimits, ArchiveRefused, Member, check_member, is_batch,
                                        kind_of, members, type_refusal)
 
 
 STATUSES = "statuses"  # Flow.kind of a status message
+Judged = tuple[Member, str, Checked, RulesVerdict | None]  # a document, its stored SHA-256, its verdicts
 
 
 @dataclass
@@ -83,7 +86,7 @@ def _judge_flow(app: App, work: _Work, attempts: int) -> None:
     """
     flow = work.flow
     refusal = _flow_refusal(app, flow, attempts)
-    judged: list[tuple[Member, str, Checked]] = []
+    judged: list[Judged] = []
     if refusal is None and _judge_status_flow(app, work):
         return
     if refusal is None:
@@ -104,8 +107,8 @@ def _judge_flow(app: App, work: _Work, attempts: int) -> None:
         flow.syntax = stored.syntax = kind_of(flow.original_name) if batch else judged[0][2].syntax
         events.record(session, flow.id, "syntax_detected", syntax=flow.syntax, documents=len(judged))
         day, accepted_keys = _deposit_day(app, flow), set()
-        for seq, (member, sha256, checked) in enumerate(judged, start=1):
-            invoice = _judge(session, flow, seq, member.name, sha256, checked, day, accepted_keys)
+        for seq, (member, sha256, checked, rules) in enumerate(judged, start=1):
+            invoice = _judge(session, flow, seq, member.name, sha256, checked, rules, day, accepted_keys)
             work.invoices.append(invoice)
         session.flush()  # invoice rows before their deliveries' foreign keys
         for invoice in work.invoices:
@@ -172,7 +175,7 @@ def _judge_status_flow(app: App, work: _Work) -> bool:
     return True
 
 
-def _judge_documents(app: App, flow: Flow) -> list[tuple[Member, str, Checked]]:
+def _judge_documents(app: App, flow: Flow) -> list[Judged]:
     """Check each document the flow carries; archive members are kept in the store for delivery."""
     settings = app.settings.ingest
     limits = Limits(max_bytes=settings.max_flow_bytes)
@@ -182,8 +185,20 @@ def _judge_documents(app: App, flow: Flow) -> list[tuple[Member, str, Checked]]:
     judged = []
     for member in members(app.store.path(flow.sha256), flow.original_name, archive_limits):
         sha256 = app.store.put(member.content) if batch else flow.sha256
-        judged.append((member, sha256, check_member(member, limits)))
+        checked = check_member(member, limits)
+        judged.append((member, sha256, checked, _check_rules(app, member, checked)))
     return judged
+
+
+def _check_rules(app: App, member: Member, checked: Checked) -> RulesVerdict | None:
+    """The business rules on the invoice XML (a Factur-X PDF's embedded CII) of a document past its XSD."""
+    if not checked.valid:
+        return None
+    xml = member.content
+    if kind_of(member.name) == "pdf":
+        found = embedded_xml(member.content)
+        xml = found[1] if found else b""  # found: the PDF passed its checks
+    return after_xsd(app.rules, xml, checked)
 
 
 def _flow_refusal(app: App, flow: Flow, attempts: int) -> list[Finding] | None:
@@ -199,7 +214,7 @@ def _flow_refusal(app: App, flow: Flow, attempts: int) -> list[Finding] | None:
 
 
 def _judge(session: Session, flow: Flow, seq: int, name: str, sha256: str, checked: Checked,
-           day: date, accepted_keys: set) -> Invoice:
+           rules: RulesVerdict | None, day: date, accepted_keys: set) -> Invoice:
     """Record one invoice's verdict: its checks, then routing and platform controls if it passed them.
 
     accepted_keys holds the duplicate keys of the invoices accepted earlier in the same flow.
@@ -210,7 +225,11 @@ def _judge(session: Session, flow: Flow, seq: int, name: str, sha256: str, check
     findings = list(checked.findings)
     events.record(session, flow.id, "xsd_checked", invoice_id=invoice.id, syntax=checked.syntax,
                   valid=checked.valid, rules=sorted({f.rule for f in findings}))
-    if checked.valid:
+    if rules is not None:  # the business rules: only their fatal findings reject, warnings are reported
+        findings += rules.findings
+        events.record(session, flow.id, "rules_checked", invoice_id=invoice.id, valid=rules.valid,
+                      **rules.describe())
+    if rules is not None and rules.valid:
         deposit = Deposit(session, data, flow.account, day, accepted_keys)
         controls = check_deposit(deposit)
         decision = route(session, data)

@@ -1,8 +1,10 @@
-"""`gateway run`: one process running the SFTP server, the zone watcher, the workers and a heartbeat.
+"""`gateway run`: one process running the SFTP server, the zone watcher, the workers and a heartbeat, with
+the business rules' validator processes beside it.
 
 As in uvicorn, signal handlers only record; the main loop notices and stops everything in order:
 the SFTP server and the watcher first (no new flows), then the workers, each finishing the flow in
-hand, then the leases still held are released so another process may take them at once.
+hand, then the validator processes, then the leases still held are released so another process may take
+them at once.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from gateway.ingest.sftp import SftpServer
 from gateway.ingest.watcher import ZoneWatcher
 from gateway.log import log
 from gateway.models import Account, Worker as WorkerRow, utcnow
+from gateway.validate.rules import RulesStage
 from gateway.worker import Worker
 
 
@@ -33,6 +36,7 @@ class Gateway:
         self._stop_workers = threading.Event()
         self._stop_watcher = threading.Event()
         self.sftp: SftpServer | None = None
+        self._rules: RulesStage | None = None  # the stage this gateway started, and will close
 
     def handle_signal(self, signum: int, _frame) -> None:
         self.should_exit.set()
@@ -50,6 +54,7 @@ class Gateway:
 
     def start(self) -> None:
         self._register()
+        self._start_rules()
         for account in self._accounts():
             self.app.zones.ensure(account)
         recovered = recover(self.app)
@@ -74,8 +79,18 @@ class Gateway:
         self.app.wakeup.set()
         for thread in self._threads:
             thread.join(timeout=30)
+        if self._rules is not None:
+            self._rules.close()
         self._release_all()
         log.info("gateway_stopped", owner=self.owner)
+
+    def _start_rules(self) -> None:
+        """The validator processes, compiled and warm before any worker needs them, unless the app came
+        with a running stage (tests share one among many gateways): that one is its owner's to close."""
+        if self.app.rules is None:
+            rules = RulesStage.from_settings(self.app.settings.validation)
+            rules.start()
+            self.app.rules = self._rules = rules  # only once started: stop() closes what runs
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)

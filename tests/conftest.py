@@ -8,7 +8,9 @@ import pytest
 from gateway import config as config_module
 from gateway.app import App
 from gateway.log import configure_logging
+from gateway.config import ValidateSettings
 from gateway.runner import Gateway
+from gateway.validate.rules import RulesStage
 from tests.harness import load_samples, write_config
 from tests.postgres import PostgresServer, binaries
 
@@ -53,9 +55,18 @@ def app(config_file: Path):
     app.engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def rules_stage():
+    """One pool of validator processes for every in-process gateway of the session (starting one costs
+    seconds): the default packs and profile, as the tests' configurations leave [validate] alone."""
+    with RulesStage.from_settings(ValidateSettings(processes=1)) as stage:
+        yield stage
+
+
 @pytest.fixture
-def running(app: App):
+def running(app: App, rules_stage: RulesStage):
     """A gateway running in this process (watcher, worker, heartbeat threads) on the sample data."""
+    app.rules = rules_stage
     gateway = Gateway(app)
     gateway.start()
     try:
