@@ -16,7 +16,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
-from typing import Callable, NamedTuple
+from typing import IO, Callable, NamedTuple
 
 from gateway.validate.rules.catalog import PackEntry, catalog
 from gateway.validate.rules.packs import MANIFEST, Pack, PackError, declared_version, load_installed, sha256_of
@@ -120,7 +120,7 @@ def _release_members(path: Path) -> list[tuple[PackEntry, bytes]]:
         return [(_known(name), _read_bounded(archive.open(info), info.filename)) for name, info in chosen.items()]
 
 
-def _read_bounded(stream, what: str) -> bytes:
+def _read_bounded(stream: IO[bytes], what: str) -> bytes:
     """The whole stream, refused past MAX_STYLESHEET_BYTES whatever its declared size."""
     with stream:
         content = stream.read(MAX_STYLESHEET_BYTES + 1)

@@ -23,11 +23,14 @@ import time
 from collections.abc import Collection, Sequence
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from gateway.log import log
 from gateway.validate.rules.packs import Pack
 from gateway.validate.rules.verdict import RulesVerdict, validator_error
+
+if TYPE_CHECKING:
+    from gateway.validate.rules.engine import Engine
 
 _CONTEXT = multiprocessing.get_context("spawn")
 _RESPAWN_DELAYS = (0.0, 1.0, 5.0, 30.0)  # seconds before each new try to replace a process; last repeats
@@ -117,7 +120,7 @@ def serve(conn: Connection, packs: list[Pack], preload: list[str] | None, scratc
         pass
 
 
-def _start(conn: Connection, packs: list[Pack], preload: list[str] | None, scratch: Path) -> Any:
+def _start(conn: Connection, packs: list[Pack], preload: list[str] | None, scratch: Path) -> Engine | None:
     """The engine, once its preloaded packs are compiled and warm; None (and the parent told why) if not."""
     from gateway.validate.rules.engine import Engine  # Saxon is loaded only in validator processes
 
@@ -132,7 +135,7 @@ def _start(conn: Connection, packs: list[Pack], preload: list[str] | None, scrat
     return engine
 
 
-def _judge(engine: Any, content: bytes, syntax: str, profile: str) -> RulesVerdict:
+def _judge(engine: Engine, content: bytes, syntax: str, profile: str) -> RulesVerdict:
     """The engine's verdict; an unexpected error fails this document only, the process lives on."""
     try:
         verdict: RulesVerdict = engine.check(content, syntax, profile)

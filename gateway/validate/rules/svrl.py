@@ -14,7 +14,8 @@ SVRL = "http://purl.oclc.org/dsdl/svrl"
 _FAILED = f"{{{SVRL}}}failed-assert"
 _TEXT = f"{{{SVRL}}}text"
 _WARNING_FLAGS = frozenset({"warning", "information", "info"})
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)  # the report of a large invoice is large
+# huge_tree: the report on a large invoice is large; it comes from the official stylesheet, not a supplier.
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
 
 
 @dataclass(frozen=True)
