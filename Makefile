@@ -31,6 +31,7 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/validate.py
 
 clean:
 	rm -rf var .pytest_cache

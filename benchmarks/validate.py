@@ -1,0 +1,119 @@
+"""Rules-stage benchmark: invoices/s through the validator pool with 1 and 2 processes, against the raw rate.
+
+The documents are the XSD-valid invoices of ../shared/corpus (samples/flows when it is absent), each judged
+under the plain EN 16931 profile, skipping those whose pack is not installed. The raw rate is the same work
+(Engine.check: parse, select, transform, SVRL, lines) in a tight loop in this process, packs compiled and
+warmed up first. The pool is fed by twice as many threads as it has processes, as the gateway's workers
+would. Last, a 6,100-line invoice (the UBL sample's lines repeated) is timed in a validator process, with
+that process's peak RSS.
+
+    python benchmarks/validate.py [-n 2000] [--lines 6100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from gateway.log import configure_logging  # noqa: E402
+from gateway.validate import check_document  # noqa: E402
+from gateway.validate.rules import ValidatorPool, inventory, packs_dir  # noqa: E402
+from gateway.validate.rules.catalog import catalog  # noqa: E402
+from tests.harness import CORPUS, SAMPLES  # noqa: E402
+from tests.rules_harness import big_invoice  # noqa: E402
+
+PROFILE = "en16931"
+NEWLINE = b"\n"
+Document = tuple[bytes, str]  # content, syntax
+
+
+def documents() -> tuple[list[Document], list]:
+    """XSD-valid documents whose EN 16931 pack is usable here, and those packs."""
+    usable = inventory(packs_dir()).for_roles({"en16931"})
+    families = {pack.syntax for pack in usable}
+    folder = CORPUS if CORPUS.is_dir() else SAMPLES / "flows"
+    found = []
+    for path in sorted(folder.glob("*.xml")):
+        content = path.read_bytes()
+        checked = check_document(content)
+        if checked.valid and checked.syntax and catalog().family_of(checked.syntax).name in families:
+            found.append((content, checked.syntax))
+    return found, usable
+
+
+def workload(docs: list[Document], n: int) -> list[Document]:
+    return [docs[i % len(docs)] for i in range(n)]
+
+
+def pool_rate(packs: list, work: list[Document], processes: int) -> float:
+    with ValidatorPool(packs, processes=processes, budget=60.0) as pool:
+        with ThreadPoolExecutor(2 * processes) as threads:
+            start = time.perf_counter()
+            verdicts = list(threads.map(lambda doc: pool.check(doc[0], doc[1], PROFILE), work))
+            elapsed = time.perf_counter() - start
+    assert all(v.packs for v in verdicts), "a document was not judged"
+    return len(work) / elapsed
+
+
+def raw_rate(packs: list, work: list[Document]) -> float:
+    """The same checks in this process; Saxon is created here only after every pool has run."""
+    from gateway.validate.rules.engine import Engine
+
+    with tempfile.TemporaryDirectory() as scratch:
+        engine = Engine(packs, Path(scratch))
+        engine.warm_up()
+        for content, syntax in work[: len(work) // 10]:  # as warm as the pool's long-lived processes
+            engine.check(content, syntax, PROFILE)
+        start = time.perf_counter()
+        for content, syntax in work:
+            engine.check(content, syntax, PROFILE)
+        return len(work) / (time.perf_counter() - start)
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def big_document(packs: list, lines: int) -> None:
+    content = big_invoice(lines)
+    ubl = [pack for pack in packs if pack.syntax == "ubl"]
+    with ValidatorPool(ubl, processes=1, budget=600.0) as pool:
+        (pid,) = pool.pids()
+        before = peak_rss_mb(pid)
+        start = time.perf_counter()
+        verdict = pool.check(content, "ubl-invoice", PROFILE)
+        elapsed = time.perf_counter() - start
+        after = peak_rss_mb(pid)
+    print(f"{content.count(NEWLINE) + 1:,}-line invoice ({len(content):,} bytes): {elapsed:.2f} s, validator "
+          f"peak RSS {after:.0f} MB ({before:.0f} MB before it), {len(verdict.findings)} findings")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=2000, help="documents per measurement")
+    parser.add_argument("--lines", type=int, default=6100, help="lines of the large invoice")
+    args = parser.parse_args()
+    configure_logging("warning")  # the pool's start and stop lines would interleave with the figures
+    docs, packs = documents()
+    work = workload(docs, args.n)
+    print(f"{len(docs)} XSD-valid documents, packs {', '.join(p.name for p in packs)}; {args.n} per measurement")
+    pooled = {processes: pool_rate(packs, work, processes) for processes in (1, 2)}
+    raw = raw_rate(packs, work)
+    print(f"raw, one process, tight loop: {raw:8.1f} invoices/s")
+    for processes, rate in pooled.items():
+        print(f"pool, {processes} process(es):         {rate:8.1f} invoices/s  ({rate / raw:.2f}x raw)")
+    big_document(packs, args.lines)
+
+
+if __name__ == "__main__":
+    main()
