@@ -41,15 +41,18 @@ def status_message(invoice_id: str, status: Status) -> bytes:
             f"{'<mandateNumber>M-1</mandateNumber>' if status is Status.MANDATEE else ''}</statusUpdate>").encode()
 
 
+_read: dict[str, tuple[tuple[str, str], float] | None] = {}  # file name -> what it says, parsed once
+
+
 def returns(root: Path) -> dict[tuple[str, str], float]:
     """(invoice id, status code) -> mtime of each status-return the supplier has received."""
-    seen = {}
     for path in files(outbox(root, SUPPLIER), ".status.xml"):
-        doc = etree.parse(str(path)).getroot()
-        code = doc.findtext("s:statusCode", namespaces=NS)
-        if code:
-            seen[(doc.findtext("s:invoiceId", namespaces=NS), code)] = path.stat().st_mtime
-    return seen
+        if path.name not in _read:
+            doc = etree.parse(str(path)).getroot()
+            code = doc.findtext("s:statusCode", namespaces=NS)
+            _read[path.name] = ((doc.findtext("s:invoiceId", namespaces=NS), code), path.stat().st_mtime) \
+                if code else None
+    return dict(entry for entry in _read.values() if entry)
 
 
 def wait(predicate, what: str, timeout: float = 1800) -> None:

@@ -14,6 +14,7 @@ from gateway.store import ContentStore
 from gateway.zones import Zones
 
 if TYPE_CHECKING:
+    from gateway.remote import SftpPool
     from gateway.validate.rules import RulesStage
 
 
@@ -23,6 +24,8 @@ class App:
     engine: Engine
     store: ContentStore
     zones: Zones
+    # Connections to accounts' own SFTP servers (push and pull), closed when the gateway stops.
+    remote: SftpPool
     # Set by intake when a flow is committed, so idle workers start at once instead of polling.
     wakeup: threading.Event = field(default_factory=threading.Event)
     # The business rules' validator processes: started by the runner, which alone needs them.
@@ -35,6 +38,8 @@ class App:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "App":
+        from gateway.remote import SftpPool  # its paramiko client imports modules that import this one
+
         for directory in (settings.gateway.data_dir, settings.spool_dir, settings.store_dir,
                           settings.gateway.zones_dir):
             directory.mkdir(parents=True, exist_ok=True)
@@ -43,4 +48,5 @@ class App:
             engine=make_engine(settings.gateway.database_url),
             store=ContentStore(settings.store_dir),
             zones=Zones(settings.gateway.zones_dir),
+            remote=SftpPool(settings.remote.timeout),
         )

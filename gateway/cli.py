@@ -18,8 +18,8 @@ from gateway.db import session_scope
 from gateway.findings import any_fatal, loads
 from gateway.log import configure_logging
 from gateway.validate.rules import profiles as rules_profiles
-from gateway.models import (Account, AccountKey, AccountPassword, AccountSiret, Delivery, DeliveryState, Event, Flow,
-                            FlowState, Invoice, Role, Service, StatusFormat, Structure)
+from gateway.models import (Account, AccountKey, AccountPassword, AccountSiret, Delivery, DeliveryState, Direction,
+                            Endpoint, Event, Flow, FlowState, Invoice, Role, Service, StatusFormat, Structure)
 from gateway.zones import is_account_name
 
 if TYPE_CHECKING:
@@ -351,17 +351,71 @@ def accounts_import(ctx: _Context, csv_file: Path) -> None:
     click.echo(f"imported {count} accounts")
 
 
+@accounts.command("remote")
+@click.argument("name")
+@click.option("--push", "push_url", metavar="sftp://USER@HOST[:PORT]/DIR",
+              help="Deliver the account's files (invoices, status-returns) into this folder of its server.")
+@click.option("--pull", "pull_url", metavar="sftp://USER@HOST[:PORT]/DIR",
+              help="Collect the account's flows from this folder of its server.")
+@click.option("--remove", type=click.Choice([d.value for d in Direction]), help="Remove that endpoint.")
+@click.option("--key", "key_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The gateway's private key for the server (OpenSSH or PEM, without passphrase).")
+@click.option("--host-key", help="The server's public host key, '<type> <base64>' (its ssh_host_*_key.pub): "
+                                 "pinned, never learnt; any other key is refused.")
+@click.option("--interval", type=click.FloatRange(min=0, min_open=True),
+              help="Pull: seconds between two polls (default: [remote] pull_interval).")
+@click.option("--after", help="Pull: what becomes of a collected file: delete (default), or move:DIR "
+                              "(DIR read from the polled folder unless absolute).")
+@pass_ctx
+def accounts_remote(ctx: _Context, name: str, push_url: str | None, pull_url: str | None, remove: str | None,
+                    key_path: Path | None, host_key: str | None, interval: float | None, after: str | None) -> None:
+    """Set or remove the account's own SFTP server: --push delivers to it, --pull collects from it."""
+    from gateway.remote.endpoints import EndpointError, build, location
+
+    if len([o for o in (push_url, pull_url, remove) if o]) != 1:
+        raise click.UsageError("give one of --push URL, --pull URL or --remove push|pull")
+    with session_scope(ctx.app.engine) as session:
+        if session.get(Account, name) is None:
+            raise click.ClickException(f"no account {name}")
+        if remove:
+            _remove_endpoint(session, name, Direction(remove))
+            return
+        if key_path is None or host_key is None:
+            raise click.UsageError("--key and --host-key are required with --push and --pull")
+        direction = Direction.PUSH if push_url else Direction.PULL
+        try:
+            endpoint = build(name, direction, push_url or pull_url, key_path, host_key, interval, after)
+        except EndpointError as exc:
+            raise click.UsageError(str(exc)) from exc
+        session.merge(endpoint)
+    click.echo(f"account {name}: {direction.value} {location(endpoint)}")
+
+
+def _remove_endpoint(session, name: str, direction: Direction) -> None:
+    endpoint = session.get(Endpoint, (name, direction))
+    if endpoint is None:
+        raise click.ClickException(f"account {name} has no {direction.value} endpoint")
+    session.delete(endpoint)
+    click.echo(f"account {name}: {direction.value} endpoint removed")
+
+
 @accounts.command("list")
 @pass_ctx
 def accounts_list(ctx: _Context) -> None:
-    """List accounts with their SIRETs."""
+    """List accounts with their SIRETs and their own SFTP servers (push, pull)."""
+    from gateway.remote.endpoints import location
+
     with session_scope(ctx.app.engine) as session:
         rows = session.exec(select(Account).order_by(Account.name)).all()
         sirets = session.exec(select(AccountSiret)).all()
-    held = {}
+        remotes = session.exec(select(Endpoint).order_by(Endpoint.direction)).all()
+    held, servers = {}, {}
     for s in sirets:
         held.setdefault(s.account, []).append(s.siret)
-    _table(["name", "role", "sirets"], [(a.name, a.role.value, ", ".join(held.get(a.name, []))) for a in rows])
+    for e in remotes:
+        servers.setdefault(e.account, []).append(f"{e.direction.value} {location(e)}")
+    _table(["name", "role", "sirets", "remote"], [(a.name, a.role.value, ", ".join(held.get(a.name, [])),
+                                                   ", ".join(servers.get(a.name, []))) for a in rows])
 
 
 @main.group()

@@ -82,6 +82,14 @@ class DeliverySettings(_Section):
     retry_max: float = Field(3600.0, gt=0)
 
 
+class RemoteSettings(_Section):
+    timeout: float = Field(15.0, gt=0)
+    push_attempts: int = Field(3, ge=1)
+    push_wait: float = Field(0.5, gt=0)
+    push_wait_max: float = Field(5.0, gt=0)
+    pull_interval: float = Field(60.0, gt=0)
+
+
 class LogSettings(_Section):
     level: str = "info"
     file: Path | None = None
@@ -94,6 +102,7 @@ class Settings(_Section):
     sftp: SftpSettings = SftpSettings()
     validation: ValidateSettings = Field(ValidateSettings(), alias="validate")  # `validate` is BaseModel's
     delivery: DeliverySettings = DeliverySettings()
+    remote: RemoteSettings = RemoteSettings()
     log: LogSettings = LogSettings()
 
     @property

@@ -90,6 +90,32 @@ class AccountKey(SQLModel, table=True):
     comment: str = ""
 
 
+class Direction(StrEnum):
+    """Which way files travel between the gateway and an account's own SFTP server."""
+
+    PUSH = "push"  # what the gateway delivers to the account is uploaded there
+    PULL = "pull"  # what the account sends is collected from there
+
+
+class Endpoint(SQLModel, table=True):
+    """An account's own SFTP server: where its deliveries are pushed, or whence its flows are pulled.
+
+    The server's host key is pinned ('<type> <base64>'): a server showing any other key is refused,
+    never trusted on first use.
+    """
+
+    account: str = Field(primary_key=True, foreign_key="account.name")
+    direction: Direction = Field(primary_key=True)
+    host: str
+    port: int = 22
+    user: str
+    key_path: str  # the gateway's private key for this server (no passphrase)
+    host_key: str
+    directory: str
+    interval: float | None = None  # pull: seconds between two polls; None: [remote] pull_interval
+    after: str = "delete"  # pull: "delete", or "move:<folder>" on the server
+
+
 class Structure(SQLModel, table=True):
     """A public structure of the directory (one row of Chorus Pro's 21-column export)."""
 

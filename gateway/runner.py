@@ -79,6 +79,7 @@ class Gateway:
         self.app.wakeup.set()
         for thread in self._threads:
             thread.join(timeout=30)
+        self.app.remote.close()
         if self._rules is not None:
             self._rules.close()
         self._release_all()

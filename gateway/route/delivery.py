@@ -17,13 +17,19 @@ from gateway.app import App
 from gateway.db import session_scope
 from gateway.lifecycle import service as lifecycle
 from gateway.lifecycle.statuses import Status
-from gateway.models import Delivery, DeliveryState, Invoice, utcnow
+from gateway.models import Delivery, DeliveryState, Direction, Invoice, utcnow
+from gateway.remote import endpoints
 from gateway.route.channels import DeliveryChannel, DeliveryError, PermanentDeliveryError, ZoneChannel
+from gateway.route.sftp_push import SftpPushChannel
 
 
 def channel_for(app: App, account: str) -> DeliveryChannel:
-    """The channel that reaches account: its zone on this gateway."""
-    return ZoneChannel(app.zones)
+    """The channel that reaches account: its own SFTP server if it has a push endpoint (for every file it
+    receives, invoices and status-returns alike), else its zone on this gateway."""
+    endpoint = endpoints.find(app.engine, account, Direction.PUSH)
+    if endpoint is None:
+        return ZoneChannel(app.zones)
+    return SftpPushChannel(endpoint, app.remote, app.settings.remote)
 
 
 def attempt(app: App, delivery_id: int) -> DeliveryState:

@@ -1,0 +1,97 @@
+"""Endpoints: an account's own SFTP server, written sftp://USER@HOST[:PORT]/DIR, with the gateway's private
+key for it and the server's pinned host key.
+
+Everything is checked when an operator sets an endpoint, so that a typo shows at once rather than as
+deliveries dead-lettered later.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from gateway.db import session_scope
+from gateway.ingest.sftp.auth import KeyLineError, parse_key_line
+from gateway.models import Direction, Endpoint
+from gateway.remote.client import RemoteRefused, private_key
+
+DELETE, MOVE = "delete", "move:"
+
+
+class EndpointError(ValueError):
+    """An endpoint setting the gateway cannot use; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Address:
+    user: str
+    host: str
+    port: int
+    directory: str
+
+
+def build(account: str, direction: Direction, url: str, key_path: Path, host_key: str, interval: float | None,
+          after: str | None) -> Endpoint:
+    """The endpoint an operator describes, every part checked (the private key loaded, to prove it usable)."""
+    if direction is Direction.PUSH and (interval is not None or after is not None):
+        raise EndpointError("--interval and --after are for a pull endpoint")
+    address = parse_address(url)
+    try:
+        private_key(str(key_path))
+    except RemoteRefused as exc:
+        raise EndpointError(f"--key: {exc}") from exc
+    try:
+        pinned, _comment = parse_key_line(host_key)
+    except KeyLineError as exc:
+        raise EndpointError(f"--host-key: {exc}") from exc
+    return Endpoint(account=account, direction=direction, host=address.host, port=address.port, user=address.user,
+                    key_path=str(key_path.resolve()), host_key=pinned, directory=address.directory,
+                    interval=interval, after=parse_after(after or DELETE, address.directory))
+
+
+def parse_address(url: str) -> Address:
+    """sftp://USER@HOST[:PORT]/DIR: a login without password (the gateway uses its key) and an absolute folder."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or 22
+    except ValueError as exc:
+        raise EndpointError(f"{url}: {exc}") from exc
+    if parts.scheme != "sftp" or not parts.hostname or not parts.username or parts.query or parts.fragment:
+        raise EndpointError(f"{url}: expected sftp://USER@HOST[:PORT]/DIR")
+    if parts.password is not None:
+        raise EndpointError(f"{url}: no password in the address, the gateway logs in with its key (--key)")
+    return Address(unquote(parts.username), parts.hostname, port, posixpath.normpath(unquote(parts.path) or "/"))
+
+
+def parse_after(after: str, directory: str) -> str:
+    """'delete', or 'move:DIR' into another folder of the server, a relative DIR being read from the polled
+    folder (a file moved within the polled folder would be seen, and taken, again)."""
+    if after == DELETE:
+        return after
+    folder = after.removeprefix(MOVE)
+    target = posixpath.normpath(posixpath.join(directory, folder))
+    if folder == after or not folder or target == directory:
+        raise EndpointError(f"{after}: expected 'delete' or 'move:DIR', DIR another folder than {directory}")
+    return MOVE + target
+
+
+def location(endpoint: Endpoint, name: str | None = None) -> str:
+    """The endpoint's folder (or a file in it) as an address, for logs, events and records."""
+    path = endpoint.directory if name is None else posixpath.join(endpoint.directory, name)
+    return f"sftp://{endpoint.user}@{endpoint.host}:{endpoint.port}{path}"
+
+
+def find(engine: Engine, account: str, direction: Direction) -> Endpoint | None:
+    with session_scope(engine) as session:
+        return session.get(Endpoint, (account, direction))
+
+
+def pulls(engine: Engine) -> list[Endpoint]:
+    with session_scope(engine) as session:
+        return list(session.exec(select(Endpoint).where(Endpoint.direction == Direction.PULL)
+                                 .order_by(Endpoint.account)).all())
