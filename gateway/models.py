@@ -116,6 +116,23 @@ class Endpoint(SQLModel, table=True):
     after: str = "delete"  # pull: "delete", or "move:<folder>" on the server
 
 
+class Collected(SQLModel, table=True):
+    """A file taken from a pull endpoint, recorded before its flow is committed and before the remote
+    copy is touched, so that the same remote file is never taken twice; removed once the remote copy is
+    deleted or moved away, which may take several polls."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    account: str = Field(index=True)
+    location: str  # the endpoint's sftp:// address when the file was taken
+    name: str
+    size: int
+    mtime: int
+    sha256: str
+    flow_id: str | None = None  # None until intake has committed the flow
+    collected_at: datetime = Field(default_factory=utcnow)
+    removed: bool = Field(default=False, index=True)
+
+
 class Structure(SQLModel, table=True):
     """A public structure of the directory (one row of Chorus Pro's 21-column export)."""
 

@@ -1,10 +1,10 @@
-"""`gateway run`: one process running the SFTP server, the zone watcher, the workers and a heartbeat, with
-the business rules' validator processes beside it.
+"""`gateway run`: one process running the SFTP server, the zone watcher, the pull poller, the workers and a
+heartbeat, with the business rules' validator processes beside it.
 
 As in uvicorn, signal handlers only record; the main loop notices and stops everything in order:
-the SFTP server and the watcher first (no new flows), then the workers, each finishing the flow in
-hand, then the validator processes, then the leases still held are released so another process may take
-them at once.
+the SFTP server, the watcher and the poller first (no new flows), then the workers, each finishing the
+flow in hand, then the connections to remote servers and the validator processes, then the leases still
+held are released so another process may take them at once.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from gateway import queue
 from gateway.app import App
 from gateway.db import session_scope
 from gateway.ingest.intake import recover
+from gateway.ingest.poller import Poller
 from gateway.ingest.sftp import SftpServer
 from gateway.ingest.watcher import ZoneWatcher
 from gateway.log import log
@@ -66,6 +67,8 @@ class Gateway:
             self.sftp = server  # only once started: stop() must not stop a server that never ran
         watcher = ZoneWatcher(self.app)
         self._spawn("watcher", lambda: watcher.run(self._stop_watcher))
+        poller = Poller(self.app)
+        self._spawn("poller", lambda: poller.run(self._stop_watcher))
         for n in range(self.app.settings.worker.threads):
             worker = Worker(self.app, self.owner)
             self._spawn(f"worker-{n}", lambda w=worker: w.run(self._stop_workers))
