@@ -84,7 +84,6 @@ def main(ctx: click.Context, config_path: str | None) -> None:
     """EDI flow gateway for e-invoicing."""
     ctx.obj = _Context(config_path)
     ctx.call_on_close(ctx.obj.close)
-    ctx.call_on_close(ctx.obj.close)
 
 
 @main.command()

@@ -73,6 +73,12 @@ def test_sigkill_while_processing_loses_nothing_and_duplicates_nothing(tmp_path,
     engine.dispose()
     assert len(flows) == len(contents) and all(f.state in FINAL_STATES for f in flows)
 
-    log_lines = [json.loads(line) for line in (tmp_path / "gateway.log").read_text().splitlines() if line]
+    log_lines, torn = [], 0
+    for line in (tmp_path / "gateway.log").read_text().splitlines():
+        try:
+            log_lines.append(json.loads(line))
+        except json.JSONDecodeError:  # the line a process was writing when SIGKILL struck, at most one per kill
+            torn += 1
+    assert torn <= 6
     flow_events = [e for e in log_lines if e["event"] in {"received", "acknowledged", "report_written"}]
     assert flow_events and all("flow_id" in e and e.get("account") for e in flow_events)
