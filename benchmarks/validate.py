@@ -5,8 +5,8 @@ under the plain EN 16931 profile, skipping those whose pack is not installed. Th
 (Engine.check: parse, select, transform, SVRL, lines) in a tight loop in this process, packs compiled and
 warmed up first. The pool is fed by twice as many threads as it has processes, as the gateway's workers
 would. Each way is measured `--repeat` times, interleaved, and its best rate kept: on a shared machine the
-slower runs measure the neighbours. Last, a 6,100-line invoice (the UBL sample's lines repeated) is timed in a validator process, with
-that process's peak RSS.
+slower runs measure the neighbours. Last, a 6,100-line invoice (the UBL sample's lines repeated) is timed
+in a validator process, with that process's peak RSS.
 
     python benchmarks/validate.py [-n 2000] [--repeat 3] [--lines 6100]
 """
