@@ -215,6 +215,7 @@ class Invoice(SQLModel, table=True):
     findings: str = "[]"
     status: str | None = Field(default=None, index=True)  # lifecycle.Status code; None: never deposited
     completes: str | None = None  # the SUSPENDUE invoice this document completes
+    packs: str = "[]"  # the rule packs that judged it (JSON: name, version, sha256), named in its report
 
 
 class InvoiceStatus(SQLModel, table=True):

@@ -10,6 +10,8 @@ a step replaces a file instead of adding one. A delivery that fails is retried b
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass, field
 from datetime import date, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -227,6 +229,7 @@ def _judge(session: Session, flow: Flow, seq: int, name: str, sha256: str, check
                   valid=checked.valid, rules=sorted({f.rule for f in findings}))
     if rules is not None:  # the business rules: only their fatal findings reject, warnings are reported
         findings += rules.findings
+        invoice.packs = json.dumps([vars(pack) for pack in rules.packs])
         events.record(session, flow.id, "rules_checked", invoice_id=invoice.id, valid=rules.valid,
                       **rules.describe())
     if rules is not None and rules.valid:

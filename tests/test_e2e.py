@@ -43,6 +43,9 @@ def test_valid_invoice_reaches_recipient_byte_for_byte(config_file, running, sam
     invoice_id = report.findtext("r:invoices/r:invoice/r:invoiceId", namespaces=REPORT_NS)
     delivered = outbox(root, report.findtext("r:invoices/r:invoice/r:recipient", namespaces=REPORT_NS))
     assert (delivered / f"{invoice_id}.xml").read_bytes() == content
+    packs = report.xpath("r:invoices/r:invoice/r:rulePacks/r:pack", namespaces=REPORT_NS)
+    assert packs and all(len(p.findtext("r:sha256", namespaces=REPORT_NS)) == 64 for p in packs)
+    assert packs[0].findtext("r:name", namespaces=REPORT_NS).startswith("cen-en16931")
     _check_returns(root)
 
 

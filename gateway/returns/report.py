@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from datetime import datetime
 
 from lxml import etree
@@ -60,6 +62,16 @@ def _append_invoice(parent: etree._Element, invoice: Invoice) -> None:
     optional_child(parent, "recipient", invoice.recipient)
     child(parent, "verdict", invoice.verdict)
     _append_errors(child(parent, "errors"), loads(invoice.findings))
+    packs = json.loads(invoice.packs or "[]")
+    if packs:  # which rules judged it: the supplier and the operator can tell which release said so
+        _append_packs(child(parent, "rulePacks"), packs)
+
+
+def _append_packs(parent: etree._Element, packs: list[dict]) -> None:
+    for pack in packs:
+        element = child(parent, "pack")
+        for key in ("name", "version", "sha256"):
+            child(element, key, pack[key])
 
 
 def _append_errors(parent: etree._Element, findings: list[Finding]) -> None:
