@@ -152,3 +152,16 @@ def test_only_documents_past_their_xsd_reach_the_rules():
     """after_xsd: nothing for an XSD-invalid document; without a running stage, VALIDATOR-ERROR, never valid."""
     assert after_xsd(None, BR_03, check_document(BR_03)) is None  # reject-xsd.xml fails its XSD
     assert after_xsd(None, OK, check_document(OK)).fired == [VALIDATOR_ERROR]
+
+
+def test_closing_with_a_document_in_hand_fails_that_document():
+    """close() while a process judges: the call gets VALIDATOR-ERROR and no process is left behind."""
+    pool = ValidatorPool(installed("cen-en16931-ubl"), processes=1, budget=60.0)
+    pool.start()
+    (pid,) = pool.pids()
+    thread, result = _in_background(pool, big_invoice(LONG))
+    wait_for(lambda: pool.idle() == 0, what="the validator to take the document")
+    pool.close()
+    thread.join(timeout=30)
+    assert result["verdict"].fired == [VALIDATOR_ERROR]
+    wait_for(lambda: _gone(pid), what="the process to end")

@@ -98,10 +98,14 @@ class Validator:
         self.kill()
 
     def kill(self) -> None:
-        if self.alive:
-            self.process.kill()
+        self.abort()
         self.process.join()
         self._conn.close()
+
+    def abort(self) -> None:
+        """Kill the process but leave the pipe to the thread using it, which will see it end."""
+        if self.alive:
+            self.process.kill()
 
     def _exit_code(self) -> int | None:
         self.process.join(timeout=1)
@@ -202,14 +206,27 @@ class ValidatorPool:
             return sorted(v.pid for v in self._live if v.pid is not None)
 
     def close(self) -> None:
-        """Stop every process; calls still in progress get VALIDATOR-ERROR."""
+        """Stop the idle processes and kill the busy ones: calls still in progress get VALIDATOR-ERROR (a
+        pipe in use by another thread is no place for the polite stop message)."""
         with self._lock:
             self._closed.set()
-            live, self._live = list(self._live), set()
+            live, self._live = self._live, set()
+        idle = self._drain_idle()
         for validator in live:
-            validator.stop()
+            if validator in idle:
+                validator.stop()
+            else:
+                validator.abort()
         shutil.rmtree(self._scratch, ignore_errors=True)
         log.info("validator_pool_stopped", processes=len(live))
+
+    def _drain_idle(self) -> set[Validator]:
+        idle = set()
+        while True:
+            try:
+                idle.add(self._idle.get_nowait())
+            except queue.Empty:
+                return idle
 
     def __enter__(self) -> ValidatorPool:
         self.start()
@@ -270,7 +287,8 @@ class ValidatorPool:
                 self._ready(self._spawn())
                 return
             except PoolError as error:
-                log.error("validator_respawn_failed", error=str(error))
+                if not self._closed.is_set():  # a start cut short by close() is no failure
+                    log.error("validator_respawn_failed", error=str(error))
 
 
 def try_pack(pack: Pack, timeout: float = 120.0) -> None:
