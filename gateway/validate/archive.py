@@ -82,6 +82,8 @@ def zip_members(path: Path, limits: ArchiveLimits) -> Iterator[tuple[str, bytes]
             for info in infos:
                 with archive.open(info) as member:
                     yield info.filename, _read_exactly(member, info.file_size, info.filename)
+    # zipfile signals a compression method it cannot read (deflate64, ...) with its own NotImplementedError:
+    # for the supplier that is an unreadable archive like any other.
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as exc:
         raise ArchiveRefused("IRR_SYNTAX", f"Not a readable zip archive: {exc}") from None
 
