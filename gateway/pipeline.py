@@ -2,9 +2,9 @@
 
 Every step is idempotent and recorded, so a flow taken again after a crash resumes where the
 previous worker stopped: acknowledge (if intake could not), judge the invoices (once: the invoice
-rows are the proof), make a first attempt at the deliveries that judgement created, write the
-integration report, and set the final state. Deliveries and the report have fixed names, so repeating
-a step replaces a file instead of adding one. A delivery that fails is retried by the delivery queue
+rows are the proof), make a first attempt at the deliveries that judgement created (invoices, then the
+status-returns they queued), write the integration report, and set the final state. Deliveries and the
+report have fixed names, so repeating a step replaces a file instead of adding one. A delivery that fails is retried by the delivery queue
 (gateway.route.delivery); the flow does not wait for it.
 """
 
@@ -20,7 +20,7 @@ import structlog
 from sqlmodel import Session, select
 from stdnum.fr import siret as siret_number
 
-from gateway import events
+from gateway import events, queue
 from gateway.app import App
 from gateway.db import session_scope
 from gateway.findings import Finding, any_fatal, dumps, loads
@@ -68,6 +68,8 @@ def process(app: App, flow_id: str, attempts: int = 1, owner: str = "") -> FlowS
             _judge_flow(app, work, attempts)
         for delivery_id in work.deliveries:
             delivery.attempt(app, delivery_id)
+        for delivery_id in queue.lease_deliveries(app.engine, owner, app.settings.worker.lease_seconds, flow_id):
+            delivery.attempt(app, delivery_id)  # the status-returns the judgement and deliveries queued
         return _finish(app, work)
 
 

@@ -17,16 +17,14 @@ from gateway.app import App
 from gateway.db import session_scope
 from gateway.lifecycle import service as lifecycle
 from gateway.lifecycle.statuses import Status
-from gateway.models import Delivery, DeliveryState, Direction, Invoice, utcnow
-from gateway.remote import endpoints
+from gateway.models import Delivery, DeliveryState, Direction, Endpoint, Invoice, utcnow
 from gateway.route.channels import DeliveryChannel, DeliveryError, PermanentDeliveryError, ZoneChannel
 from gateway.route.sftp_push import SftpPushChannel
 
 
-def channel_for(app: App, account: str) -> DeliveryChannel:
-    """The channel that reaches account: its own SFTP server if it has a push endpoint (for every file it
-    receives, invoices and status-returns alike), else its zone on this gateway."""
-    endpoint = endpoints.find(app.engine, account, Direction.PUSH)
+def channel_for(app: App, endpoint: Endpoint | None) -> DeliveryChannel:
+    """The channel that reaches an account: its own SFTP server if it has a push endpoint (for every file
+    it receives, invoices and status-returns alike), else its zone on this gateway."""
     if endpoint is None:
         return ZoneChannel(app.zones)
     return SftpPushChannel(endpoint, app.remote, app.settings.remote)
@@ -36,9 +34,10 @@ def attempt(app: App, delivery_id: int) -> DeliveryState:
     """Try one delivery once and record the outcome; returns the delivery's new state."""
     with session_scope(app.engine) as session:
         delivery = session.get(Delivery, delivery_id)
+        endpoint = session.get(Endpoint, (delivery.destination, Direction.PUSH))
     with structlog.contextvars.bound_contextvars(flow_id=delivery.flow_id, invoice_id=delivery.invoice_id):
         try:
-            where = channel_for(app, delivery.destination).deliver(
+            where = channel_for(app, endpoint).deliver(
                 delivery.destination, delivery.file_name, app.store.get(delivery.sha256))
         except DeliveryError as exc:
             return _failed(app, delivery, exc)
