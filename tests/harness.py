@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
+import zipfile
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -62,8 +65,10 @@ def load_samples(config: Path) -> None:
     cli(config, "accounts", "import", str(SAMPLES / "accounts.csv"))
 
 
-def wait_for(predicate: Callable[[], T], timeout: float = 15.0, what: str = "condition") -> T:
-    """Poll predicate until it returns something other than None or False, or fail at the deadline."""
+def wait_for(predicate: Callable[[], T], timeout: float = 15.0, what: str = "condition",
+             interval: float = 0.02) -> T:
+    """Poll predicate every interval until it returns something other than None or False, or fail at the
+    deadline."""
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()
@@ -71,7 +76,7 @@ def wait_for(predicate: Callable[[], T], timeout: float = 15.0, what: str = "con
             return result
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(interval)
 
 
 def outbox(root: Path, account: str) -> Path:
@@ -180,3 +185,25 @@ def readdress(content: bytes, buyer_siret: str, service_code: str | None, note: 
     if note:
         root.find("cbc:Note", _UBL).text = note
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def zip_of(members: dict[str, bytes]) -> bytes:
+    """A .zip batch of members (name: content)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def tar_gz_of(members: dict[str, bytes], extra: list[tarfile.TarInfo] = ()) -> bytes:
+    """A .tar.gz batch of members (name: content), then the bare entries of extra (links, devices)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, content in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+        for info in extra:
+            archive.addfile(info)
+    return buffer.getvalue()

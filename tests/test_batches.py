@@ -10,7 +10,7 @@ import zipfile
 import pytest
 
 from gateway.returns import assert_valid
-from tests.harness import REPORT_NS, SAMPLES, drop, files, outbox, renumber, wait_report
+from tests.harness import REPORT_NS, SAMPLES, drop, files, outbox, renumber, tar_gz_of, wait_report, zip_of
 
 SUPPLIER = "acme"
 FLOWS = SAMPLES / "flows"
@@ -31,26 +31,6 @@ def _three_good_two_bad() -> dict[str, bytes]:
     }
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
-    return buffer.getvalue()
-
-
-def _tar(members: dict[str, bytes], extra: list[tarfile.TarInfo] = ()) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, content in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            archive.addfile(info, io.BytesIO(content))
-        for info in extra:
-            archive.addfile(info)
-    return buffer.getvalue()
-
-
 def _state(report) -> str:
     return report.findtext("r:flow/r:state", namespaces=REPORT_NS)
 
@@ -59,7 +39,7 @@ def _delivered(root) -> list[bytes]:
     return [p.read_bytes() for account in RECIPIENTS for p in files(outbox(root, account), "")]
 
 
-@pytest.mark.parametrize("name,pack", [("batch.zip", _zip), ("batch.tar.gz", _tar)])
+@pytest.mark.parametrize("name,pack", [("batch.zip", zip_of), ("batch.tar.gz", tar_gz_of)])
 def test_batch_of_three_good_and_two_bad_is_partly_integrated(config_file, running, name, pack):
     root = config_file.parent
     members = _three_good_two_bad()
@@ -78,7 +58,7 @@ def test_batch_of_three_good_and_two_bad_is_partly_integrated(config_file, runni
 
 def test_batch_of_only_bad_invoices_is_rejected(config_file, running):
     root = config_file.parent
-    drop(root, SUPPLIER, "bad.zip", _zip({"a.xml": _sample("reject-xsd.xml", "X-1"), "b.txt": b"hello"}))
+    drop(root, SUPPLIER, "bad.zip", zip_of({"a.xml": _sample("reject-xsd.xml", "X-1"), "b.txt": b"hello"}))
     report = wait_report(root, SUPPLIER, "bad.zip")
     assert _state(report) == "REJETE"
     assert "IRR_TYPE_F" in report.xpath("//r:rule/text()", namespaces=REPORT_NS)
@@ -101,20 +81,20 @@ def _tar_with(kind: bytes, name: str) -> bytes:
     info = tarfile.TarInfo(name)
     info.type = kind
     info.linkname = "/etc/passwd"
-    return _tar({"ok.xml": _sample("ubl-invoice-ok.xml", "T-1")}, [info])
+    return tar_gz_of({"ok.xml": _sample("ubl-invoice-ok.xml", "T-1")}, [info])
 
 
 ATTACKS = {
-    "bomb.zip": (lambda: _zip({"bomb.xml": b"<a>" + b" " * 50_000_000 + b"</a>"}), "IRR_ARCHIVE_F"),
+    "bomb.zip": (lambda: zip_of({"bomb.xml": b"<a>" + b" " * 50_000_000 + b"</a>"}), "IRR_ARCHIVE_F"),
     "slip.zip": (lambda: _zip_with(zipfile.ZipInfo("../../escape.xml"), b"<x/>"), "IRR_ARCHIVE_F"),
     "absolute.zip": (lambda: _zip_with(zipfile.ZipInfo("/etc/cron.d/x.xml"), b"<x/>"), "IRR_ARCHIVE_F"),
     "symlink.zip": (_symlink_zip, "IRR_ARCHIVE_F"),
-    "flood.zip": (lambda: _zip({f"m{i}.xml": b"<x/>" for i in range(1000)}), "IRR_ARCHIVE_F"),
+    "flood.zip": (lambda: zip_of({f"m{i}.xml": b"<x/>" for i in range(1000)}), "IRR_ARCHIVE_F"),
     "symlink.tar.gz": (lambda: _tar_with(tarfile.SYMTYPE, "link.xml"), "IRR_ARCHIVE_F"),
     "device.tar.gz": (lambda: _tar_with(tarfile.CHRTYPE, "dev.xml"), "IRR_ARCHIVE_F"),
-    "slip.tar.gz": (lambda: _tar({"../escape.xml": b"<x/>"}), "IRR_ARCHIVE_F"),
+    "slip.tar.gz": (lambda: tar_gz_of({"../escape.xml": b"<x/>"}), "IRR_ARCHIVE_F"),
     "not-a-zip.zip": (lambda: b"PK\x03\x04 this is not really a zip", "IRR_SYNTAX"),
-    "empty.zip": (lambda: _zip({}), "IRR_VIDE_F"),
+    "empty.zip": (lambda: zip_of({}), "IRR_VIDE_F"),
     "invoice.docx": (lambda: b"whatever", "IRR_TYPE_F"),
 }
 
@@ -151,8 +131,8 @@ def test_pdf_without_xml_is_refused(config_file, running):
 
 def test_facturx_pdf_inside_a_batch(config_file, running):
     root = config_file.parent
-    drop(root, SUPPLIER, "mixed.zip", _zip({"f.pdf": (FLOWS / "facturx-ok.pdf").read_bytes(),
-                                            "p.pdf": (FLOWS / "reject-facturx-no-xml.pdf").read_bytes()}))
+    drop(root, SUPPLIER, "mixed.zip", zip_of({"f.pdf": (FLOWS / "facturx-ok.pdf").read_bytes(),
+                                              "p.pdf": (FLOWS / "reject-facturx-no-xml.pdf").read_bytes()}))
     report = wait_report(root, SUPPLIER, "mixed.zip")
     assert _state(report) == "INTEGRE_PARTIEL"
     assert report.xpath("//r:invoice[r:name='p.pdf']//r:rule/text()", namespaces=REPORT_NS) == ["FX-NO-XML"]
