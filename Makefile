@@ -19,6 +19,7 @@ install: $(BIN)/gateway
 	$(BIN)/gateway --config $(CONFIG) rules fetch
 
 samples: install
+	$(BIN)/gateway --config $(CONFIG) db upgrade
 	$(BIN)/gateway --config $(CONFIG) directory import samples/directory.csv --services samples/services.csv
 	$(BIN)/gateway --config $(CONFIG) accounts import samples/accounts.csv
 	printf '%s\n' '$(SAMPLE_PASSWORD)' | $(BIN)/gateway --config $(CONFIG) accounts add acme --role supplier --password-stdin

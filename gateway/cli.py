@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import click
+from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from gateway import config as config_module
 from gateway.app import App
-from gateway.db import session_scope
+from gateway import schema
+from gateway.db import open_engine, session_scope
 from gateway.findings import any_fatal, loads
 from gateway.log import configure_logging
 from gateway.validate.rules import profiles as rules_profiles
@@ -51,7 +53,10 @@ class _Context:
     @property
     def app(self) -> App:
         if self._app is None:
-            self._app = App.from_settings(self.settings())
+            try:
+                self._app = App.from_settings(self.settings())
+            except schema.SchemaError as exc:  # a database behind this gateway: say what to do, no traceback
+                raise click.ClickException(str(exc)) from exc
         return self._app
 
     def settings(self, required: bool = True) -> config_module.Settings:
@@ -628,3 +633,40 @@ def invoices_show(ctx: _Context, invoice_ref: str, as_json: bool) -> None:
     if deliveries:
         click.echo("\ndeliveries:")
         _delivery_table(deliveries)
+
+
+@main.group()
+def db() -> None:
+    """The database schema: its revision, and its upgrade in place (README, "Upgrading")."""
+
+
+@contextmanager
+def _engine_as_is(ctx: _Context) -> Iterator[Engine]:
+    """The database whatever its schema: ctx.app would refuse one that is not at head."""
+    engine = open_engine(ctx.settings().gateway.database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@db.command("current")
+@pass_ctx
+def db_current(ctx: _Context) -> None:
+    """Print the database schema's revision, and the one this gateway needs if it differs."""
+    with _engine_as_is(ctx) as engine, engine.connect() as connection:
+        current = schema.version(connection)
+    click.echo(f"{current} (head)" if current == schema.head() else f"{current} (this gateway needs {schema.head()})")
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade(ctx: _Context) -> None:
+    """Upgrade the database schema to this gateway's, with the gateway stopped; a database made before
+    migrations is stamped at 0001 first, an empty one is created."""
+    with _engine_as_is(ctx) as engine:
+        try:
+            before, after = schema.upgrade(engine)
+        except schema.SchemaError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"database schema at {after}" + ("" if before == after else f", was {before}"))

@@ -4,6 +4,9 @@ SQLite is the default: WAL mode so readers never wait for the writer, a busy tim
 queue instead of failing, and every transaction started with BEGIN IMMEDIATE so that a
 transaction which reads then writes cannot fail half-way on a lock upgrade. PostgreSQL needs
 none of this and gets a plain engine.
+
+make_engine() also sees to the schema (gateway.schema): an empty database is created at head, one at
+any other revision is refused until `gateway db upgrade`.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from typing import Iterator
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
-from gateway import models  # noqa: F401  (registers the tables)
+from gateway.schema import ensure_schema
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -41,9 +44,19 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+def open_engine(url: str) -> Engine:
+    """An engine on the database as it is, whatever its schema (for `gateway db`)."""
+    return _sqlite_engine(url) if url.startswith("sqlite") else create_engine(url)
+
+
 def make_engine(url: str) -> Engine:
-    engine = _sqlite_engine(url) if url.startswith("sqlite") else create_engine(url)
-    SQLModel.metadata.create_all(engine)
+    """An engine on a database at this gateway's schema, creating it if empty (SchemaError otherwise)."""
+    engine = open_engine(url)
+    try:
+        ensure_schema(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 

@@ -72,11 +72,7 @@ class AccountSiret(SQLModel, table=True):
 
 
 class AccountPassword(SQLModel, table=True):
-    """An account's SFTP password, as a salted slow hash (gateway.ingest.sftp.auth); never the password.
-
-    Credentials live in tables of their own, not in Account, so an existing database gains them at
-    start-up (create_all) without a migration.
-    """
+    """An account's SFTP password, as a salted slow hash (gateway.ingest.sftp.auth); never the password."""
 
     account: str = Field(primary_key=True, foreign_key="account.name")
     hash: str

@@ -1,0 +1,12 @@
+"""The schema's alembic migrations, one revision per change of gateway/models.py, in versions/.
+
+A change of the models comes with a revision (tests/test_migrations.py fails until the two agree). To draft
+one, against a database at head:
+
+    from gateway import db, schema
+    with db.open_engine(URL).begin() as conn:
+        alembic.command.revision(schema.alembic_config(conn), "what changes", autogenerate=True,
+                                 rev_id="0002")
+
+then read it: autogenerate misses renames, and PostgreSQL enum types need creating and dropping by hand.
+"""
