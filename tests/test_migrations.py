@@ -67,6 +67,9 @@ def _founding_database(config: Path) -> None:
         connection.execute(tables.tables["account"].insert().values(
             name="acme", role="SUPPLIER", status_format="CDAR", created_at=datetime.now(timezone.utc)))
         connection.execute(tables.tables["accountsiret"].insert().values(account="acme", siret="35600000000048"))
+        connection.execute(tables.tables["endpoint"].insert().values(
+            account="acme", direction="PULL", host="127.0.0.1", port=2022, user="gw", key_path="/k",
+            host_key="ssh-ed25519 AAAA", directory="/outbox", after="delete"))
 
 
 def _refused(config: Path, *args: str) -> str:
@@ -106,7 +109,7 @@ def test_a_database_made_before_migrations_is_stamped_and_keeps_its_rows(tmp_pat
     assert cli(config, "db", "upgrade") == f"database schema at {HEAD}, was {UNVERSIONED}\n"
     assert cli(config, "db", "current") == f"{HEAD} (head)\n"
     listed = cli(config, "accounts", "list")
-    assert "acme" in listed and "35600000000048" in listed
+    assert "acme" in listed and "35600000000048" in listed and "pull sftp://gw@127.0.0.1:2022/outbox" in listed
 
 
 def test_tables_that_are_not_those_of_0001_are_not_stamped(tmp_path, database_url):
@@ -145,7 +148,8 @@ def test_gateway_run_refuses_a_database_behind_head_until_upgraded(tmp_path, dat
     assert f"Error: {message}" in (tmp_path / "gateway.log").read_text()
     assert message in _refused(config, "flows", "list")  # short commands too
     assert cli(config, "db", "upgrade") == f"database schema at {HEAD}, was {behind}\n"
-    assert "35600000000048" in cli(config, "accounts", "list")
+    listed = cli(config, "accounts", "list")
+    assert "35600000000048" in listed and "pull sftp://gw@127.0.0.1:2022/outbox" in listed
 
 
 def test_a_revision_this_gateway_does_not_know_is_refused(tmp_path, database_url):

@@ -9,4 +9,7 @@ one, against a database at head:
                                  rev_id="0002")
 
 then read it: autogenerate misses renames, and PostgreSQL enum types need creating and dropping by hand.
+On SQLite a revision runs in one transaction with foreign keys enforced (db.py), which PRAGMA cannot turn
+off there: a batch operation that copies a table others reference (account, structure, flow, invoice)
+fails on its rows rather than orphaning them.
 """
