@@ -77,11 +77,10 @@ def ensure_schema(engine: Engine) -> None:
         current = revision(connection)
         if current == head():
             return
-        if current is None and not _tables(connection):
-            command.upgrade(alembic_config(connection), "head")
-            log.info("schema_created", revision=head())
-            return
-        raise SchemaError(_mismatch(version(connection)))
+        if current is not None or _tables(connection):
+            raise SchemaError(_mismatch(version(connection)))
+        command.upgrade(alembic_config(connection), "head")
+    log.info("schema_created", revision=head())
 
 
 def upgrade(engine: Engine) -> tuple[str, str]:
