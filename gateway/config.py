@@ -38,6 +38,7 @@ class IngestSettings(_Section):
     batch_max_expanded_bytes: int = Field(1 << 30, gt=0)
     batch_max_ratio: float = Field(200.0, gt=1)
     watch_events: bool = True
+    recover_interval: float = Field(10.0, gt=0)
 
 
 class WorkerSettings(_Section):
@@ -45,6 +46,7 @@ class WorkerSettings(_Section):
     poll_interval: float = Field(0.5, gt=0)
     lease_seconds: float = Field(30.0, gt=0)
     max_attempts: int = Field(5, ge=1)
+    stop_grace: float = Field(30.0, gt=0)
 
 
 class SftpSettings(_Section):
@@ -77,6 +79,7 @@ class ValidateSettings(_Section):
 
 
 class DeliverySettings(_Section):
+    threads: int = Field(1, ge=1)
     max_attempts: int = Field(8, ge=1)
     retry_base: float = Field(30.0, gt=0)
     retry_max: float = Field(3600.0, gt=0)

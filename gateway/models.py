@@ -97,7 +97,7 @@ class Endpoint(SQLModel, table=True):
     """An account's own SFTP server: where its deliveries are pushed, or whence its flows are pulled.
 
     The server's host key is pinned ('<type> <base64>'): a server showing any other key is refused,
-    never trusted on first use.
+    never trusted on first use. A pull endpoint is polled under a lease, by one process at a time.
     """
 
     account: str = Field(primary_key=True, foreign_key="account.name")
@@ -110,6 +110,10 @@ class Endpoint(SQLModel, table=True):
     directory: str
     interval: float | None = None  # pull: seconds between two polls; None: [remote] pull_interval
     after: str = "delete"  # pull: "delete", or "move:<folder>" on the server
+    # pull: the process polling it, until lease_expires_at; with no owner, when its next poll is due
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    listing: str = "{}"  # pull: files the last poll saw that had not held still yet (JSON name: [size, mtime])
 
 
 class Collected(SQLModel, table=True):

@@ -19,9 +19,10 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from gateway.db import session_scope
-from gateway.models import Delivery, DeliveryState, Flow, FlowState, utcnow
+from gateway.models import Delivery, DeliveryState, Endpoint, Flow, FlowState, utcnow
 
 Queued = type[Flow] | type[Delivery]
+_LEASED = (Flow, Delivery, Endpoint)  # what a process's heartbeat renews and a graceful stop gives back
 
 
 def new_owner() -> str:
@@ -82,7 +83,7 @@ def renew(engine: Engine, owner: str, lease_seconds: float) -> None:
     """Extend every lease owner holds (its heartbeat)."""
     expires = utcnow() + timedelta(seconds=lease_seconds)
     with session_scope(engine) as session:
-        for model in (Flow, Delivery):
+        for model in _LEASED:
             session.execute(update(model).where(model.lease_owner == owner).values(lease_expires_at=expires))
 
 
@@ -100,6 +101,6 @@ def release(engine: Engine, row_id: Any, owner: str, delay: float = 0.0, model: 
 def release_all(engine: Engine, owner: str) -> None:
     """Give back every row owner holds (a graceful stop), claimable at once."""
     with session_scope(engine) as session:
-        for model in (Flow, Delivery):
+        for model in _LEASED:
             session.execute(update(model).where(model.lease_owner == owner)
                             .values(lease_owner=None, lease_expires_at=None))

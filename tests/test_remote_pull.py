@@ -8,12 +8,13 @@ one, as the poller thread makes them, so that each test says exactly what each p
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 from sqlmodel import select
 
 from gateway.db import session_scope
 from gateway.ingest.poller import Poller
-from gateway.models import Collected, Direction, Flow
+from gateway.models import Collected, Direction, Flow, utcnow
 from gateway.remote.endpoints import find
 from tests.harness import REPORT_NS, SAMPLES, ack_for_name, renumber, wait_for, wait_report
 from tests.remote_harness import RemoteSshd, key_line, needs_sshd, set_remote
@@ -94,8 +95,8 @@ def test_one_failing_endpoint_does_not_stop_the_others(config_file, app, sftp_si
     down = f"sftp://acme@127.0.0.1:{free_port()}/out"
     set_remote(config_file, "acme", "pull", down, site.key, key_line(site.host_key), "--interval", "5")
     poller = Poller(app)
-    poller.poll_due(0.0)
-    poller.poll_due(3600.0)
+    poller.poll_due(utcnow())
+    poller.poll_due(utcnow() + timedelta(hours=1))
     assert _flows(app) == [("m.xml", "sftp-pull")]
 
 

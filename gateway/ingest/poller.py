@@ -1,59 +1,58 @@
 """The pull thread: polls every pull endpoint on its own schedule (gateway.ingest.pull does one poll).
 
-Endpoints are read from the database at each turn, so one set or removed with `gateway accounts
-remote` while the gateway runs is polled, or no longer, within a second. A poll that fails is logged
-and tried again at the endpoint's next turn; the others go on meanwhile. What each endpoint listed
-last is kept in memory only: after a restart a file needs two polls again before it is taken.
+Several processes may run this thread over one database: each poll is made under the endpoint's lease
+(endpoints.claim_pull), so one process at a time polls an endpoint, and its next turn, kept with the
+lease, is the same for all of them. Endpoints are read from the database at each turn, so one set or
+removed with `gateway accounts remote` while the gateway runs is polled, or no longer, within a second.
+A poll that fails is logged and tried again at the endpoint's next turn; the others go on meanwhile.
+What a poll saw is kept with the endpoint, so the next poll compares with it, whichever process makes it.
 """
 
 from __future__ import annotations
 
+import json
 import threading
-import time
+from datetime import datetime, timedelta
 
+from gateway import queue
 from gateway.app import App
 from gateway.ingest import pull
 from gateway.log import log
-from gateway.models import Endpoint
+from gateway.models import Endpoint, utcnow
 from gateway.remote import RemoteError
-from gateway.remote.endpoints import location, pulls
+from gateway.remote.endpoints import claim_pull, location, release_pull, save_listing
 
 _RELOAD = 1.0  # seconds between two readings of the endpoints
 
-_Key = tuple[str, str]  # (account, location): a changed address starts afresh
-
 
 class Poller:
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, owner: str | None = None) -> None:
         self.app = app
-        self._listings: dict[_Key, pull.Listing] = {}
-        self._due: dict[_Key, float] = {}
+        self.owner = owner or queue.new_owner()  # the gateway's, whose heartbeat renews the leases
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            self.poll_due(time.monotonic())
-            stop.wait(self._pause(time.monotonic()))
+            self.poll_due(utcnow())
+            stop.wait(_RELOAD)
 
-    def poll_due(self, now: float) -> None:
-        """Poll each endpoint whose turn has come (a new one at once); forget those removed."""
-        due: dict[_Key, float] = {}
-        for endpoint in pulls(self.app.engine):
-            key = (endpoint.account, location(endpoint))
-            due[key] = self._due.get(key, 0.0)
-            if due[key] <= now:
-                due[key] = now + (endpoint.interval or self.app.settings.remote.pull_interval)
+    def poll_due(self, now: datetime) -> None:
+        """Poll, one at a time, each endpoint whose turn has come by now and that no process is polling;
+        each is due again an interval after now, whoever polls it then."""
+        while (endpoint := claim_pull(self.app.engine, self.owner, self.app.settings.worker.lease_seconds,
+                                      now)) is not None:
+            try:
                 self.poll(endpoint)
-        self._due = due
+            finally:
+                interval = endpoint.interval or self.app.settings.remote.pull_interval
+                release_pull(self.app.engine, endpoint, self.owner, now + timedelta(seconds=interval))
 
     def poll(self, endpoint: Endpoint) -> None:
         """One poll of endpoint; whatever fails is logged, never raised."""
-        key = (endpoint.account, location(endpoint))
+        previous = {name: tuple(seen) for name, seen in json.loads(endpoint.listing).items()}
         try:
-            self._listings[key] = pull.poll(self.app, endpoint, self._listings.get(key, {}))
+            endpoint.listing = json.dumps(pull.poll(self.app, endpoint, previous))
+            save_listing(self.app.engine, endpoint)
         except RemoteError as exc:
             log.warning("pull_failed", account=endpoint.account, error=str(exc))
         except Exception:
             log.exception("pull_failed", account=endpoint.account, remote=location(endpoint))
-
-    def _pause(self, now: float) -> float:
-        return max(0.0, min([_RELOAD, *(due - now for due in self._due.values())]))

@@ -14,11 +14,11 @@ import hashlib
 import posixpath
 import secrets
 import stat
-from pathlib import Path
 
 import paramiko
 from sqlmodel import select, update
 
+from gateway import locks
 from gateway.app import App
 from gateway.db import session_scope
 from gateway.ingest.intake import Arrival, intake
@@ -73,13 +73,13 @@ def _take(app: App, sftp: paramiko.SFTPClient, endpoint: Endpoint, name: str,
           seen: tuple[int, int]) -> Collected | None:
     """Download the file into the spool and hand it to intake; None if it changed meanwhile."""
     local = app.settings.spool_dir / f".pull-{secrets.token_hex(8)}.tmp"  # recover() clears those of a crash
-    try:
-        with open(local, "xb") as fh:
+    with locks.scratch(local) as fd:
+        with open(fd, "wb", closefd=False) as fh:
             size = sftp.getfo(posixpath.join(endpoint.directory, name), fh)
         if size != seen[0]:
             log.info("pull_file_changed", account=endpoint.account, remote=location(endpoint, name))
             return None
-        record = _record(app, endpoint, name, seen, _sha256(local))
+        record = _record(app, endpoint, name, seen, _sha256(fd))
         flow = intake(app, local, Arrival(account=endpoint.account, original_name=name, channel=CHANNEL))
         if flow is None:
             raise RuntimeError(f"the download of {name} left the spool before intake took it")
@@ -87,8 +87,6 @@ def _take(app: App, sftp: paramiko.SFTPClient, endpoint: Endpoint, name: str,
         log.info("pull_collected", account=endpoint.account, remote=location(endpoint, name), size=size,
                  flow_id=flow.id)
         return record
-    finally:
-        local.unlink(missing_ok=True)
 
 
 def _remove(app: App, sftp: paramiko.SFTPClient, endpoint: Endpoint, record: Collected) -> None:
@@ -161,9 +159,10 @@ def _exists(sftp: paramiko.SFTPClient, path: str) -> bool:
     return True
 
 
-def _sha256(path: Path) -> str:
+def _sha256(fd: int) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open(fd, "rb", closefd=False) as fh:
+        fh.seek(0)
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
-from sqlmodel import select
 
 from gateway.db import session_scope
 from gateway.ingest.sftp.auth import KeyLineError, parse_key_line
-from gateway.models import Direction, Endpoint
+from gateway.models import Direction, Endpoint, utcnow
 from gateway.remote.client import RemoteRefused, private_key
 
 DELETE, MOVE = "delete", "move:"
@@ -91,7 +92,46 @@ def find(engine: Engine, account: str, direction: Direction) -> Endpoint | None:
         return session.get(Endpoint, (account, direction))
 
 
-def pulls(engine: Engine) -> list[Endpoint]:
+def claim_pull(engine: Engine, owner: str, lease_seconds: float, due_by: datetime) -> Endpoint | None:
+    """Lease to owner the pull endpoint whose poll has been due longest by due_by (a new one first), or None.
+
+    As the work queue claims (gateway.queue), in one statement: no two processes poll one endpoint at
+    once, and one that dies holding it stops renewing the lease, after which another polls it.
+    """
+    due = (Endpoint.lease_expires_at.is_(None)) | (Endpoint.lease_expires_at <= due_by)
+    candidate = (
+        select(Endpoint.account)
+        .where(Endpoint.direction == Direction.PULL, due)
+        .order_by(Endpoint.lease_expires_at.nulls_first(), Endpoint.account)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    stmt = (
+        update(Endpoint)
+        .where(Endpoint.direction == Direction.PULL, Endpoint.account == candidate)
+        .values(lease_owner=owner, lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+        .returning(Endpoint)
+    )
     with session_scope(engine) as session:
-        return list(session.exec(select(Endpoint).where(Endpoint.direction == Direction.PULL)
-                                 .order_by(Endpoint.account)).all())
+        return session.execute(stmt).scalars().first()
+
+
+def release_pull(engine: Engine, endpoint: Endpoint, owner: str, next_due: datetime) -> None:
+    """Give back a polled endpoint, due again at next_due for whichever process claims it then."""
+    with session_scope(engine) as session:
+        session.execute(update(Endpoint).where(_same(endpoint), Endpoint.lease_owner == owner)
+                        .values(lease_owner=None, lease_expires_at=next_due))
+
+
+def save_listing(engine: Engine, endpoint: Endpoint) -> None:
+    """Keep what a poll saw, for the next poll of that endpoint, by whichever process (unless its address
+    changed meanwhile: a new address starts afresh)."""
+    with session_scope(engine) as session:
+        session.execute(update(Endpoint).where(_same(endpoint)).values(listing=endpoint.listing))
+
+
+def _same(endpoint: Endpoint):
+    return ((Endpoint.account == endpoint.account) & (Endpoint.direction == endpoint.direction)
+            & (Endpoint.user == endpoint.user) & (Endpoint.host == endpoint.host)
+            & (Endpoint.port == endpoint.port) & (Endpoint.directory == endpoint.directory))
