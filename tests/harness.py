@@ -123,16 +123,19 @@ def wait_report(root: Path, account: str, name: str, timeout: float = 15.0) -> e
 
 
 class GatewayProcess:
-    """`gateway run` as a child process, to be stopped gracefully or killed."""
+    """`gateway run` as a child process, to be stopped gracefully or killed; run_args go to `run`, its
+    output to log (gateway.log beside the configuration by default)."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, *run_args: str, log: Path | None = None) -> None:
         self.config = config
+        self.run_args = run_args
+        self.log = log or config.parent / "gateway.log"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        log = open(self.config.parent / "gateway.log", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(self.config), "run"],
-                                     stdout=log, stderr=log, cwd=REPO)
+        log = open(self.log, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(self.config), "run",
+                                      *self.run_args], stdout=log, stderr=log, cwd=REPO)
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
