@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import stat
 import tarfile
 import zipfile
 
@@ -11,6 +9,7 @@ import pytest
 
 from gateway.returns import assert_valid
 from tests.harness import REPORT_NS, SAMPLES, drop, files, outbox, renumber, tar_gz_of, wait_report, zip_of
+from tests.hostile import symlink_zip, tar_with, zip_with
 
 SUPPLIER = "acme"
 FLOWS = SAMPLES / "flows"
@@ -64,31 +63,15 @@ def test_batch_of_only_bad_invoices_is_rejected(config_file, running):
     assert "IRR_TYPE_F" in report.xpath("//r:rule/text()", namespaces=REPORT_NS)
 
 
-def _zip_with(info: zipfile.ZipInfo, content: bytes) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(info, content)
-    return buffer.getvalue()
-
-
-def _symlink_zip() -> bytes:
-    info = zipfile.ZipInfo("link.xml")
-    info.external_attr = (stat.S_IFLNK | 0o777) << 16
-    return _zip_with(info, b"/etc/passwd")
-
-
 def _tar_with(kind: bytes, name: str) -> bytes:
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.linkname = "/etc/passwd"
-    return tar_gz_of({"ok.xml": _sample("ubl-invoice-ok.xml", "T-1")}, [info])
+    return tar_with(kind, name, {"ok.xml": _sample("ubl-invoice-ok.xml", "T-1")})
 
 
 ATTACKS = {
     "bomb.zip": (lambda: zip_of({"bomb.xml": b"<a>" + b" " * 50_000_000 + b"</a>"}), "IRR_ARCHIVE_F"),
-    "slip.zip": (lambda: _zip_with(zipfile.ZipInfo("../../escape.xml"), b"<x/>"), "IRR_ARCHIVE_F"),
-    "absolute.zip": (lambda: _zip_with(zipfile.ZipInfo("/etc/cron.d/x.xml"), b"<x/>"), "IRR_ARCHIVE_F"),
-    "symlink.zip": (_symlink_zip, "IRR_ARCHIVE_F"),
+    "slip.zip": (lambda: zip_with(zipfile.ZipInfo("../../escape.xml"), b"<x/>"), "IRR_ARCHIVE_F"),
+    "absolute.zip": (lambda: zip_with(zipfile.ZipInfo("/etc/cron.d/x.xml"), b"<x/>"), "IRR_ARCHIVE_F"),
+    "symlink.zip": (symlink_zip, "IRR_ARCHIVE_F"),
     "flood.zip": (lambda: zip_of({f"m{i}.xml": b"<x/>" for i in range(1000)}), "IRR_ARCHIVE_F"),
     "symlink.tar.gz": (lambda: _tar_with(tarfile.SYMTYPE, "link.xml"), "IRR_ARCHIVE_F"),
     "device.tar.gz": (lambda: _tar_with(tarfile.CHRTYPE, "dev.xml"), "IRR_ARCHIVE_F"),

@@ -8,6 +8,7 @@ import pytest
 
 from gateway.findings import Finding
 from gateway.validate import Checked, Limits, check_document
+from tests.hostile import billion_laughs, deep_nesting, with_doctype
 
 INVOICE = """<?xml version="1.0" encoding="UTF-8"?>
 <Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
@@ -25,7 +26,6 @@ INVOICE = """<?xml version="1.0" encoding="UTF-8"?>
   </cac:InvoiceLine>
 </Invoice>
 """
-UBL_ROOT = '<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2">'
 SECRET = "s3cr3t-Token-4f9a"
 
 
@@ -36,10 +36,6 @@ def refused(checked: Checked, rule: str) -> Finding:
     [finding] = checked.findings
     assert (finding.stage, finding.rule, finding.severity) == ("admissibility", rule, "fatal")
     return finding
-
-
-def with_doctype(doctype: str, body: str = "&x;") -> bytes:
-    return f'<?xml version="1.0"?>\n{doctype}\n{UBL_ROOT}{body}</Invoice>'.encode()
 
 
 def test_the_sample_invoice_is_valid() -> None:
@@ -98,12 +94,7 @@ def test_external_dtd_to_url() -> None:
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
 def test_billion_laughs(encoding: str) -> None:
     """Refused by the prolog scan in any encoding (libxml2 alone would only report an amplification error)."""
-    entities = ['<!ENTITY x0 "ha">'] + [
-        f'<!ENTITY x{level} "{f"&x{level - 1};" * 10}">' for level in range(1, 10)
-    ]
-    doctype = f"<!DOCTYPE Invoice [{''.join(entities)}]>"
-    content = with_doctype(doctype, body="&x9;").decode().encode(encoding)
-    assert_dtd_refused(check_document(content))
+    assert_dtd_refused(check_document(billion_laughs(encoding)))
 
 
 def test_doctype_missed_by_the_prolog_scan_is_caught_after_parsing() -> None:
@@ -113,9 +104,18 @@ def test_doctype_missed_by_the_prolog_scan_is_caught_after_parsing() -> None:
 
 
 def test_deep_nesting() -> None:
-    content = f"{UBL_ROOT}{'<a>' * 10_000}{'</a>' * 10_000}</Invoice>".encode()
-    finding = refused(check_document(content), "IRR_SYNTAX")
-    assert "nesting too deep" in finding.message
+    finding = refused(check_document(deep_nesting(10_000)), "IRR_SYNTAX")
+    assert "nesting too deep" in finding.message and "XML_PARSE_HUGE" not in finding.message
+
+
+@pytest.mark.parametrize("where", ["text", "attribute"])
+def test_a_text_past_the_parsers_limit_is_too_large_not_malformed(where: str) -> None:
+    """11 MB in one text or attribute, in a document well under max_bytes: libxml2 stops at 10 MB."""
+    big = "x" * 11_000_000
+    element = f"<cbc:Name>{big}</cbc:Name>" if where == "text" else f'<cbc:Name languageID="{big}">S</cbc:Name>'
+    finding = refused(check_document(INVOICE.replace("<cbc:Name>Service</cbc:Name>", element).encode()),
+                      "IRR_TAILLE_F")
+    assert finding.message.startswith("XML too large to parse") and "XML_PARSE_HUGE" not in finding.message
 
 
 def test_truncated() -> None:
@@ -160,6 +160,13 @@ def test_utf16_with_bom_is_xml() -> None:
     assert checked.valid, checked.findings
     assert checked.syntax == "ubl-invoice"
     assert checked.data is not None and checked.data.number == "F-2024-001"
+
+
+@pytest.mark.parametrize("codec,bom", [("utf-32-le", b"\xff\xfe\0\0"), ("utf-32-be", b"")])
+def test_utf32_is_refused(codec: str, bom: bytes) -> None:
+    """libxml2 reads UTF-32, the business rules' parser does not: refused, never judged by one of them only."""
+    content = bom + INVOICE.replace('encoding="UTF-8"', 'encoding="UTF-32"').encode(codec)
+    assert "UTF-32" in refused(check_document(content), "IRR_SYNTAX").message
 
 
 def test_utf16_with_bom_goes_on_to_the_xsd() -> None:

@@ -65,7 +65,7 @@ def _check_pdf(pdf: bytes, limits: Limits) -> Checked:
     try:
         found = embedded_xml(pdf)
     except PdfRefused as exc:
-        return Checked(None, [Finding(stage="admissibility", rule="IRR_SYNTAX", message=str(exc))], None)
+        return Checked(None, [Finding(stage="admissibility", rule=exc.rule, message=str(exc))], None)
     if found is None:
         return Checked(None, [Finding(stage="admissibility", rule="FX-NO-XML",
                                       message="The PDF carries no embedded invoice XML (factur-x.xml): "

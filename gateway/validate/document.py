@@ -13,6 +13,9 @@ from gateway.validate import safexml, syntax, xsd
 from gateway.validate.extract import InvoiceData, extract
 
 STAGE = "admissibility"
+# UTF-32 (XML 1.0 appendix F): libxml2 reads it, the business rules' parser does not (Saxon takes UTF-32LE for
+# garbage), so it is refused rather than judged by one parser and not the other.
+_UCS4 = (b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00", b"\x00\x00\x00<", b"<\x00\x00\x00")
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,10 @@ def check_document(content: bytes, limits: Limits = Limits()) -> Checked:
     try:
         root = safexml.parse(content)
     except safexml.RefusedXML as refused:
-        return _refused(_admissibility("IRR_SYNTAX", refused.message, refused.line))
+        return _refused(_admissibility(refused.rule, refused.message, refused.line))
+    if content[:4] in _UCS4:
+        return _refused(_admissibility("IRR_SYNTAX", "Encoding UTF-32 is not accepted: send the invoice in UTF-8 "
+                                                     "or UTF-16, the encodings every XML processor reads", 1))
     found = syntax.detect(root)
     if found is None:
         message = (

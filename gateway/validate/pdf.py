@@ -11,7 +11,7 @@ import io
 import logging
 
 from pypdf import PdfReader
-from pypdf.errors import PyPdfError
+from pypdf.errors import LimitReachedError, PyPdfError
 
 # Names under which Factur-X, ZUGFeRD and XRechnung embed their invoice, in order of preference.
 _KNOWN_NAMES = ("factur-x.xml", "zugferd-invoice.xml", "xrechnung.xml")
@@ -20,13 +20,19 @@ logging.getLogger("pypdf").setLevel(logging.ERROR)  # pypdf warns on every quirk
 
 
 class PdfRefused(Exception):
-    """The PDF cannot be read at all."""
+    """The PDF cannot be read at all; rule says why (IRR_SYNTAX, or IRR_TAILLE_F for a bomb)."""
+
+    def __init__(self, message: str, rule: str = "IRR_SYNTAX") -> None:
+        super().__init__(message)
+        self.rule = rule
 
 
 def embedded_xml(pdf: bytes) -> tuple[str, bytes] | None:
     """(name, content) of the invoice XML the PDF carries, or None when it carries none."""
     try:
         attachments = {a.name: a.content for a in PdfReader(io.BytesIO(pdf)).attachment_list}
+    except LimitReachedError as exc:  # pypdf stops inflating a stream at 75 MB: a PDF bomb
+        raise PdfRefused(f"The PDF expands past the size a reader allows: {exc}", "IRR_TAILLE_F") from None
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise PdfRefused(f"Not a readable PDF: {exc}") from None
     by_lower = {name.lower(): name for name in attachments if attachments[name]}

@@ -18,17 +18,21 @@ _PROLOG_WINDOW = 64 * 1024  # bytes scanned for a DOCTYPE; real prologs are a fe
 _ROOT_START = re.compile(rb"<[^!?]")  # first start tag: the prolog ends there
 _DOCTYPE = b"<!DOCTYPE"
 _DEPTH_ERROR = "Excessive depth in document"
+_LIMIT_ERROR = "Resource limit exceeded"
+# libxml2's advice to its caller, stray line breaks and an empty column: noise in a supplier's report
+_NOISE = re.compile(r",? (?:try|use) XML_PARSE_HUGE(?: option)?|\s+(?=,)|, column\s*$")
 
 _local = threading.local()
 
 
 class RefusedXML(ValueError):
-    """The content is not safe, well-formed XML; message and line are meant for the supplier."""
+    """The content is not safe, well-formed XML; rule, message and line are meant for the supplier."""
 
-    def __init__(self, message: str, line: int | None = None) -> None:
+    def __init__(self, message: str, line: int | None = None, rule: str = "IRR_SYNTAX") -> None:
         super().__init__(message)
         self.message = message
         self.line = line
+        self.rule = rule
 
 
 def parse(content: bytes) -> etree._Element:
@@ -39,7 +43,7 @@ def parse(content: bytes) -> etree._Element:
     try:
         root = etree.fromstring(content, _parser())
     except etree.XMLSyntaxError as error:
-        raise RefusedXML(_describe(error), error.lineno) from None
+        raise _refused(error) from None
     docinfo = root.getroottree().docinfo
     if docinfo.doctype:
         raise _doctype_refused(None)
@@ -88,8 +92,13 @@ def _doctype_refused(line: int | None) -> RefusedXML:
     return RefusedXML("DOCTYPE found: DTDs and entity declarations are forbidden in an invoice", line)
 
 
-def _describe(error: etree.XMLSyntaxError) -> str:
-    """libxml2's own message, prefixed in plain words when it is a nesting-depth limit."""
-    if error.msg.startswith(_DEPTH_ERROR):
-        return f"XML nesting too deep: {error.msg}"
-    return f"Not well-formed XML: {error.msg}"
+def _refused(error: etree.XMLSyntaxError) -> RefusedXML:
+    """libxml2's own message, cleaned, prefixed in plain words; a text, attribute or name past libxml2's size
+    limits (10 MB for a text) makes the document too large, not malformed."""
+    message = _NOISE.sub("", error.msg).strip()
+    if message.startswith(_DEPTH_ERROR):
+        return RefusedXML(f"XML nesting too deep: {message}", error.lineno)
+    if message.startswith(_LIMIT_ERROR):
+        return RefusedXML(f"XML too large to parse: {message} (a text or attribute holds at most 10 MB)",
+                          error.lineno, rule="IRR_TAILLE_F")
+    return RefusedXML(f"Not well-formed XML: {message}", error.lineno)
