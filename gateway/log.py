@@ -28,7 +28,8 @@ def configure_logging(level: str = "info", file: Path | None = None) -> None:
     stream: TextIO = sys.stderr
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
-        stream = open(file, "a", buffering=1, encoding="utf-8")
+        # a name that was not UTF-8 reaches the logs as surrogate escapes: written as \udcff, never refused
+        stream = open(file, "a", buffering=1, encoding="utf-8", errors="backslashreplace")
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

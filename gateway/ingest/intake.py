@@ -26,6 +26,7 @@ from gateway import events
 from gateway.app import App
 from gateway.db import session_scope
 from gateway.findings import Finding, dumps
+from gateway.ingest.names import name_refusal, recordable
 from gateway.log import log
 from gateway.models import Flow
 from gateway.returns import build_ack
@@ -144,17 +145,19 @@ def _commit(app: App, flow_id: str, arrival: Arrival, digest: str, size: int) ->
         existing = session.get(Flow, flow_id)
         if existing is not None:
             return existing
-        flow = Flow(id=flow_id, account=arrival.account, original_name=arrival.original_name,
+        name = recordable(arrival.original_name)
+        flow = Flow(id=flow_id, account=arrival.account, original_name=name,
                     size=size, sha256=digest, channel=arrival.channel)
         earlier = session.exec(
             select(Flow).where(Flow.account == arrival.account, Flow.sha256 == digest)
             .order_by(Flow.received_at).limit(1)
         ).first()
-        if earlier is not None:
-            flow.findings = dumps([_duplicate(earlier)])
+        refusals = [f for f in (name_refusal(name), _duplicate(earlier) if earlier else None) if f]
+        if refusals:
+            flow.findings = dumps(refusals)
         session.add(flow)
         events.record(session, flow_id, "received", account=arrival.account, channel=arrival.channel,
-                      original_name=arrival.original_name, size=size, sha256=digest,
+                      original_name=name, size=size, sha256=digest,
                       duplicate_of=earlier.id if earlier else None)
     log.debug("flow_committed", flow_id=flow_id)
     return flow
