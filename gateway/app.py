@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from gateway.config import Settings
 from gateway.db import make_engine
+from gateway.diskfull import DiskAlarm
 from gateway.store import ContentStore
 from gateway.zones import Zones
 
@@ -30,6 +31,8 @@ class App:
     wakeup: threading.Event = field(default_factory=threading.Event)
     # The business rules' validator processes: started by the runner, which alone needs them.
     rules: RulesStage | None = None
+    # What every component tells of a full disk, logged once rather than once per file and retry.
+    disk: DiskAlarm = field(default_factory=DiskAlarm)
 
     def emit(self, account: str, name: str, content: bytes) -> None:
         """Keep what the gateway sends in the content store, then publish it in the account's out/."""

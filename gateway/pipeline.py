@@ -28,7 +28,7 @@ from gateway.ingest.intake import acknowledge
 from gateway.lifecycle import inbound
 from gateway.lifecycle import service as lifecycle
 from gateway.lifecycle.statuses import Status
-from gateway.models import Delivery, Flow, FlowState, Invoice, Verdict, utcnow
+from gateway.models import Delivery, DeliveryState, Flow, FlowState, Invoice, Verdict, utcnow
 from gateway.returns import build_report
 from gateway.route import route
 from gateway.route.controls import Deposit, check_deposit, duplicate_key
@@ -54,7 +54,7 @@ class _Work:
     flow: Flow
     owner: str
     invoices: list[Invoice] = field(default_factory=list)
-    deliveries: list[int] = field(default_factory=list)  # created by this judgement, leased to owner
+    deliveries: list[int] = field(default_factory=list)  # leased to owner for an attempt now
 
 
 def process(app: App, flow_id: str, attempts: int = 1, owner: str = "") -> FlowState:
@@ -77,9 +77,14 @@ def _load(app: App, flow_id: str, owner: str) -> _Work:
     with session_scope(app.engine) as session:
         flow = session.get(Flow, flow_id)
         invoices = session.exec(select(Invoice).where(Invoice.flow_id == flow_id).order_by(Invoice.seq)).all()
+        # attempts this process began but could not record (no room in the database): made again now,
+        # for the heartbeat would hold their leases for ever
+        held = session.exec(select(Delivery.id).where(
+            Delivery.flow_id == flow_id, Delivery.lease_owner == owner, Delivery.state == DeliveryState.PENDING)
+            .order_by(Delivery.id)).all() if owner else []
     if flow.kind == STATUSES:  # its report lists the requests it carried, shaped as invoices
         invoices = [outcome.as_invoice(flow.id) for outcome in inbound.outcomes_from(flow.outcomes)]
-    return _Work(flow, owner, list(invoices))
+    return _Work(flow, owner, list(invoices), list(held))
 
 
 def _judge_flow(app: App, work: _Work, attempts: int) -> None:

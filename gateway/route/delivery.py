@@ -15,6 +15,7 @@ import structlog
 from gateway import events, queue
 from gateway.app import App
 from gateway.db import session_scope
+from gateway.diskfull import is_disk_full
 from gateway.lifecycle import service as lifecycle
 from gateway.lifecycle.statuses import Status
 from gateway.models import Delivery, DeliveryState, Direction, Endpoint, Invoice, utcnow
@@ -62,18 +63,26 @@ _NOT_YET_AVAILABLE = frozenset({Status.DEPOSEE.value, Status.EN_COURS_ACHEMINEME
 
 
 def _failed(app: App, delivery: Delivery, error: DeliveryError) -> DeliveryState:
+    """Dead-letter the delivery, or schedule its next attempt; one that found the gateway's own disk full
+    is tried again after retry_base, and that attempt is not counted: it is no fault of the recipient."""
     settings = app.settings.delivery
-    dead = isinstance(error, PermanentDeliveryError) or delivery.attempts >= settings.max_attempts
+    no_room = is_disk_full(error)
+    dead = isinstance(error, PermanentDeliveryError) or (delivery.attempts >= settings.max_attempts and not no_room)
+    if no_room:
+        app.disk.full("delivery", error, invoice_id=delivery.invoice_id, recipient=delivery.destination)
     with session_scope(app.engine) as session:
         stored = session.get(Delivery, delivery.id)
         stored.last_error = str(error)
         stored.lease_owner = stored.lease_expires_at = None
+        if no_room:
+            stored.attempts = delivery.attempts - 1
         if dead:
             stored.state = DeliveryState.DEAD
             events.record(session, delivery.flow_id, "delivery_dead", invoice_id=delivery.invoice_id,
                           recipient=delivery.destination, attempt=delivery.attempts, error=str(error))
         else:
-            stored.next_attempt_at = utcnow() + timedelta(seconds=_backoff(settings, delivery.attempts))
+            delay = settings.retry_base if no_room else _backoff(settings, delivery.attempts)
+            stored.next_attempt_at = utcnow() + timedelta(seconds=delay)
             events.record(session, delivery.flow_id, "delivery_failed", invoice_id=delivery.invoice_id,
                           recipient=delivery.destination, attempt=delivery.attempts, error=str(error),
                           next_attempt_at=stored.next_attempt_at)
