@@ -46,6 +46,20 @@ class _Hints(FileSystemEventHandler):
             self.watcher.hint(Path(os.fsdecode(getattr(event, "dest_path", "") or event.src_path)))
 
 
+def _refuse_entry(path: Path, st: os.stat_result) -> None:
+    """Remove a link, fifo or device from in/, where it would otherwise stay and be logged at every scan
+    (unlink never follows a link); a folder, which may hold anything, is only logged."""
+    account = path.parent.parent.name
+    if stat.S_ISDIR(st.st_mode):
+        log.warning("zone_entry_ignored", account=account, path=str(path), reason="a folder")
+        return
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    log.warning("zone_entry_removed", account=account, path=str(path), reason="not a regular file")
+
+
 class ZoneWatcher:
     def __init__(self, app: App) -> None:
         self.app = app
@@ -90,7 +104,7 @@ class ZoneWatcher:
             return False
         if not stat.S_ISREG(st.st_mode):  # links, fifos, devices: never followed, never taken
             self._seen.pop(path, None)
-            log.warning("zone_entry_ignored", path=str(path), reason="not a regular file")
+            _refuse_entry(path, st)
             return False
         seen = self._seen[path]
         if (seen.size, seen.mtime_ns) != (st.st_size, st.st_mtime_ns):
@@ -109,11 +123,14 @@ class ZoneWatcher:
         try:
             while not stop.is_set():
                 now = time.monotonic()
-                if now >= next_scan:
-                    for path in self.scan():
-                        self._seen.setdefault(path, _Seen(-1, -1, now))
-                    next_scan = now + self.settings.scan_interval
-                self.tick(now)
+                try:
+                    if now >= next_scan:
+                        next_scan = now + self.settings.scan_interval
+                        for path in self.scan():
+                            self._seen.setdefault(path, _Seen(-1, -1, now))
+                    self.tick(now)
+                except Exception:  # one file or folder that fails must not stop intake for every account
+                    log.exception("zone_watch_failed")  # tried again: from in/ at the next scan, or by recover()
                 self._hinted.wait(self.settings.stable_interval / 2 if self._seen else self.settings.scan_interval)
                 self._hinted.clear()
         finally:
