@@ -97,36 +97,6 @@ def test_file_present_before_start_is_taken(config_file, app):
         gateway.stop()
 
 
-HOSTILE = {
-    "empty.xml": (b"", "IRR_VIDE_F"),
-    "xxe.xml": (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>',
-                "IRR_SYNTAX"),
-    "laughs.xml": (b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;'
-                   b'&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><l>&c;</l>', "IRR_SYNTAX"),
-    "deep.xml": (b"<a>" * 10000 + b"</a>" * 10000, "IRR_SYNTAX"),
-    "truncated.xml": (b'<?xml version="1.0"?><Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:'
-                      b'Invoice-2"><ID>1</ID', "IRR_SYNTAX"),
-    "binary.xml": (bytes(range(256)) * 4, "IRR_SYNTAX"),
-    "wrong-root.xml": (b"<Order xmlns='urn:example'/>", "IRR_TYPE_F"),
-}
-
-
-@pytest.mark.parametrize("name", sorted(HOSTILE))
-def test_hostile_input_gets_a_specific_rejection(config_file, running, name):
-    root = _root(config_file)
-    content, rule = HOSTILE[name]
-    (inbox(root, SUPPLIER) / name).write_bytes(content)
-    report = wait_report(root, SUPPLIER, name)
-    assert _state(report) == "INCIDENTE"
-    assert rule in _rules(report)
-    flow_id = report.findtext("r:flow/r:flowId", namespaces=REPORT_NS)
-    assert "root:x:0:0" not in (outbox(root, SUPPLIER) / f"{flow_id}.report.xml").read_text()
-    # the gateway is still up and working
-    drop(root, SUPPLIER, "after.xml", renumber((SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes(), "AFTER-1"))
-    assert _state(wait_report(root, SUPPLIER, "after.xml")) == "INTEGRE"
-    _check_returns(root)
-
-
 REJECTIONS = {
     "reject-buyer-missing.xml": "DIR-BUYER-MISSING",
     "reject-ej-required.xml": "DIR-EJ-REQUIRED",
