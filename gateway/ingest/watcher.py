@@ -4,6 +4,8 @@ watchdog's events are only hints that make the gateway react quickly; the period
 in/ is the truth, since events are lost when inotify's queue overflows and files already present at
 start-up give none. A file is taken once it has a final name and its size and mtime have held still
 for one interval (an empty file for a longer grace, as an upload may not have started writing yet).
+A file that finds the disk full is left where it is and forgotten: the next scan finds it again, so it
+is tried once a scan interval until there is room.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from gateway.app import App
+from gateway.diskfull import DiskFull
 from gateway.ingest.intake import Arrival, intake
 from gateway.log import log
 
@@ -93,7 +96,10 @@ class ZoneWatcher:
             self._seen.setdefault(path, _Seen(-1, -1, now))
         taken = 0
         for path in sorted(self._seen, key=lambda p: self._seen[p].mtime_ns):  # oldest first
-            taken += self._consider(path, now)
+            try:
+                taken += self._consider(path, now)
+            except DiskFull:  # logged by intake; a smaller file may still fit, so the others are tried too
+                pass
         return taken
 
     def _consider(self, path: Path, now: float) -> bool:
