@@ -44,7 +44,8 @@ from gateway.validate.contents import (ArchiveLimits, ArchiveRefused, Member, ch
 
 
 STATUSES = "statuses"  # Flow.kind of a status message
-Judged = tuple[Member, str, Checked, RulesVerdict | None]  # a document, its stored SHA-256, its verdicts
+# A document's name, its stored SHA-256, its verdicts: not its bytes, so a batch is never all in memory.
+Judged = tuple[str, str, Checked, RulesVerdict | None]
 
 
 @dataclass
@@ -116,8 +117,8 @@ def _judge_flow(app: App, work: _Work, attempts: int) -> None:
         flow.syntax = stored.syntax = kind_of(flow.original_name) if batch else judged[0][2].syntax
         events.record(session, flow.id, "syntax_detected", syntax=flow.syntax, documents=len(judged))
         day, accepted_keys = _deposit_day(app, flow), set()
-        for seq, (member, sha256, checked, rules) in enumerate(judged, start=1):
-            invoice = _judge(session, flow, seq, member.name, sha256, checked, rules, day, accepted_keys)
+        for seq, (name, sha256, checked, rules) in enumerate(judged, start=1):
+            invoice = _judge(session, flow, seq, name, sha256, checked, rules, day, accepted_keys)
             work.invoices.append(invoice)
         session.flush()  # invoice rows before their deliveries' foreign keys
         for invoice in work.invoices:
@@ -189,13 +190,13 @@ def _judge_documents(app: App, flow: Flow) -> list[Judged]:
     settings = app.settings.ingest
     limits = Limits(max_bytes=settings.max_flow_bytes)
     archive_limits = ArchiveLimits(settings.batch_max_members, settings.batch_max_expanded_bytes,
-                                   settings.batch_max_ratio)
+                                   settings.batch_max_ratio, max_member_bytes=settings.max_flow_bytes)
     batch = is_batch(kind_of(flow.original_name))
     judged = []
     for member in members(app.store.path(flow.sha256), flow.original_name, archive_limits):
         sha256 = app.store.put(member.content) if batch else flow.sha256
         checked = check_member(member, limits)
-        judged.append((member, sha256, checked, _check_rules(app, member, checked)))
+        judged.append((member.name, sha256, checked, _check_rules(app, member, checked)))
     return judged
 
 

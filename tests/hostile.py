@@ -6,6 +6,7 @@ Each returns the bytes an attacker would send; none needs the gateway.
 from __future__ import annotations
 
 import io
+import random
 import stat
 import struct
 import tarfile
@@ -55,13 +56,27 @@ def symlink_zip(target: str = "/etc/passwd") -> bytes:
     return zip_with(info, target.encode())
 
 
-def zip_declaring(size: int) -> bytes:
-    """A zip whose central directory claims its one member is size bytes, packed and unpacked alike: the
-    ratio looks innocent, only the declared total gives it away."""
-    data = bytearray(zip_of({"huge.xml": b"<x/>"}))
-    central = data.rfind(b"PK\x01\x02")
-    data[central + 20:central + 28] = struct.pack("<II", size, size)  # compressed, uncompressed sizes
+def zip_declaring(count: int, size: int) -> bytes:
+    """A zip of count members whose central directory claims each is size bytes, packed and unpacked alike:
+    the ratio looks innocent, only the declared sizes give it away."""
+    data = bytearray(zip_of({f"huge{n}.xml": b"<x/>" for n in range(count)}))
+    central = data.find(b"PK\x01\x02")
+    for _ in range(count):
+        data[central + 20:central + 28] = struct.pack("<II", size, size)  # compressed, uncompressed sizes
+        central = data.find(b"PK\x01\x02", central + 4)
     return bytes(data)
+
+
+def diluted_zip(count: int, size: int) -> bytes:
+    """count members of size bytes (a multiple of 1 MiB) that deflate about 135 times, under every ratio
+    limit, yet count x size bytes once read; streamed, never held whole."""
+    rng, buffer = random.Random(7), io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for n in range(count):
+            with archive.open(f"m{n}.xml", "w", force_zip64=True) as member:
+                for _ in range(size >> 20):
+                    member.write(rng.randbytes(6000) + bytes((1 << 20) - 6000))
+    return buffer.getvalue()
 
 
 def encrypted_zip() -> bytes:

@@ -28,8 +28,8 @@ from gateway.ingest.names import recordable
 from gateway.returns.ack import xml_text
 from tests.harness import (ACK_NS, REPORT_NS, SAMPLES, GatewayProcess, cli, drop, files, inbox, load_samples,
                            outbox, renumber, tar_gz_of, wait_for, write_config, zip_of)
-from tests.hostile import (billion_laughs, deep_nesting, deflated_run, encrypted_zip, pdf_with, quadratic_blowup,
-                           symlink_zip, tar_with, with_doctype, zip_declaring, zip_with)
+from tests.hostile import (billion_laughs, deep_nesting, deflated_run, diluted_zip, encrypted_zip, pdf_with,
+                           quadratic_blowup, symlink_zip, tar_with, with_doctype, zip_declaring, zip_with)
 from tests.probes import Bait, RssSampler
 
 SUPPLIER, PASSWORD = "acme", "acme-hostile-1"
@@ -174,7 +174,13 @@ def _archive_files() -> dict[str | bytes, tuple[bytes, Expect]]:
     valid_zip = zip_of({"a.xml": _invoice("ARC-2"), "b.xml": _invoice("ARC-3")})
     return {
         "bomb-ratio.zip": (zip_of({"bomb.xml": b"<a>" + b" " * (50 * MB) + b"</a>"}), BOMB),
-        "bomb-declared.zip": (zip_declaring(2 << 30), Expect("INCIDENTE", "IRR_TAILLE_F", "expands to more than")),
+        "bomb-declared.zip": (zip_declaring(11, 100 * MB),
+                              Expect("INCIDENTE", "IRR_TAILLE_F", "expands to more than")),
+        "bomb-declared-member.zip": (zip_declaring(1, 2 << 30),
+                                     Expect("INCIDENTE", "IRR_TAILLE_F", "one document may")),
+        # inflating less than 200 times, but to more than the gateway may hold: one member, or all of them
+        "bomb-one-member.zip": (diluted_zip(1, 600 * MB), Expect("INCIDENTE", "IRR_TAILLE_F", "one document may")),
+        "bomb-many-members.zip": (diluted_zip(280, 2 * MB), Expect("REJETE", "IRR_SYNTAX", "Not well-formed XML")),
         "bomb-nested.zip": (zip_of({"inner.zip": zip_of({"bomb.xml": b" " * (10 * MB)})}), NESTED),
         "nested.tar.gz": (tar_gz_of({"inner.tar.gz": tar_gz_of(good)}), NESTED),
         "flood.zip": (zip_of({f"m{i}.xml": b"<x/>" for i in range(600)}),

@@ -1,9 +1,9 @@
 """Batch flows: the invoices inside a .zip or .tar.gz, read one member at a time.
 
-Every limit is checked before any member is read: member count, total expanded size, compression
-ratio, and member kinds and names (no absolute path, no '..', no links or devices). Sizes declared in
-the headers are then enforced while reading, so an archive that lies about them cannot expand past
-them. A refusal names the rule and the member, and refuses the whole flow.
+Every limit is checked before any member is read: member count, size of each member and in all,
+compression ratio, and member kinds and names (no absolute path, no '..', no links or devices). Sizes
+declared in the headers are then enforced while reading, so an archive that lies about them cannot
+expand past them. A refusal names the rule and the member, and refuses the whole flow.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ class ArchiveLimits:
     max_members: int = 500
     max_expanded_bytes: int = 1 << 30
     max_ratio: float = 200.0
+    max_member_bytes: int = 100 * 1024 * 1024  # one document: a member is read whole, so this bounds memory
 
 
 class ArchiveRefused(Exception):
@@ -49,6 +50,9 @@ class _Totals:
 
     def add(self, name: str, size: int) -> None:
         _check_name(name)
+        if size > self.limits.max_member_bytes:
+            raise ArchiveRefused("IRR_TAILLE_F", f"Archive member {name!r} is {size} bytes; one document may be "
+                                                 f"at most {self.limits.max_member_bytes} bytes")
         self.count += 1
         self.expanded += size
         if self.count > self.limits.max_members:
