@@ -6,7 +6,7 @@ CONFIG ?= config.toml
 # The sample supplier's SFTP password (README, "Try it").
 SAMPLE_PASSWORD ?= acme-demo
 
-.PHONY: run test samples install bench clean
+.PHONY: run test samples install bench bench-e2e clean
 
 $(BIN)/gateway: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,13 @@ run: samples
 test: install
 	$(BIN)/python -m pytest
 
-bench: install
+bench: install bench-e2e
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/validate.py
+
+# SFTP to report on SQLite and PostgreSQL with 1 and 2 worker processes, against the raw rules rate (minutes).
+bench-e2e: install
+	$(BIN)/python benchmarks/e2e.py
 
 clean:
 	rm -rf var .pytest_cache

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ sys.path.insert(0, str(REPO))
 
 from lxml import etree  # noqa: E402
 
+from benchmarks.common import peak_rss_mb, percentile  # noqa: E402
 from gateway.validate import check_document  # noqa: E402
 from tests.harness import (ACK_NS, CORPUS, SAMPLES, GatewayProcess, files, inbox, load_samples,  # noqa: E402
                            outbox, write_config)
@@ -38,17 +38,6 @@ def sources() -> list[bytes]:
 def build_flows(n: int) -> list[bytes]:
     base = sources()
     return [base[i % len(base)] + f"\n<!-- benchmark flow {i} -->\n".encode() for i in range(n)]
-
-
-def percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def raw_rate(flows: list[bytes]) -> float:

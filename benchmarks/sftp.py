@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +26,7 @@ sys.path.insert(0, str(REPO))
 import paramiko  # noqa: E402
 from lxml import etree  # noqa: E402
 
+from benchmarks.common import percentile, upload  # noqa: E402
 from tests.harness import (ACK_NS, SAMPLES, GatewayProcess, cli, files, inbox, load_samples, outbox,  # noqa: E402
                            renumber, wait_for, write_config)
 from tests.sftp_harness import (SSHD, OpenSSH, Sshd, current_user, free_port, known_hosts,  # noqa: E402
@@ -59,17 +58,11 @@ def build_flows(staging: Path, n: int, size: int) -> list[str]:
     return names
 
 
-def upload(client: OpenSSH, workdir: Path, staging: Path, names: list[str], remote: str) -> tuple[float, dict]:
-    """One batch session putting every file; returns its duration and each file's drop time."""
-    proc = client.start(workdir, [f"put {staging / name} {remote}" for name in names])
-    echoed = []
-    for line in proc.stdout:
-        if line.startswith("sftp> put"):
-            echoed.append(time.time())
-    end = time.time()
-    assert proc.wait() == 0, proc.stderr.read()
-    drops = dict(zip(names, echoed[1:] + [end]))
-    return end - echoed[0], drops
+def upload_all(client: OpenSSH, workdir: Path, staging: Path, names: list[str], remote: str) -> tuple[float, dict]:
+    """One batch session putting every file; returns its duration and each file's drop time (its put done)."""
+    uploads = upload(client, workdir, [staging / name for name in names], remote)
+    seconds = max(u.end for u in uploads.values()) - min(u.start for u in uploads.values())
+    return seconds, {name: u.end for name, u in uploads.items()}
 
 
 def ack_latencies(root: Path, drops: dict[str, float]) -> list[float]:
@@ -101,7 +94,7 @@ def run_embedded(base: Path, staging: Path, names: list[str]) -> Result:
         wait_for(lambda: listening(port), what="the embedded SFTP server")
         host_key = paramiko.Ed25519Key(filename=str(root / "var" / "sftp_host_ed25519_key"))
         client = OpenSSH(port, SUPPLIER, known_hosts(base / "kh-embedded", port, host_key), key=key)
-        seconds, drops = upload(client, base, staging, names, "/in/")
+        seconds, drops = upload_all(client, base, staging, names, "/in/")
         return Result(len(names), seconds, ack_latencies(root, drops))
     finally:
         gateway.stop()
@@ -120,15 +113,11 @@ def run_sshd(base: Path, staging: Path, names: list[str]) -> Result | str:
         wait_for(lambda: listening(sshd.port), what="sshd")
         client = OpenSSH(sshd.port, current_user(), known_hosts(base / "kh-sshd", sshd.port, sshd.host_public_key()),
                          key=key)
-        seconds, drops = upload(client, base, staging, names, ".")
+        seconds, drops = upload_all(client, base, staging, names, ".")
         return Result(len(names), seconds, ack_latencies(root, drops))
     finally:
         gateway.stop()
         sshd.stop()
-
-
-def percentile(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 def show(label: str, result: Result | str) -> None:

@@ -25,6 +25,7 @@ from tempfile import TemporaryDirectory
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.common import peak_rss_mb  # noqa: E402
 from gateway.log import configure_logging  # noqa: E402
 from gateway.validate import check_document  # noqa: E402
 from gateway.validate.rules import ValidatorPool, inventory, packs_dir  # noqa: E402
@@ -104,13 +105,6 @@ def best_rates(packs: list, work: list[Document], repeat: int) -> dict[str, floa
     for name, values in rates.items():
         print(f"  {name}: {', '.join(f'{v:.1f}' for v in values)}", file=sys.stderr)
     return {name: max(values) for name, values in rates.items()}
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def big_document(packs: list, lines: int) -> None:
