@@ -92,12 +92,21 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 
 
 @main.command()
+@click.option("--role", "roles", metavar="ROLE[,ROLE...]",
+              help="What this process does, among sftp (the SFTP server), ingest (zone watcher, pull poller, "
+                   "spool recovery), worker (processes flows), deliver (due deliveries); all by default. "
+                   "Processes sharing the database and the data directory share the work.")
 @pass_ctx
-def run(ctx: _Context) -> None:
+def run(ctx: _Context, roles: str | None) -> None:
     """Run the gateway: watch the zones, process flows, write acknowledgements and reports."""
-    from gateway.runner import Gateway
+    from gateway.runner import ROLES, Gateway
 
-    Gateway(ctx.app).run()
+    chosen = ROLES if roles is None else [role.strip() for role in roles.split(",") if role.strip()]
+    try:
+        gateway = Gateway(ctx.app, chosen)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--role") from exc
+    gateway.run()
 
 
 @main.command()

@@ -1,41 +1,60 @@
-"""`gateway run`: one process running the SFTP server, the zone watcher, the pull poller, the workers and a
-heartbeat, with the business rules' validator processes beside it.
+"""`gateway run`: one process with the roles it is given, and a heartbeat.
+
+The roles: `sftp`, the embedded SFTP server (its uploads go through intake in this process); `ingest`,
+the zone watcher, the pull poller and the spool recovery; `worker`, threads processing flows, with the
+business rules' validator processes beside them; `deliver`, threads making due deliveries. All four by
+default. Several processes, on several hosts, may share one database and one data directory: nothing
+is owned by a process, every piece of work is done under a lease (a flow, a delivery, a pull endpoint's
+poll, a spool entry's lock) by whoever holds it, and taken over once a dead holder's lease expires.
 
 As in uvicorn, signal handlers only record; the main loop notices and stops everything in order:
-the SFTP server, the watcher and the poller first (no new flows), then the workers, each finishing the
-flow in hand, then the connections to remote servers and the validator processes, then the leases still
-held are released so another process may take them at once.
+the SFTP server (uploads cut short are deleted, finished ones taken), the watcher, the poller and the
+recovery, then the workers, each finishing what it holds within [worker] stop_grace, then the heartbeat,
+the connections to remote servers and the validator processes; the leases still held are then released
+so that another process may take them at once. A thread still busy past the grace keeps its leases:
+they expire, as if the process had died, rather than letting two processes work on one row.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
-from typing import Callable
+import time
+from typing import Callable, Collection
 
 from sqlmodel import select
 
 from gateway import queue
 from gateway.app import App
 from gateway.db import session_scope
+from gateway.diskfull import is_disk_full
 from gateway.ingest.intake import recover
 from gateway.ingest.poller import Poller
 from gateway.ingest.sftp import SftpServer
 from gateway.ingest.watcher import ZoneWatcher
 from gateway.log import log
-from gateway.models import Account, Worker as WorkerRow, utcnow
+from gateway.models import Account, Delivery, Flow, Worker as WorkerRow, utcnow
 from gateway.validate.rules import RulesStage
 from gateway.worker import Worker
 
+ROLES = ("sftp", "ingest", "worker", "deliver")
+
 
 class Gateway:
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, roles: Collection[str] = ROLES) -> None:
+        unknown = sorted(set(roles) - set(ROLES))
+        if unknown or not roles:
+            raise ValueError(f"{', '.join(unknown) or 'none given'}: the roles are {', '.join(ROLES)}")
         self.app = app
+        self.roles = frozenset(roles)
         self.owner = queue.new_owner()
         self.should_exit = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._intake: list[threading.Thread] = []  # watcher, poller, recovery
+        self._workers: list[threading.Thread] = []  # flows and deliveries
+        self._beat: threading.Thread | None = None
+        self._stop_intake = threading.Event()
         self._stop_workers = threading.Event()
-        self._stop_watcher = threading.Event()
+        self._stop_beat = threading.Event()
         self.sftp: SftpServer | None = None
         self._rules: RulesStage | None = None  # the stage this gateway started, and will close
 
@@ -55,37 +74,48 @@ class Gateway:
 
     def start(self) -> None:
         self._register()
-        self._start_rules()
+        if "worker" in self.roles:
+            self._start_rules()
         for account in self._accounts():
             self.app.zones.ensure(account)
-        recovered = recover(self.app)
-        log.info("gateway_started", owner=self.owner, recovered=recovered,
-                 workers=self.app.settings.worker.threads, zones=str(self.app.zones.root))
-        if self.app.settings.sftp.enabled:
+        recovered = recover(self.app) if "ingest" in self.roles else 0
+        log.info("gateway_started", owner=self.owner, roles=sorted(self.roles), recovered=recovered,
+                 zones=str(self.app.zones.root))
+        if "sftp" in self.roles and self.app.settings.sftp.enabled:
             server = SftpServer(self.app)
             server.start()
             self.sftp = server  # only once started: stop() must not stop a server that never ran
-        watcher = ZoneWatcher(self.app)
-        self._spawn("watcher", lambda: watcher.run(self._stop_watcher))
-        poller = Poller(self.app)
-        self._spawn("poller", lambda: poller.run(self._stop_watcher))
-        for n in range(self.app.settings.worker.threads):
-            worker = Worker(self.app, self.owner)
-            self._spawn(f"worker-{n}", lambda w=worker: w.run(self._stop_workers))
-        self._spawn("heartbeat", self._heartbeat)
+        if "ingest" in self.roles:
+            self._start_ingest()
+        if "worker" in self.roles:
+            self._start_workers("worker", self.app.settings.worker.threads, Flow)
+        if "deliver" in self.roles:
+            self._start_workers("deliver", self.app.settings.delivery.threads, Delivery)
+        self._beat = self._spawn("heartbeat", self._heartbeat)
 
     def stop(self) -> None:
         if self.sftp is not None:
             self.sftp.stop()
-        self._stop_watcher.set()
+        self._stop_intake.set()
         self._stop_workers.set()
         self.app.wakeup.set()
-        for thread in self._threads:
-            thread.join(timeout=30)
+        deadline = time.monotonic() + self.app.settings.worker.stop_grace
+        busy = [t.name for t in self._intake + self._workers if not _joined(t, deadline)]
+        self._stop_beat.set()  # only now: the leases of work being finished stay renewed until it is
+        if self._beat is not None:
+            self._beat.join()
         self.app.remote.close()
-        if self._rules is not None:
+        if busy:
+            log.warning("gateway_stop_grace_exceeded", owner=self.owner, threads=busy,
+                        seconds=self.app.settings.worker.stop_grace)
+        elif self._rules is not None:
             self._rules.close()
-        self._release_all()
+        try:
+            self._unregister(release=not busy)
+        except Exception as exc:  # the leases expire instead, as if the process had died
+            if not is_disk_full(exc):
+                raise
+            self.app.disk.full("stop", exc)
         log.info("gateway_stopped", owner=self.owner)
 
     def _start_rules(self) -> None:
@@ -96,17 +126,46 @@ class Gateway:
             rules.start()
             self.app.rules = self._rules = rules  # only once started: stop() closes what runs
 
-    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+    def _start_ingest(self) -> None:
+        watcher, poller = ZoneWatcher(self.app), Poller(self.app, self.owner)
+        self._intake.append(self._spawn("watcher", lambda: watcher.run(self._stop_intake)))
+        self._intake.append(self._spawn("poller", lambda: poller.run(self._stop_intake)))
+        self._intake.append(self._spawn("recovery", self._recover))
+
+    def _start_workers(self, role: str, threads: int, model: queue.Queued) -> None:
+        for n in range(threads):
+            worker = Worker(self.app, self.owner, (model,))
+            self._workers.append(self._spawn(f"{role}-{n}", lambda w=worker: w.run(self._stop_workers)))
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> threading.Thread:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
-        self._threads.append(thread)
+        return thread
+
+    def _recover(self) -> None:
+        """Finish, now and then, the spool entries no live process holds: those of a process that died,
+        here or on another host, are not left for its restart."""
+        while not self._stop_intake.wait(self.app.settings.ingest.recover_interval):
+            try:
+                recovered = recover(self.app)
+            except Exception:  # the database away for a moment: the entries wait for the next turn
+                log.exception("recovery_failed")
+                continue
+            if recovered:
+                log.info("spool_recovered", flows=recovered)
 
     def _heartbeat(self) -> None:
         period = self.app.settings.worker.lease_seconds / 3
-        while not self._stop_workers.wait(period):
-            queue.renew(self.app.engine, self.owner, self.app.settings.worker.lease_seconds)
-            with session_scope(self.app.engine) as session:
-                session.get(WorkerRow, self.owner).heartbeat_at = utcnow()
+        while not self._stop_beat.wait(period):
+            try:
+                queue.renew(self.app.engine, self.owner, self.app.settings.worker.lease_seconds)
+                with session_scope(self.app.engine) as session:
+                    session.get(WorkerRow, self.owner).heartbeat_at = utcnow()
+            except Exception as exc:  # no room, or the database away: beat again next period, never stop
+                if is_disk_full(exc):
+                    self.app.disk.full("heartbeat", exc)
+                else:
+                    log.exception("heartbeat_failed")
 
     def _accounts(self) -> list[str]:
         with session_scope(self.app.engine) as session:
@@ -117,9 +176,16 @@ class Gateway:
         with session_scope(self.app.engine) as session:
             session.add(WorkerRow(id=self.owner, host=host, pid=int(pid)))
 
-    def _release_all(self) -> None:
-        queue.release_all(self.app.engine, self.owner)
+    def _unregister(self, release: bool) -> None:
+        """Remove this process's row, giving back first (if release) every lease it still holds."""
+        if release:
+            queue.release_all(self.app.engine, self.owner)
         with session_scope(self.app.engine) as session:
             row = session.get(WorkerRow, self.owner)
             if row is not None:
                 session.delete(row)
+
+
+def _joined(thread: threading.Thread, deadline: float) -> bool:
+    thread.join(max(0.0, deadline - time.monotonic()))
+    return not thread.is_alive()

@@ -15,7 +15,7 @@ from sqlmodel import select
 from gateway.db import session_scope
 from gateway.ingest.poller import Poller
 from gateway.models import Collected, Direction, Flow, utcnow
-from gateway.remote.endpoints import find
+from gateway.remote.endpoints import claim_pull, find
 from tests.harness import REPORT_NS, SAMPLES, ack_for_name, renumber, wait_for, wait_report
 from tests.remote_harness import RemoteSshd, key_line, needs_sshd, set_remote
 from tests.sftp_harness import free_port, sftp_site  # noqa: F401  (fixture)
@@ -153,3 +153,17 @@ def test_running_gateway_collects_and_reports(config_file, running, sftp_site):
     report = wait_report(config_file.parent, "acme", "e2e.xml")
     assert report.findtext("r:flow/r:state", namespaces=REPORT_NS) == "INTEGRE"
     wait_for(lambda: not remote.exists(), what="the remote file deleted")
+
+
+def test_a_poll_lease_its_holder_stopped_renewing_is_taken_over(config_file, app, sftp_site):
+    """While a process holds the endpoint no other polls it; once the holder's lease has expired (it died),
+    another process polls it, comparing with what the dead one saw last."""
+    site = sftp_site()
+    (site.zone() / "out" / "d.xml").write_bytes(_invoice("PULL-D"))
+    _pull_from_site(config_file, site)
+    dead, survivor = Poller(app), Poller(app)
+    dead.poll(claim_pull(app.engine, dead.owner, 5.0, utcnow()))  # saw d.xml once, then died holding the lease
+    survivor.poll_due(utcnow())
+    assert _flows(app) == []
+    survivor.poll_due(utcnow() + timedelta(seconds=6))
+    assert _flows(app) == [("d.xml", "sftp-pull")]

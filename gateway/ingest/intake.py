@@ -3,8 +3,12 @@
 The order of steps is the acknowledgement's promise. The file is first claimed by an atomic rename
 into the spool, next to a sidecar naming its account; it is fsynced and hard-linked into the
 content store; only then is its flow row committed, and only after that is the acknowledgement
-written. A crash at any step leaves the spool entry, which `recover()` finishes at the next start:
-a flow is never acknowledged before it is safe, and never lost once it is.
+written. A crash at any step leaves the spool entry, which `recover()` finishes: a flow is never
+acknowledged before it is safe, and never lost once it is.
+
+Several processes may share the spool. The sidecar is locked (gateway.locks) by the process taking the
+file, from the moment it appears until the entry is gone, and recover() takes only the entries no live
+process holds: run periodically by every ingest process, it finishes a dead one's entries.
 """
 
 from __future__ import annotations
@@ -15,22 +19,25 @@ import json
 import os
 import secrets
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import structlog
 from sqlmodel import select
 
-from gateway import events
+from gateway import events, locks
 from gateway.app import App
 from gateway.db import session_scope
+from gateway.diskfull import DiskFull, is_disk_full
 from gateway.findings import Finding, dumps
 from gateway.ingest.names import name_refusal, recordable
 from gateway.log import log
 from gateway.models import Flow
 from gateway.returns import build_ack
-from gateway.store import fsync_dir, write_atomic
+from gateway.store import fsync_dir
 
 
 @dataclass(frozen=True)
@@ -49,43 +56,78 @@ def new_flow_id() -> str:
 
 
 def intake(app: App, path: Path, arrival: Arrival) -> Flow | None:
-    """Take the file at path for arrival.account; return its flow, or None if another taker won."""
+    """Take the file at path for arrival.account; return its flow, or None if another taker won.
+
+    Raises DiskFull if there is no room to take it: the file is then left unacknowledged at path (or in
+    the spool, for recover(), if it cannot be put back).
+    """
     flow_id = new_flow_id()
     sidecar, data = _spool_paths(app, flow_id)
-    write_atomic(sidecar, json.dumps(arrival.__dict__).encode())
     try:
-        _claim(path, data)
-    except FileNotFoundError:
-        sidecar.unlink(missing_ok=True)
-        return None
-    return _admit(app, flow_id, arrival)
+        with locks.create(sidecar, json.dumps(arrival.__dict__).encode()), _put_back_if_full(path, data, sidecar):
+            try:
+                _claim(path, data)
+            except FileNotFoundError:  # another taker won: theirs to report
+                sidecar.unlink()
+                log.debug("taken_elsewhere", account=arrival.account, original_name=arrival.original_name)
+                return None
+            return _admit(app, flow_id, arrival)
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        log.debug("intake_refused", reason="disk_full", account=arrival.account,
+                  original_name=arrival.original_name)
+        app.disk.full("intake", exc, account=arrival.account, original_name=arrival.original_name)
+        raise DiskFull(errno.ENOSPC, f"no room to take {arrival.original_name}") from exc
 
 
 def recover(app: App) -> int:
-    """Finish what a crash interrupted in the spool; returns the number of flows admitted."""
+    """Finish the spool entries no live process holds (a crash interrupted them); returns the number of
+    flows admitted."""
     admitted = 0
     spool = app.settings.spool_dir
-    for partial in [*spool.glob("*.part"), *spool.glob(".*.tmp")]:  # writes a crash cut short
-        partial.unlink()
+    for scratch in spool.glob(".*.tmp"):  # a sidecar or a download a crash cut short
+        with locks.take(scratch) as fd:
+            if fd is not None:
+                scratch.unlink()
     for sidecar in sorted(spool.glob("*.json")):
-        flow_id = sidecar.stem
-        data = sidecar.with_suffix(".data")
-        if not data.exists():  # the claim never happened: the file is still in its zone
-            sidecar.unlink()
-            continue
-        arrival = Arrival(**json.loads(sidecar.read_bytes()))
-        _admit(app, flow_id, arrival)
-        admitted += 1
+        with locks.take(sidecar) as fd:
+            if fd is not None:
+                admitted += _recover_entry(app, sidecar, fd)
     return admitted
 
 
+def _recover_entry(app: App, sidecar: Path, fd: int) -> int:
+    """Finish the entry of sidecar, held as fd; returns 1 if it was admitted."""
+    data = sidecar.with_suffix(".data")
+    if not data.exists():  # the claim never happened (or only its copy): the file is still in its zone
+        sidecar.with_suffix(".part").unlink(missing_ok=True)
+        sidecar.unlink()
+        return 0
+    with open(fd, "rb", closefd=False) as fh:
+        arrival = Arrival(**json.load(fh))
+    try:
+        _admit(app, sidecar.stem, arrival)
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        app.disk.full("recover", exc, flow_id=sidecar.stem)  # the entry waits for the next recovery
+        return 0
+    return 1
+
+
 def acknowledge(app: App, flow: Flow) -> None:
-    """Write the acknowledgement of receipt (idempotent: same name, same content) and record it."""
+    """Write the acknowledgement of receipt (idempotent: same name, same content) and record it once.
+
+    Intake and a worker that claimed the flow meanwhile may both get here: the row lock (SQLite's write
+    lock) lets the first record the event and the second see it was.
+    """
     app.emit(flow.account, f"{flow.id}.ack.xml", build_ack(flow))
     with session_scope(app.engine) as session:
-        stored = session.get(Flow, flow.id)
-        stored.acknowledged = True
-        events.record(session, flow.id, "acknowledged", account=flow.account)
+        stored = session.get(Flow, flow.id, with_for_update=True)
+        if not stored.acknowledged:
+            stored.acknowledged = True
+            events.record(session, flow.id, "acknowledged", account=flow.account)
     flow.acknowledged = True
 
 
@@ -102,9 +144,38 @@ def _claim(path: Path, data: Path) -> None:
         if exc.errno != errno.EXDEV:
             raise
         tmp = data.with_suffix(".part")
-        shutil.copyfile(path, tmp)
-        os.rename(tmp, data)
+        try:
+            shutil.copyfile(path, tmp)
+            os.rename(tmp, data)
+        except BaseException:  # the disk full, typically: the file is still at path
+            tmp.unlink(missing_ok=True)
+            raise
         os.unlink(path)
+
+
+@contextmanager
+def _put_back_if_full(path: Path, data: Path, sidecar: Path) -> Iterator[None]:
+    """Undo a claim that found no room to be admitted, so that the file is taken again from where it was."""
+    try:
+        yield
+    except Exception as exc:
+        if is_disk_full(exc) and _put_back(data, path):
+            sidecar.unlink()
+        raise
+
+
+def _put_back(data: Path, path: Path) -> bool:
+    """Give the file its name back, never over a file that has come under that name since; False if it
+    must stay in the spool instead (also when spool and zone are two file systems)."""
+    if not data.exists():  # never claimed
+        return True
+    try:
+        os.link(data, path)
+    except OSError:
+        log.warning("intake_left_in_spool", reason="disk_full", path=str(path), spooled=str(data))
+        return False
+    data.unlink()
+    return True
 
 
 def _store(app: App, data: Path) -> tuple[str, int]:
@@ -133,10 +204,21 @@ def _admit(app: App, flow_id: str, arrival: Arrival) -> Flow:
         flow = _commit(app, flow_id, arrival, digest, size)
         data.unlink()
         sidecar.unlink()
+        app.disk.clear()
         if not flow.acknowledged:
-            acknowledge(app, flow)
+            _acknowledge_if_room(app, flow)
     app.wakeup.set()
     return flow
+
+
+def _acknowledge_if_room(app: App, flow: Flow) -> None:
+    """Acknowledge a committed flow, or leave it to its worker when there is no room for it yet."""
+    try:
+        acknowledge(app, flow)
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        app.disk.full("acknowledge", exc)
 
 
 def _commit(app: App, flow_id: str, arrival: Arrival, digest: str, size: int) -> Flow:

@@ -13,6 +13,8 @@ dropped file: a close answered OK is not lost if the gateway stops or crashes.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import queue
 import secrets
@@ -23,7 +25,9 @@ from typing import Protocol
 import paramiko
 from paramiko.sftp import SFTP_FAILURE, SFTP_OK, SFTP_PERMISSION_DENIED
 
+from gateway import locks
 from gateway.app import App
+from gateway.diskfull import DiskFull
 from gateway.ingest.intake import Arrival, intake
 from gateway.ingest.watcher import is_final_name
 from gateway.log import log
@@ -58,8 +62,13 @@ class Handoff:
         try:
             os.link(source, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
         except FileExistsError:
-            intake(self.app, self.app.zones.inbox(account) / source,
-                   Arrival(account=account, original_name=name, channel="sftp"))
+            try:
+                intake(self.app, self.app.zones.inbox(account) / source,
+                       Arrival(account=account, original_name=name, channel="sftp"))
+            except DiskFull:  # the close is answered with a failure: the client sends the file again later
+                with contextlib.suppress(FileNotFoundError):  # gone if it had to stay in the spool instead
+                    os.unlink(source, dir_fd=dir_fd)
+                raise
             return
         os.unlink(source, dir_fd=dir_fd)
         self._queue.put((account, name))
@@ -70,15 +79,19 @@ class Handoff:
             try:
                 intake(self.app, self.app.zones.inbox(account) / name,
                        Arrival(account=account, original_name=name, channel="sftp"))
+            except DiskFull:  # logged by intake; the file waits in in/ under its final name for the watcher
+                pass
             except Exception:  # the file stays in in/ under its final name: the watcher retries it
                 log.exception("sftp_intake_failed", account=account, original_name=name)
 
     def _sweep(self) -> None:
-        """Delete uploads a previous run left unfinished: only this process serves the zones."""
+        """Delete uploads a dead process left unfinished; those another live one is writing are locked."""
         for account in self.app.zones.accounts():
             for path in self.app.zones.inbox(account).glob(TEMPORARY_PREFIX + "*"):
-                path.unlink(missing_ok=True)
-                log.info("sftp_upload_discarded", account=account, reason="left by a previous run")
+                with locks.take(path) as fd:
+                    if fd is not None:
+                        path.unlink()
+                        log.info("sftp_upload_discarded", account=account, reason="left by a stopped process")
 
 
 class UploadSession(Protocol):
@@ -107,11 +120,17 @@ class Upload(paramiko.SFTPHandle):
             raise
 
     def _open(self, resume: bool) -> int:
-        """A new file, or, when the client resumes a temporary name without truncating, that file."""
+        """A new file, or, when the client resumes a temporary name without truncating, that file; locked
+        while it is written, so that another SFTP process starting meanwhile does not sweep it away."""
         if resume and not is_final_name(self.name) and self._is_regular(self.name):
             os.rename(self.name, self.temporary, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
-            return os.open(self.temporary, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.dir_fd)
-        return os.open(self.temporary, _CREATE, 0o640, dir_fd=self.dir_fd)
+            fd = os.open(self.temporary, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.dir_fd)
+        else:
+            fd = os.open(self.temporary, _CREATE, 0o640, dir_fd=self.dir_fd)
+        if not locks.lock(fd, self.temporary, self.dir_fd):
+            os.close(fd)
+            raise FileNotFoundError(errno.ENOENT, "removed by another process before it was locked")
+        return fd
 
     def _is_regular(self, name: str) -> bool:
         try:
@@ -150,11 +169,11 @@ class Upload(paramiko.SFTPHandle):
             self._discard("connection lost before the file was closed")
             return
         attributes = paramiko.SFTPAttributes.from_stat(os.fstat(self.fd), self.name)
-        os.close(self.fd)
-        self.fd = None
         try:
-            self._name_it(attributes.st_size)
+            self._name_it(attributes.st_size)  # still locked: never seen unheld under its temporary name
         finally:
+            os.close(self.fd)
+            self.fd = None
             os.close(self.dir_fd)
         self.session.uploaded(self.name, attributes)
 
@@ -166,9 +185,9 @@ class Upload(paramiko.SFTPHandle):
             os.rename(self.temporary, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
 
     def _discard(self, reason: str) -> None:
+        os.unlink(self.temporary, dir_fd=self.dir_fd)
         os.close(self.fd)
         self.fd = None
-        os.unlink(self.temporary, dir_fd=self.dir_fd)
         os.close(self.dir_fd)
         log.warning("sftp_upload_discarded", account=self.session.account, original_name=self.name,
                     reason=reason)
