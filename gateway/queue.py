@@ -36,12 +36,22 @@ def _ready(model: Queued, now) -> list[Any]:
     return [Delivery.state == DeliveryState.PENDING, Delivery.next_attempt_at <= now]
 
 
+def _unattended(model: Queued) -> list[Any]:
+    """The deliveries of a flow still RECU belong to the worker processing it (pipeline.process makes them,
+    and takes back those a crash or a full disk left): the queue leaves them alone, since two attempts at
+    once would deliver a file twice."""
+    if model is Flow:
+        return []
+    in_process = select(Flow.id).where(Flow.id == Delivery.flow_id, Flow.state == FlowState.RECU).exists()
+    return [~in_process]
+
+
 def claim(engine: Engine, owner: str, lease_seconds: float, model: Queued = Flow) -> tuple[Any, int] | None:
     """Lease the oldest claimable row of model to owner; return (its id, attempts so far) or None."""
     now = utcnow()
     candidate = (
         select(model.id)
-        .where(*_ready(model, now))
+        .where(*_ready(model, now), *_unattended(model))
         .where((model.lease_expires_at.is_(None)) | (model.lease_expires_at < now))
         .order_by(model.id)
         .limit(1)
