@@ -19,6 +19,7 @@ import json
 import os
 import secrets
 import shutil
+import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -70,6 +71,11 @@ def intake(app: App, path: Path, arrival: Arrival) -> Flow | None:
             except FileNotFoundError:  # another taker won: theirs to report
                 sidecar.unlink()
                 log.debug("taken_elsewhere", account=arrival.account, original_name=arrival.original_name)
+                return None
+            except NotRegular:
+                sidecar.unlink()
+                log.warning("zone_entry_removed", account=arrival.account, path=str(path),
+                            reason="not a regular file")
                 return None
             return _admit(app, flow_id, arrival)
     except Exception as exc:
@@ -136,13 +142,26 @@ def _spool_paths(app: App, flow_id: str) -> tuple[Path, Path]:
     return spool / f"{flow_id}.json", spool / f"{flow_id}.data"
 
 
+class NotRegular(Exception):
+    """What was to be taken is a link, fifo or device (put there after the channel checked it)."""
+
+
 def _claim(path: Path, data: Path) -> None:
-    """Move the file out of reach of its sender and of other takers, atomically when possible."""
+    """Move the file out of reach of its sender and of other takers, atomically when possible.
+
+    A regular file only: a sender with a shell (sshd mode) could swap the file for a link or a fifo
+    between the watcher's check and this rename; it is removed, never opened.
+    """
     try:
         os.rename(path, data)
+        if not stat.S_ISREG(os.lstat(data).st_mode):
+            os.unlink(data)
+            raise NotRegular(path)
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            raise NotRegular(path) from exc
         tmp = data.with_suffix(".part")
         try:
             shutil.copyfile(path, tmp)
