@@ -66,7 +66,7 @@ class SftpSettings(_Section):
 
 
 class ValidateSettings(_Section):
-    processes: int = Field(0, ge=0)  # 0: one per core
+    processes: int = Field(0, ge=0)  # 0: one per worker thread in `gateway run`, one per core elsewhere
     time_budget: float = Field(30.0, gt=0)
     max_bytes: int = Field(20 * 1024 * 1024, gt=0)
     max_lines: int = Field(20000, gt=0)

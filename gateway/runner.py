@@ -122,7 +122,10 @@ class Gateway:
         """The validator processes, compiled and warm before any worker needs them, unless the app came
         with a running stage (tests share one among many gateways): that one is its owner's to close."""
         if self.app.rules is None:
-            rules = RulesStage.from_settings(self.app.settings.validation)
+            settings = self.app.settings
+            # a worker thread judges one document at a time: more validators than threads would sit idle
+            wanted = settings.validation.processes or min(settings.validation.pool_size, settings.worker.threads)
+            rules = RulesStage.from_settings(settings.validation, processes=wanted)
             rules.start()
             self.app.rules = self._rules = rules  # only once started: stop() closes what runs
 
