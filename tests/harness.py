@@ -16,7 +16,11 @@ from typing import Callable, TypeVar
 from click.testing import CliRunner
 from lxml import etree
 
+from sqlmodel import Session, select
+
+from gateway import config as config_module
 from gateway.cli import main
+from gateway.db import make_engine
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
@@ -58,6 +62,16 @@ def cli(config: Path, *args: str) -> str:
     result = CliRunner().invoke(main, ["--config", str(config), *args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result.stdout
+
+
+def rows(config: Path, model) -> list:
+    """Every row of model in the database of the gateway that config configures, in id order."""
+    engine = make_engine(config_module.load(config).gateway.database_url)
+    try:
+        with Session(engine) as session:
+            return list(session.exec(select(model).order_by(model.id)).all())
+    finally:
+        engine.dispose()
 
 
 def load_samples(config: Path) -> None:

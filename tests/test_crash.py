@@ -19,15 +19,12 @@ from typing import Callable
 
 import pytest
 from lxml import etree
-from sqlmodel import Session, select
 
-from gateway import config as config_module
-from gateway.db import make_engine
 from gateway.models import Delivery, DeliveryState, Event, Flow, Invoice
 from gateway.store import sha256
 from tests import crash_flows
 from tests.crash_flows import Dropped
-from tests.harness import (ACK_NS, REPORT_NS, GatewayProcess, drop, files, inbox, load_samples, outbox, wait_for,
+from tests.harness import (ACK_NS, REPORT_NS, GatewayProcess, drop, files, inbox, load_samples, outbox, rows, wait_for,
                            write_config)
 
 COUNT = int(os.environ.get("GATEWAY_CRASH_FLOWS", "1000"))
@@ -133,15 +130,7 @@ def _check_zones(root: Path, dropped: list[Dropped]) -> None:
 
 def _load(config: Path):
     """Every flow, and by flow id its invoices, deliveries and events (in the order they were recorded)."""
-    engine = make_engine(config_module.load(config).gateway.database_url)
-    try:
-        with Session(engine) as session:
-            flows = session.exec(select(Flow)).all()
-            grouped = [_by_flow(session.exec(select(model).order_by(model.id)).all())
-                       for model in (Invoice, Delivery, Event)]
-    finally:
-        engine.dispose()
-    return flows, *grouped
+    return rows(config, Flow), *(_by_flow(rows(config, model)) for model in (Invoice, Delivery, Event))
 
 
 def _by_flow(rows) -> dict[str, list]:

@@ -21,19 +21,17 @@ from pathlib import Path
 import paramiko
 import pytest
 from lxml import etree
-from sqlmodel import Session, select
 from structlog.testing import capture_logs
 
 from gateway import config as config_module
 from gateway.app import App
-from gateway.db import make_engine
 from gateway.diskfull import DiskFull
 from gateway.ingest.intake import Arrival, intake
 from gateway.log import configure_logging
 from gateway.models import Delivery, DeliveryState, Flow, FlowState
 from gateway.worker import Worker
 from tests.harness import (ACK_NS, SAMPLES, GatewayProcess, ack_for_name, cli, drop, files, inbox, load_samples,
-                           outbox, renumber, wait_for, wait_report, write_config)
+                           outbox, renumber, rows, wait_for, wait_report, write_config)
 from tests.sftp_harness import OpenSSH, known_hosts, need_openssh_client
 
 SUPPLIER, RECIPIENT = "acme", "mairie-exemple"
@@ -147,16 +145,6 @@ def _put(client: paramiko.SSHClient, name: str, content: bytes) -> bool:
     return True
 
 
-def _stored(config: Path, model: type[Flow] | type[Delivery]) -> list:
-    """Every row of model in the gateway's database."""
-    engine = make_engine(config_module.load(config).gateway.database_url)
-    try:
-        with Session(engine) as session:
-            return list(session.exec(select(model)).all())
-    finally:
-        engine.dispose()
-
-
 @pytest.mark.parametrize("on_volume", [{"data", "zones", "database"}, {"data", "database"}],
                          ids=["all-on-volume", "zones-elsewhere"])
 def test_full_volume_refuses_files_unacknowledged_then_takes_them(tmp_path, volume, database_url, on_volume):
@@ -219,7 +207,7 @@ def test_full_volume_refuses_files_unacknowledged_then_takes_them(tmp_path, volu
     delivered = Counter(p.read_bytes() for p in files(outbox(zones, RECIPIENT), ".xml"))
     assert delivered == Counter(everything.values()), "each invoice delivered once"
     assert os.listdir(inbox(zones, SUPPLIER)) == []
-    flows = _stored(config, Flow)
+    flows = rows(config, Flow)
     assert len(flows) == len(everything) and {f.state for f in flows} == {FlowState.INTEGRE}
 
     lines = _log(gateway.log)
@@ -255,7 +243,7 @@ def test_work_finding_no_room_waits_for_it_and_is_not_counted_as_failed(tmp_path
             assert not report.exists()
             volume.free()
             wait_for(report.exists, 30, "the report once there is room")
-            wait_for(lambda: all(d.state is DeliveryState.DELIVERED for d in _stored(config, Delivery)), 30,
+            wait_for(lambda: all(d.state is DeliveryState.DELIVERED for d in rows(config, Delivery)), 30,
                      "the deliveries, retried after the report", interval=0.2)
     finally:
         stop.set()
@@ -263,9 +251,9 @@ def test_work_finding_no_room_waits_for_it_and_is_not_counted_as_failed(tmp_path
         app.engine.dispose()
 
     assert [e for e in logs if e["event"] == "work_failed"] == []
-    [stored] = _stored(config, Flow)
+    [stored] = rows(config, Flow)
     assert (stored.state, stored.attempts) == (FlowState.INTEGRE, 1)
-    deliveries = _stored(config, Delivery)
+    deliveries = rows(config, Delivery)
     assert deliveries and {(d.state, d.attempts) for d in deliveries} == {(DeliveryState.DELIVERED, 1)}
     assert [p.read_bytes() for p in files(outbox(zones, RECIPIENT), ".xml")] == [INVOICE]
 
@@ -286,4 +274,4 @@ def test_intake_without_room_leaves_the_file_where_it_was(tmp_path, volume, on_v
         app.engine.dispose()
     assert path.read_bytes() == INVOICE
     assert os.listdir(app.settings.spool_dir) == []
-    assert files(outbox(zones, SUPPLIER), ".ack.xml") == [] and _stored(config, Flow) == []
+    assert files(outbox(zones, SUPPLIER), ".ack.xml") == [] and rows(config, Flow) == []

@@ -11,13 +11,10 @@ from collections import Counter
 
 import pytest
 from lxml import etree
-from sqlmodel import Session, select
 
-from gateway import config as config_module
-from gateway.db import make_engine
 from gateway.models import FINAL_STATES, Event, Flow, Worker as WorkerRow
-from tests.harness import (ACK_NS, SAMPLES, GatewayProcess, files, inbox, load_samples, outbox, renumber, wait_for,
-                           write_config)
+from tests.harness import (ACK_NS, SAMPLES, GatewayProcess, files, inbox, load_samples, outbox, renumber, rows,
+                           wait_for, write_config)
 
 COUNT = 2000
 SUPPLIER, RECIPIENT = "acme", "mairie-exemple"
@@ -78,12 +75,7 @@ def test_three_workers_share_the_flows_and_one_killed_loses_and_doubles_nothing(
     delivered = Counter(p.read_bytes() for p in files(outbox(tmp_path, RECIPIENT), ".xml"))
     assert set(delivered) == expected_deliveries and set(delivered.values()) == {1}
 
-    engine = make_engine(config_module.load(config).gateway.database_url)
-    with Session(engine) as session:
-        flows = session.exec(select(Flow)).all()
-        events = session.exec(select(Event)).all()
-        rows = session.exec(select(WorkerRow)).all()
-    engine.dispose()
+    flows, events, registered = rows(config, Flow), rows(config, Event), rows(config, WorkerRow)
     assert len(flows) == COUNT and all(f.state in FINAL_STATES for f in flows)
     assert all(f.lease_owner is None for f in flows)
     flow_ids = sorted(f.id for f in flows)
@@ -98,4 +90,4 @@ def test_three_workers_share_the_flows_and_one_killed_loses_and_doubles_nothing(
     finishers = Counter(_pid(e) for e in events if e.kind == "flow_finished")
     assert len(finishers) >= 2 and set(finishers) <= {w.proc.pid for w in workers}, finishers
     assert {_pid(e) for e in events if e.kind == "received"} == {ingest.proc.pid}
-    assert [r.id.split(":")[1] for r in rows] == [str(workers[0].proc.pid)], "the killed one's row is left"
+    assert [r.id.split(":")[1] for r in registered] == [str(workers[0].proc.pid)], "the killed one's row is left"

@@ -16,18 +16,15 @@ from pathlib import Path
 from typing import Iterator
 
 import paramiko
-import pytest
 from sqlmodel import Session, select
 from structlog.testing import capture_logs
 
-from gateway import config as config_module
 from gateway import locks
-from gateway.db import make_engine
 from gateway.ingest.intake import Arrival, new_flow_id, recover
 from gateway.ingest.watcher import ZoneWatcher
-from gateway.models import FINAL_STATES, Delivery, Endpoint, Event, Flow, Worker as WorkerRow
+from gateway.models import FINAL_STATES, Delivery, Event, Flow, Worker as WorkerRow
 from tests.harness import (REPO, SAMPLES, GatewayProcess, ack_for_name, cli, drop, files, inbox, load_samples,
-                           outbox, renumber, wait_for, write_config)
+                           outbox, renumber, rows, wait_for, write_config)
 
 SUPPLIER, RECIPIENT = "acme", "mairie-exemple"
 PASSWORD = "acme-roles-1"
@@ -40,15 +37,6 @@ def _config(root: Path, database_url: str | None, overrides: dict | None = None)
     config = write_config(root, {**ONE_VALIDATOR, **(overrides or {})}, database_url)
     load_samples(config)
     return config
-
-
-def _rows(config: Path, model) -> list:
-    engine = make_engine(config_module.load(config).gateway.database_url)
-    try:
-        with Session(engine) as session:
-            return list(session.exec(select(model)).all())
-    finally:
-        engine.dispose()
 
 
 def _pid(event: Event) -> int:
@@ -133,11 +121,11 @@ def test_sftp_ingest_and_worker_roles_in_their_own_processes(tmp_path, database_
     assert codes == [0, 0, 0]
 
     assert list(inbox(tmp_path, SUPPLIER).iterdir()) == [], "the cut upload deleted, nothing else left"
-    flows = {f.id: f for f in _rows(config, Flow)}
+    flows = {f.id: f for f in rows(config, Flow)}
     assert sorted(f.original_name for f in flows.values()) == [*(f"sftp-{n}.xml" for n in range(3)),
                                                                *(f"zone-{n}.xml" for n in range(3))]
     assert all(f.state in FINAL_STATES for f in flows.values())
-    by = {(flows[e.flow_id].channel, e.kind, _pid(e)) for e in _rows(config, Event)}
+    by = {(flows[e.flow_id].channel, e.kind, _pid(e)) for e in rows(config, Event)}
     pids = {"sftp": front.proc.pid, "zone": ingest.proc.pid}
     for channel, pid in pids.items():
         assert {p for c, kind, p in by if c == channel and kind in ("received", "acknowledged")} == {pid}
@@ -146,7 +134,7 @@ def test_sftp_ingest_and_worker_roles_in_their_own_processes(tmp_path, database_
     for process in (front, ingest, worker):
         assert [e for e in _log_lines(process.log)
                 if e["level"] in ("warning", "error") and e["event"] not in expected] == [], process.log
-    assert _rows(config, WorkerRow) == [] and _spool_left(tmp_path) == []
+    assert rows(config, WorkerRow) == [] and _spool_left(tmp_path) == []
 
 
 def test_sigterm_finishes_work_in_hand_and_a_new_process_completes_the_rest(tmp_path, database_url):
@@ -166,12 +154,12 @@ def test_sigterm_finishes_work_in_hand_and_a_new_process_completes_the_rest(tmp_
     finally:
         gateway.stop()
 
-    progress = Counter(e.flow_id for e in _rows(config, Event) if e.kind not in ("received", "acknowledged"))
-    flows = _rows(config, Flow)
+    progress = Counter(e.flow_id for e in rows(config, Event) if e.kind not in ("received", "acknowledged"))
+    flows = rows(config, Flow)
     half_done = [f.id for f in flows if f.state not in FINAL_STATES and progress[f.id]]
     assert half_done == [], "a flow in hand is finished before the process exits"
-    assert [f.id for f in flows if f.lease_owner] == [] and [d.id for d in _rows(config, Delivery) if d.lease_owner] == []
-    assert _rows(config, WorkerRow) == []
+    assert [f.id for f in flows if f.lease_owner] == [] and [d.id for d in rows(config, Delivery) if d.lease_owner] == []
+    assert rows(config, WorkerRow) == []
     assert _spool_left(tmp_path) == [] and _temporaries_left(tmp_path) == []
 
     again = GatewayProcess(config)
@@ -182,9 +170,9 @@ def test_sigterm_finishes_work_in_hand_and_a_new_process_completes_the_rest(tmp_
         wait_for(lambda: len(files(outbox(tmp_path, RECIPIENT), ".xml")) >= accepted, 60, "every delivery")
     finally:
         assert again.stop() == 0
-    flows = _rows(config, Flow)
+    flows = rows(config, Flow)
     assert len(flows) == len(contents) and all(f.state in FINAL_STATES for f in flows)
-    finished = Counter(e.flow_id for e in _rows(config, Event) if e.kind == "flow_finished")
+    finished = Counter(e.flow_id for e in rows(config, Event) if e.kind == "flow_finished")
     assert set(finished.values()) == {1} and len(finished) == len(contents)
     assert _spool_left(tmp_path) == [] and _temporaries_left(tmp_path) == []
 
