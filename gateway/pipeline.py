@@ -1,11 +1,11 @@
 """The flow state machine: what a worker does with a flow it has claimed.
 
-Every step is idempotent and recorded, so a flow taken again after a crash resumes where the
-previous worker stopped: acknowledge (if intake could not), judge the invoices (once: the invoice
-rows are the proof), make a first attempt at the deliveries that judgement created (invoices, then the
-status-returns they queued), write the integration report, and set the final state. Deliveries and the
-report have fixed names, so repeating a step replaces a file instead of adding one. A delivery that fails is retried by the delivery queue
-(gateway.route.delivery); the flow does not wait for it.
+Every step is idempotent and recorded, so a flow taken again after a crash resumes where the previous worker
+stopped: acknowledge (if intake could not), judge the invoices (once: the invoice rows are the proof), make
+a first attempt at the deliveries that judgement created (invoices, then the status-returns they queued),
+write the integration report, and set the final state. Deliveries and the report have fixed names, so
+repeating a step replaces a file instead of adding one. A delivery that fails is retried by the delivery
+queue (gateway.route.delivery); the flow does not wait for it.
 """
 
 from __future__ import annotations
