@@ -155,8 +155,16 @@ class GatewayProcess:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
+    def started(self) -> bool:
+        """Whether this process logged gateway_started: its SIGTERM handler is in place from then on."""
+        mark = f":{self.proc.pid}:".encode()
+        with open(self.log, "rb") as log:
+            return any(b'"gateway_started"' in line and mark in line for line in log)
+
     def stop(self) -> int:
-        """SIGTERM, and the exit code; a child that ignores it is killed so no test leaves one behind."""
+        """SIGTERM once it has started (before, SIGTERM's default action kills it), and the exit code; a
+        child that ignores it is killed so no test leaves one behind."""
+        wait_for(lambda: self.proc.poll() is not None or self.started(), 60, "the gateway's start")
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
