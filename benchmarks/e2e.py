@@ -349,7 +349,7 @@ def print_targets(results: list[Result], raw: dict[int, float]) -> None:
             (at, first), (end, last) = r.rss_trace[1], r.rss_trace[-1]  # the first step still warms up
             growth = (last - first) / first
             print(f"target {r.spec.db}, {r.spec.workers} worker process(es): RSS {first} MB at {at} flows, {last} MB "
-                  f"at {end} ({growth:+.1%}; flat within 10%: {'met' if abs(growth) <= 0.10 else 'NOT met'})")
+                  f"at {end} ({growth:+.1%}; no growth beyond 10%: {'met' if growth <= 0.10 else 'NOT met'})")
 
 
 def parse_args() -> argparse.Namespace:
