@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import structlog
 
-from gateway import events, queue
+from gateway import events
 from gateway.app import App
 from gateway.db import session_scope
 from gateway.diskfull import is_disk_full
@@ -93,14 +93,6 @@ def _backoff(settings, attempts: int) -> float:
     """Exponential, capped, with full jitter so that many failed deliveries do not retry in step."""
     return random.uniform(0.5, 1.0) * min(settings.retry_max, settings.retry_base * 2 ** (attempts - 1))
 
-
-def deliver_due(app: App, owner: str) -> bool:
-    """Make one due delivery, if any; returns whether there was one."""
-    claimed = queue.claim(app.engine, owner, app.settings.worker.lease_seconds, model=Delivery)
-    if claimed is None:
-        return False
-    attempt(app, claimed[0])
-    return True
 
 
 def retry(app: App, delivery_id: int) -> Delivery | None:
