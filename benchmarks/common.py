@@ -15,6 +15,7 @@ from pathlib import Path
 from tests.sftp_harness import OpenSSH
 
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: int) -> float:
@@ -52,6 +53,29 @@ def tree_rss_mb(pids: Iterable[int]) -> float:
         except OSError:
             pass
     return total * PAGE_MB
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of the process and of its children it has waited for; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(v) for v in fields[11:15]) / TICKS  # utime, stime, cutime, cstime
+
+
+def tree_cpu_s(pids: Iterable[int]) -> tuple[float, float]:
+    """CPU seconds so far of the processes, and of all their descendants: where a pipeline spends its time."""
+    children = _children()
+    own, todo, below = 0.0, [], 0.0
+    for pid in pids:
+        own += _cpu_s(pid)
+        todo += children.get(pid, [])
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        below += _cpu_s(pid)
+    return own, below
 
 
 @dataclass

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -48,7 +49,7 @@ import paramiko  # noqa: E402
 from sqlalchemy import create_engine, func  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
 
-from benchmarks.common import SftpUploads, percentile, tree_rss_mb  # noqa: E402
+from benchmarks.common import SftpUploads, percentile, tree_cpu_s, tree_rss_mb  # noqa: E402
 from benchmarks.invoices import SUPPLIER, admissible, candidates, stage_flows  # noqa: E402
 from benchmarks.raw import raw_rate  # noqa: E402
 from gateway import config as config_module  # noqa: E402
@@ -83,8 +84,10 @@ class Cluster:
     Without it: `workers` processes running everything, only the first with the SFTP server.
     """
 
-    def __init__(self, root: Path, database_url: str | None, workers: int, settings: dict) -> None:
+    def __init__(self, root: Path, database_url: str | None, workers: int, settings: dict,
+                 database_pid: int | None = None) -> None:
         self.root, self.port, roles = root, free_port(), has_roles()
+        self.database_pid = database_pid
         sftp = {"enabled": True, "port": self.port, **settings.get("sftp", {})}
         if not roles:  # the other processes' configuration: the same without the SFTP server
             quiet = write_config(root, {**settings, "sftp": {"enabled": False}}, database_url)
@@ -149,6 +152,16 @@ class Cluster:
     def rss_mb(self) -> float:
         return tree_rss_mb(p.proc.pid for p in self.processes)
 
+    def cpu_s(self) -> dict[str, float]:
+        """CPU seconds so far: the first process (SFTP, intake, deliveries), the others (the workers), their
+        validator processes, and the database server's processes."""
+        front, front_below = tree_cpu_s([self.processes[0].proc.pid])
+        workers, validators = tree_cpu_s(p.proc.pid for p in self.processes[1:])
+        found = {"front": front, "workers": workers, "validators": validators + front_below}
+        if self.database_pid:
+            found["database"] = sum(tree_cpu_s([self.database_pid]))
+        return found
+
     def reported(self) -> int:
         with Session(self.db) as session:
             return session.exec(select(func.count()).select_from(Flow).where(Flow.reported)).one()
@@ -201,6 +214,7 @@ class Result:
     ack: list[float]
     report: list[float]
     peak_rss_mb: float
+    cpu_ms: dict[str, float]  # CPU per flow, by kind of process
     rss_trace: list[tuple[int, float]] = field(default_factory=list)
 
     @property
@@ -216,7 +230,7 @@ class Result:
                 "complete": self.complete, **self.outcome, "flows_per_s": round(self.flows / self.seconds, 2),
                 "invoices_per_s": round(invoices_per_s, 2),
                 "upload_per_s": round(self.flows / self.upload_seconds, 2), **ms,
-                "peak_rss_mb": round(self.peak_rss_mb), "rss_trace": self.rss_trace,
+                "peak_rss_mb": round(self.peak_rss_mb), "cpu_ms_per_flow": self.cpu_ms, "rss_trace": self.rss_trace,
                 "raw_per_s": {str(k): round(v, 2) for k, v in raw.items()},
                 "ratio_to_raw": {str(k): round(invoices_per_s / v, 3) for k, v in raw.items()},
                 "settings": settings}
@@ -244,18 +258,27 @@ def follow(cluster: Cluster, uploads: SftpUploads, n: int, rss_every: int, stall
     return peak, trace
 
 
+def _children_cpu_s() -> float:
+    """CPU seconds of this process's children it has waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run(spec: Spec, flows: list[Path], base: Path, database_url: str | None, settings: dict,
-        args: argparse.Namespace) -> Result:
+        args: argparse.Namespace, database_pid: int | None = None) -> Result:
     """One configuration on a fresh gateway; its folder (logs, database) is kept only if it fails."""
     root = base / spec.label
     root.mkdir()
     try:
-        with Cluster(root, database_url, spec.workers, settings) as cluster:
+        with Cluster(root, database_url, spec.workers, settings, database_pid) as cluster:
             uploads = SftpUploads(cluster.client(), root, flows, "/in/", args.sessions, spec.rate)
             try:
+                cpu_before, clients_before = cluster.cpu_s(), _children_cpu_s()
                 uploads.start()
                 peak, trace = follow(cluster, uploads, len(flows), args.rss_every, args.stall)
+                cpu = {kind: s - cpu_before.get(kind, 0.0) for kind, s in cluster.cpu_s().items()}
                 drops = uploads.wait(timeout=60)
+                cpu["sftp clients"] = _children_cpu_s() - clients_before  # the sessions, now ended and waited for
             finally:
                 uploads.kill()
             times, outcome = cluster.times(), cluster.outcome()
@@ -273,7 +296,8 @@ def run(spec: Spec, flows: list[Path], base: Path, database_url: str | None, set
                   upload_seconds=max(drops[name].end for name in names) - first,
                   ack=[times[name]["acknowledged"] - drops[name].end for name in names],
                   report=[times[name]["report_written"] - drops[name].end for name in names],
-                  peak_rss_mb=peak, rss_trace=trace)
+                  peak_rss_mb=peak, rss_trace=trace,
+                  cpu_ms={kind: round(s * 1000 / len(flows), 1) for kind, s in cpu.items()})
 
 
 # --- the whole run ------------------------------------------------------------------------------------
@@ -293,7 +317,7 @@ class Postgres:
     """The throwaway PostgreSQL cluster of the tests, started on first use, one database per run."""
 
     def __init__(self, stack: ExitStack) -> None:
-        self.stack, self.server = stack, None
+        self.stack, self.server, self.pid = stack, None, None
 
     def database(self, stack: ExitStack) -> str:
         if self.server is None:
@@ -301,6 +325,7 @@ class Postgres:
             if bindir is None:
                 raise LookupError("PostgreSQL server binaries (initdb, pg_ctl) not found")
             self.server = PostgresServer(bindir).start()
+            self.pid = int((self.server.data / "postmaster.pid").read_text().split()[0])
             self.stack.callback(self._stop)
         name = self.server.create_database()
         stack.callback(self.server.drop_database, name)
@@ -333,6 +358,10 @@ def print_table(results: list[Result], raw: dict[int, float]) -> None:
         print(f"{r.spec.db:10} {r.spec.workers:>7} {r.spec.rate or '-':>6} {r.flows:>6} {r.flows / r.seconds:8.1f} "
               f"{invoices:7.1f} {r.flows / r.upload_seconds:8.1f} {ack:>15} {report:>18} {r.peak_rss_mb:7.0f}"
               f"{ratios}  {'yes' if r.complete else 'NO ' + json.dumps(r.outcome)}")
+    for r in results:  # where the time goes, against the raw cost of judging one invoice
+        cpu = ", ".join(f"{kind} {ms:.1f}" for kind, ms in r.cpu_ms.items())
+        print(f"{r.spec.label}: CPU ms per flow: {cpu}; total {sum(r.cpu_ms.values()):.1f} "
+              f"(raw: {1000 / raw[1]:.1f} per invoice)")
 
 
 def print_targets(results: list[Result], raw: dict[int, float]) -> None:
@@ -413,7 +442,7 @@ def main() -> int:
                         except LookupError as exc:
                             print(f"{db}: skipped: {exc}", file=sys.stderr)
                             break
-                        result = run(spec, flows, base, url, settings, args)
+                        result = run(spec, flows, base, url, settings, args, postgres.pid if url else None)
                     results.append(result)
                     print(json.dumps(result.summary(raw, settings)), flush=True)
                     if args.rate == "half" and not spec.half_load:

@@ -1,9 +1,11 @@
 """Database engine and sessions.
 
 SQLite is the default: WAL mode so readers never wait for the writer, a busy timeout so writers
-queue instead of failing, and every transaction started with BEGIN IMMEDIATE so that a
-transaction which reads then writes cannot fail half-way on a lock upgrade. PostgreSQL needs
-none of this and gets a plain engine.
+queue instead of failing, and every transaction that may write started with BEGIN IMMEDIATE so
+that one which reads then writes cannot fail half-way on a lock upgrade. A session that only
+reads (session_scope(write=False)) begins DEFERRED instead: it neither waits for the writer nor
+holds the others up, which matters when several processes share the file. PostgreSQL needs none
+of this and gets a plain engine.
 
 make_engine() also sees to the schema (gateway.schema): an empty database is created at head, one at
 any other revision is refused until `gateway db upgrade`.
@@ -20,6 +22,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
 from gateway.schema import ensure_schema
+
+
+_READS_ONLY = "gateway_reads_only"
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -39,7 +44,7 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READS_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -61,9 +66,11 @@ def make_engine(url: str) -> Engine:
 
 
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session whose transaction commits on success and rolls back on error."""
-    with Session(engine, expire_on_commit=False) as session:
+def session_scope(engine: Engine, *, write: bool = True) -> Iterator[Session]:
+    """A session whose transaction commits on success and rolls back on error; write=False promises that
+    it only reads (on SQLite it then begins without taking the write lock)."""
+    bind = engine if write else engine.execution_options(**{_READS_ONLY: True})
+    with Session(bind, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

@@ -75,7 +75,7 @@ def process(app: App, flow_id: str, attempts: int = 1, owner: str = "") -> FlowS
 
 
 def _load(app: App, flow_id: str, owner: str) -> _Work:
-    with session_scope(app.engine) as session:
+    with session_scope(app.engine, write=False) as session:
         flow = session.get(Flow, flow_id)
         invoices = session.exec(select(Invoice).where(Invoice.flow_id == flow_id).order_by(Invoice.seq)).all()
         # attempts this process began but could not record (no room in the database): made again now,

@@ -47,7 +47,10 @@ def _unattended(model: Queued) -> list[Any]:
 
 
 def claim(engine: Engine, owner: str, lease_seconds: float, model: Queued = Flow) -> tuple[Any, int] | None:
-    """Lease the oldest claimable row of model to owner; return (its id, attempts so far) or None."""
+    """Lease the oldest claimable row of model to owner; return (its id, attempts so far) or None.
+
+    An idle worker looks before it claims: the look takes no write lock, so polling an empty queue does
+    not hold up the processes that have work to record."""
     now = utcnow()
     candidate = (
         select(model.id)
@@ -55,9 +58,11 @@ def claim(engine: Engine, owner: str, lease_seconds: float, model: Queued = Flow
         .where((model.lease_expires_at.is_(None)) | (model.lease_expires_at < now))
         .order_by(model.id)
         .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
     )
+    with session_scope(engine, write=False) as session:
+        if session.execute(candidate).first() is None:
+            return None
+    candidate = candidate.with_for_update(skip_locked=True).scalar_subquery()
     stmt = (
         update(model)
         .where(model.id == candidate)

@@ -171,7 +171,7 @@ class Gateway:
                     log.exception("heartbeat_failed")
 
     def _accounts(self) -> list[str]:
-        with session_scope(self.app.engine) as session:
+        with session_scope(self.app.engine, write=False) as session:
             return list(session.exec(select(Account.name)).all())
 
     def _register(self) -> None:

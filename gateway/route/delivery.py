@@ -33,7 +33,7 @@ def channel_for(app: App, endpoint: Endpoint | None) -> DeliveryChannel:
 
 def attempt(app: App, delivery_id: int) -> DeliveryState:
     """Try one delivery once and record the outcome; returns the delivery's new state."""
-    with session_scope(app.engine) as session:
+    with session_scope(app.engine, write=False) as session:
         delivery = session.get(Delivery, delivery_id)
         endpoint = session.get(Endpoint, (delivery.destination, Direction.PUSH))
     with structlog.contextvars.bound_contextvars(flow_id=delivery.flow_id, invoice_id=delivery.invoice_id):

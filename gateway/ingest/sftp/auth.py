@@ -75,12 +75,12 @@ class Credentials:
         self.engine = engine
 
     def check_password(self, account: str, password: str | bytes) -> bool:
-        with session_scope(self.engine) as session:
+        with session_scope(self.engine, write=False) as session:
             stored = session.get(AccountPassword, account)
         return verify_password(password, stored.hash if stored else None)
 
     def check_key(self, account: str, key: paramiko.PKey) -> bool:
-        with session_scope(self.engine) as session:
+        with session_scope(self.engine, write=False) as session:
             found = session.exec(select(AccountKey.key).where(AccountKey.account == account,
                                                               AccountKey.key == key_text(key))).first()
         return found is not None
