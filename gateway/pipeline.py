@@ -2,9 +2,9 @@
 
 Every step is idempotent and recorded, so a flow taken again after a crash resumes where the previous worker
 stopped: acknowledge (if intake could not), judge the invoices (once: the invoice rows are the proof), make
-a first attempt at the deliveries that judgement created (invoices, then the status-returns they queued),
-write the integration report, and set the final state. Deliveries and the report have fixed names, so
-repeating a step replaces a file instead of adding one. A delivery that fails is retried by the delivery
+a first attempt at the invoices' deliveries that judgement created, write the integration report, then
+attempt the status-returns queued meanwhile and record their outcomes with the final state. Deliveries and
+the report have fixed names, so repeating a step replaces a file instead of adding one. A delivery that fails is retried by the delivery
 queue (gateway.route.delivery); the flow does not wait for it.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -67,11 +68,23 @@ def process(app: App, flow_id: str, attempts: int = 1, owner: str = "") -> FlowS
             acknowledge(app, work.flow)
         if not work.invoices and not any_fatal(loads(work.flow.findings)) and work.flow.kind != STATUSES:
             _judge_flow(app, work, attempts)
-        for delivery_id in work.deliveries:
-            delivery.attempt(app, delivery_id)
-        for delivery_id in queue.lease_deliveries(app.engine, owner, app.settings.worker.lease_seconds, flow_id):
-            delivery.attempt(app, delivery_id)  # the status-returns the judgement and deliveries queued
-        return _finish(app, work)
+        returns: list[int] = []  # the status-returns the judgement and deliveries queued, leased for now
+
+        def lease(session: Session) -> None:
+            returns.extend(queue.lease_deliveries(session, owner, app.settings.worker.lease_seconds, flow_id))
+
+        if work.deliveries:
+            delivery.attempt_all(app, work.deliveries, then=lease)
+        else:
+            with session_scope(app.engine) as session:
+                lease(session)
+        finish = _write_report(app, work)
+        if returns:
+            delivery.attempt_all(app, returns, then=finish)
+        else:
+            with session_scope(app.engine) as session:
+                finish(session)
+        return work.flow.state
 
 
 def _load(app: App, flow_id: str, owner: str) -> _Work:
@@ -282,18 +295,19 @@ def final_state(flow_findings: list[Finding], invoices: list[Invoice]) -> FlowSt
     return FlowState.INTEGRE_PARTIEL if accepted else FlowState.REJETE
 
 
-def _finish(app: App, work: _Work) -> FlowState:
-    """Write the report, then record the final state."""
+def _write_report(app: App, work: _Work) -> Callable[[Session], None]:
+    """Write the report; returns what records it, with the final state, in the caller's transaction."""
     flow, invoices = work.flow, work.invoices
     state = final_state(loads(flow.findings), invoices)
     flow.state, processed_at = state, utcnow()
     report_name = f"{flow.id}.report.xml"
     app.emit(flow.account, report_name, build_report(flow, invoices, processed_at))
-    with session_scope(app.engine) as session:
+
+    def record(session: Session) -> None:
         stored = session.get(Flow, flow.id)
         stored.state, stored.reported, stored.finished_at = state, True, processed_at
         stored.lease_owner = stored.lease_expires_at = None
         events.record(session, flow.id, "report_written", name=report_name)
         events.record(session, flow.id, "flow_finished", state=state.value, invoices=len(invoices),
                       accepted=sum(i.verdict is Verdict.ACCEPTED for i in invoices))
-    return state
+    return record

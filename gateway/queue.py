@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from gateway.db import session_scope
 from gateway.models import Delivery, DeliveryState, Endpoint, Flow, FlowState, utcnow
@@ -75,11 +76,12 @@ def claim(engine: Engine, owner: str, lease_seconds: float, model: Queued = Flow
     return (row[0], row[1]) if row else None
 
 
-def lease_deliveries(engine: Engine, owner: str, lease_seconds: float, flow_id: str) -> list[int]:
+def lease_deliveries(session: Session, owner: str, lease_seconds: float, flow_id: str) -> list[int]:
     """Lease to owner every delivery of flow_id that is due and free, in the order they were made.
 
     The worker that has just judged a flow takes the status-returns it queued (and any other due
-    delivery of that flow) at once, instead of leaving each to a later claim.
+    delivery of that flow) at once, instead of leaving each to a later claim; in the caller's transaction,
+    which may have just made some of them.
     """
     now = utcnow()
     free = (Delivery.lease_expires_at.is_(None)) | (Delivery.lease_expires_at < now)
@@ -90,8 +92,8 @@ def lease_deliveries(engine: Engine, owner: str, lease_seconds: float, flow_id: 
                 attempts=Delivery.attempts + 1)
         .returning(Delivery.id)
     )
-    with session_scope(engine) as session:
-        return sorted(session.execute(stmt).scalars())
+    session.flush()
+    return sorted(session.execute(stmt, execution_options={"synchronize_session": False}).scalars())
 
 
 def renew(engine: Engine, owner: str, lease_seconds: float) -> None:

@@ -8,9 +8,12 @@ due. One attempt is one call to the recipient's channel; its outcome is recorded
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import timedelta
 
 import structlog
+from sqlalchemy import update
+from sqlmodel import Session, select
 
 from gateway import events
 from gateway.app import App
@@ -33,28 +36,51 @@ def channel_for(app: App, endpoint: Endpoint | None) -> DeliveryChannel:
 
 def attempt(app: App, delivery_id: int) -> DeliveryState:
     """Try one delivery once and record the outcome; returns the delivery's new state."""
+    return attempt_all(app, [delivery_id])[0]
+
+
+def attempt_all(app: App, delivery_ids: list[int], then: Callable[[Session], None] | None = None
+                ) -> list[DeliveryState]:
+    """Try each delivery once, in order, then record every outcome in one transaction, with what `then`
+    adds to it; returns the deliveries' new states.
+
+    A crash before the outcomes are recorded only repeats the attempts: a delivery's file has a fixed name,
+    so a second attempt replaces the file the first one made.
+    """
     with session_scope(app.engine, write=False) as session:
-        delivery = session.get(Delivery, delivery_id)
-        endpoint = session.get(Endpoint, (delivery.destination, Direction.PUSH))
+        found = {d.id: d for d in session.exec(select(Delivery).where(Delivery.id.in_(delivery_ids)))}
+        deliveries = [found[delivery_id] for delivery_id in delivery_ids]
+        endpoints = {e.account: e for e in session.exec(select(Endpoint).where(
+            Endpoint.account.in_({d.destination for d in deliveries}), Endpoint.direction == Direction.PUSH))}
+    outcomes = [_try(app, delivery, endpoints.get(delivery.destination)) for delivery in deliveries]
+    with session_scope(app.engine) as session:
+        states = [_failed(app, session, delivery, outcome) if isinstance(outcome, DeliveryError)
+                  else _delivered(app, session, delivery, outcome) for delivery, outcome in zip(deliveries, outcomes)]
+        if then is not None:
+            then(session)
+    return states
+
+
+def _try(app: App, delivery: Delivery, endpoint: Endpoint | None) -> str | DeliveryError:
+    """Where the delivery's file went, or why it did not."""
     with structlog.contextvars.bound_contextvars(flow_id=delivery.flow_id, invoice_id=delivery.invoice_id):
         try:
-            where = channel_for(app, endpoint).deliver(
-                delivery.destination, delivery.file_name, app.store.get(delivery.sha256))
+            return channel_for(app, endpoint).deliver(delivery.destination, delivery.file_name,
+                                                      app.store.get(delivery.sha256))
         except DeliveryError as exc:
-            return _failed(app, delivery, exc)
-        return _delivered(app, delivery, where)
+            return exc
 
 
-def _delivered(app: App, delivery: Delivery, where: str) -> DeliveryState:
-    with session_scope(app.engine) as session:
-        stored = session.get(Delivery, delivery.id)
-        stored.state, stored.delivered_at, stored.where = DeliveryState.DELIVERED, utcnow(), where
-        stored.lease_owner = stored.lease_expires_at = None
-        events.record(session, delivery.flow_id, "delivered", invoice_id=delivery.invoice_id, what=delivery.kind,
-                      recipient=delivery.destination, to=where, attempt=delivery.attempts)
+def _delivered(app: App, session: Session, delivery: Delivery, where: str) -> DeliveryState:
+    session.execute(update(Delivery).where(Delivery.id == delivery.id).values(
+        state=DeliveryState.DELIVERED, delivered_at=utcnow(), where=where, lease_owner=None, lease_expires_at=None))
+    events.record(session, delivery.flow_id, "delivered", invoice_id=delivery.invoice_id, what=delivery.kind,
+                  recipient=delivery.destination, to=where, attempt=delivery.attempts)
+    if delivery.kind == "invoice":
         invoice = session.get(Invoice, delivery.invoice_id)
-        if delivery.kind == "invoice" and invoice.status in _NOT_YET_AVAILABLE:
-            lifecycle.set_status(app, session, invoice, Status.MISE_A_DISPOSITION, "gateway", source=delivery.flow_id)
+        if invoice.status in _NOT_YET_AVAILABLE:
+            lifecycle.set_status(app, session, invoice, Status.MISE_A_DISPOSITION, "gateway",
+                                 source=delivery.flow_id)
     return DeliveryState.DELIVERED
 
 
@@ -62,7 +88,7 @@ def _delivered(app: App, delivery: Delivery, where: str) -> DeliveryState:
 _NOT_YET_AVAILABLE = frozenset({Status.DEPOSEE.value, Status.EN_COURS_ACHEMINEMENT.value})
 
 
-def _failed(app: App, delivery: Delivery, error: DeliveryError) -> DeliveryState:
+def _failed(app: App, session: Session, delivery: Delivery, error: DeliveryError) -> DeliveryState:
     """Dead-letter the delivery, or schedule its next attempt; one that found the gateway's own disk full
     is tried again after retry_base, and that attempt is not counted: it is no fault of the recipient."""
     settings = app.settings.delivery
@@ -70,22 +96,21 @@ def _failed(app: App, delivery: Delivery, error: DeliveryError) -> DeliveryState
     dead = isinstance(error, PermanentDeliveryError) or (delivery.attempts >= settings.max_attempts and not no_room)
     if no_room:
         app.disk.full("delivery", error, invoice_id=delivery.invoice_id, recipient=delivery.destination)
-    with session_scope(app.engine) as session:
-        stored = session.get(Delivery, delivery.id)
-        stored.last_error = str(error)
-        stored.lease_owner = stored.lease_expires_at = None
-        if no_room:
-            stored.attempts = delivery.attempts - 1
-        if dead:
-            stored.state = DeliveryState.DEAD
-            events.record(session, delivery.flow_id, "delivery_dead", invoice_id=delivery.invoice_id,
-                          recipient=delivery.destination, attempt=delivery.attempts, error=str(error))
-        else:
-            delay = settings.retry_base if no_room else _backoff(settings, delivery.attempts)
-            stored.next_attempt_at = utcnow() + timedelta(seconds=delay)
-            events.record(session, delivery.flow_id, "delivery_failed", invoice_id=delivery.invoice_id,
-                          recipient=delivery.destination, attempt=delivery.attempts, error=str(error),
-                          next_attempt_at=stored.next_attempt_at)
+    stored = session.get(Delivery, delivery.id)
+    stored.last_error = str(error)
+    stored.lease_owner = stored.lease_expires_at = None
+    if no_room:
+        stored.attempts = delivery.attempts - 1
+    if dead:
+        stored.state = DeliveryState.DEAD
+        events.record(session, delivery.flow_id, "delivery_dead", invoice_id=delivery.invoice_id,
+                      recipient=delivery.destination, attempt=delivery.attempts, error=str(error))
+    else:
+        delay = settings.retry_base if no_room else _backoff(settings, delivery.attempts)
+        stored.next_attempt_at = utcnow() + timedelta(seconds=delay)
+        events.record(session, delivery.flow_id, "delivery_failed", invoice_id=delivery.invoice_id,
+                      recipient=delivery.destination, attempt=delivery.attempts, error=str(error),
+                      next_attempt_at=stored.next_attempt_at)
     return stored.state
 
 
