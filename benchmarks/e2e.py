@@ -17,6 +17,7 @@ would still reject (a credit note without the reference of its invoice, the Fren
 EXTENDED-CTC-FR invoice) are left out before the run.
 
     python benchmarks/e2e.py [--flows 300] [--db sqlite,postgresql] [--workers 1,2] [--sessions 4] [--rate R|half]
+                             [--front embedded|sshd]
     python benchmarks/e2e.py --rss-flows 20000 [--rss-every 1000] --db sqlite --workers 2
 
 Targets: the pipeline reaches 0.70 of the raw rate with as many worker processes as cores; p99
@@ -54,9 +55,10 @@ from benchmarks.invoices import SUPPLIER, admissible, candidates, stage_flows  #
 from benchmarks.raw import raw_rate  # noqa: E402
 from gateway import config as config_module  # noqa: E402
 from gateway.models import Delivery, DeliveryState, Event, Flow, Invoice, Verdict  # noqa: E402
-from tests.harness import CORPUS, GatewayProcess, cli, load_samples, wait_for, write_config  # noqa: E402
+from tests.harness import CORPUS, GatewayProcess, cli, inbox, load_samples, wait_for, write_config  # noqa: E402
 from tests.postgres import PostgresServer, binaries  # noqa: E402
-from tests.sftp_harness import OpenSSH, free_port, known_hosts, make_key, public  # noqa: E402
+from tests.sftp_harness import (SSHD, OpenSSH, Sshd, current_user, free_port, known_hosts, listening,  # noqa: E402
+                                make_key, public)
 
 CORES = os.cpu_count() or 1
 FRONT_ROLES = "sftp,ingest,deliver"
@@ -85,10 +87,10 @@ class Cluster:
     """
 
     def __init__(self, root: Path, database_url: str | None, workers: int, settings: dict,
-                 database_pid: int | None = None) -> None:
+                 database_pid: int | None = None, sshd: bool = False) -> None:
         self.root, self.port, roles = root, free_port(), has_roles()
         self.database_pid = database_pid
-        sftp = {"enabled": True, "port": self.port, **settings.get("sftp", {})}
+        sftp = {"enabled": not sshd, "port": self.port, **settings.get("sftp", {})}
         if not roles:  # the other processes' configuration: the same without the SFTP server
             quiet = write_config(root, {**settings, "sftp": {"enabled": False}}, database_url)
             quiet = quiet.rename(root / "quiet.toml")
@@ -96,8 +98,10 @@ class Cluster:
         load_samples(config)
         self.key = make_key(root / "client_key")
         cli(config, "accounts", "add", SUPPLIER, "--role", "supplier", "--key", str(public(self.key)))
+        self.sshd = Sshd(root, inbox(root, SUPPLIER), self.key) if sshd else None
         if roles:
-            self.processes = [GatewayProcess(config, "--role", FRONT_ROLES, log=root / "front.log")]
+            front = FRONT_ROLES.replace("sftp,", "") if sshd else FRONT_ROLES
+            self.processes = [GatewayProcess(config, "--role", front, log=root / "front.log")]
             self.processes += [GatewayProcess(config, "--role", "worker", log=root / f"worker-{k}.log")
                                for k in range(workers)]
         else:
@@ -107,14 +111,19 @@ class Cluster:
 
     def __enter__(self) -> Cluster:
         try:
+            if self.sshd:
+                self.sshd.start()
             for process in self.processes:
                 process.start()
             wait_for(self._ready, timeout=300, what="the gateway processes to start")
         except BaseException:
             self.stop()
             raise
-        host_key = paramiko.Ed25519Key(filename=str(self.root / "var" / "sftp_host_ed25519_key"))
-        self.known_hosts = known_hosts(self.root / "known_hosts", self.port, host_key)
+        if self.sshd:
+            self.known_hosts = known_hosts(self.root / "known_hosts", self.sshd.port, self.sshd.host_public_key())
+        else:
+            host_key = paramiko.Ed25519Key(filename=str(self.root / "var" / "sftp_host_ed25519_key"))
+            self.known_hosts = known_hosts(self.root / "known_hosts", self.port, host_key)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -125,7 +134,8 @@ class Cluster:
         connection would make the server log a failed handshake)."""
         self.check_alive()
         logs = [p.log.read_bytes() for p in self.processes]
-        return b'"sftp_started"' in logs[0] and all(b'"gateway_started"' in log for log in logs)
+        front = listening(self.sshd.port) if self.sshd else b'"sftp_started"' in logs[0]
+        return front and all(b'"gateway_started"' in log for log in logs)
 
     def check_alive(self) -> None:
         for process in self.processes:
@@ -144,10 +154,19 @@ class Cluster:
                     process.stop()
                 except subprocess.TimeoutExpired:
                     print(f"warning: {process.log.name} ignored SIGTERM for 30 s and was killed", file=sys.stderr)
+        if self.sshd:
+            self.sshd.stop()
         self.db.dispose()
 
     def client(self) -> OpenSSH:
+        if self.sshd:
+            return OpenSSH(self.sshd.port, current_user(), self.known_hosts, key=self.key)
         return OpenSSH(self.port, SUPPLIER, self.known_hosts, key=self.key)
+
+    @property
+    def remote(self) -> str:
+        """Where a put goes: sshd starts each session in the supplier's in/ folder."""
+        return "." if self.sshd else "/in/"
 
     def rss_mb(self) -> float:
         return tree_rss_mb(p.proc.pid for p in self.processes)
@@ -158,6 +177,8 @@ class Cluster:
         front, front_below = tree_cpu_s([self.processes[0].proc.pid])
         workers, validators = tree_cpu_s(p.proc.pid for p in self.processes[1:])
         found = {"front": front, "workers": workers, "validators": validators + front_below}
+        if self.sshd:
+            found["sshd"] = sum(tree_cpu_s([self.sshd.proc.pid]))
         if self.database_pid:
             found["database"] = sum(tree_cpu_s([self.database_pid]))
         return found
@@ -198,10 +219,11 @@ class Spec:
     workers: int
     rate: float = 0.0  # flows/s; 0: as fast as the clients go
     half_load: bool = False
+    sshd: bool = False  # OpenSSH's sshd serves the zone instead of the embedded SFTP server
 
     @property
     def label(self) -> str:
-        return f"{self.db}-{self.workers}w" + (f"-{self.rate:.1f}per-s" if self.rate else "")
+        return f"{self.db}-{self.workers}w" + ("-sshd" if self.sshd else "") + (f"-{self.rate:.1f}per-s" if self.rate else "")
 
 
 @dataclass
@@ -226,6 +248,7 @@ class Result:
         ms = {f"{name}_p{q}_ms": round(percentile(values, q) * 1000, 1)
               for name, values in (("ack", self.ack), ("report", self.report)) for q in (50, 99)}
         return {"db": self.spec.db, "worker_processes": self.spec.workers, "roles": has_roles(),
+                "front": "sshd" if self.spec.sshd else "embedded",
                 "rate": self.spec.rate or None, "half_load": self.spec.half_load, "flows": self.flows,
                 "complete": self.complete, **self.outcome, "flows_per_s": round(self.flows / self.seconds, 2),
                 "invoices_per_s": round(invoices_per_s, 2),
@@ -270,8 +293,8 @@ def run(spec: Spec, flows: list[Path], base: Path, database_url: str | None, set
     root = base / spec.label
     root.mkdir()
     try:
-        with Cluster(root, database_url, spec.workers, settings, database_pid) as cluster:
-            uploads = SftpUploads(cluster.client(), root, flows, "/in/", args.sessions, spec.rate)
+        with Cluster(root, database_url, spec.workers, settings, database_pid, spec.sshd) as cluster:
+            uploads = SftpUploads(cluster.client(), root, flows, cluster.remote, args.sessions, spec.rate)
             try:
                 cpu_before, clients_before = cluster.cpu_s(), _children_cpu_s()
                 uploads.start()
@@ -389,6 +412,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sessions", type=int, default=4, help="concurrent sftp sessions (default 4)")
     parser.add_argument("--rate", default="0", help="flows/s offered (default 0: as fast as possible); 'half': "
                         "each configuration as fast as possible, then again at half the rate it reached")
+    parser.add_argument("--front", choices=("embedded", "sshd"), default="embedded",
+                        help="who receives the uploads: the gateway's SFTP server (default), or OpenSSH's sshd "
+                        "serving the supplier's in/ folder, the gateway's watcher taking the files (needs root)")
     parser.add_argument("--threads", type=int, default=0, help="worker threads per process (default: the config's)")
     parser.add_argument("--validators", type=int, default=0,
                         help="validator processes per gateway process (default: the config's, one per core)")
@@ -404,6 +430,10 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
+    sshd = args.front == "sshd"
+    if sshd and not (SSHD.exists() and os.geteuid() == 0):
+        print(f"--front sshd needs {SSHD} (apt-get install openssh-server) and root", file=sys.stderr)
+        return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # cleanup runs as for Ctrl-C
     databases, workers = args.db.split(","), [int(k) for k in args.workers.split(",")]
     settings = gateway_settings(args)
@@ -432,7 +462,7 @@ def main() -> int:
         postgres = Postgres(stack)
         for db in databases:
             for k in workers:
-                specs = [Spec(db, k, 0.0 if args.rate == "half" else float(args.rate))]
+                specs = [Spec(db, k, 0.0 if args.rate == "half" else float(args.rate), sshd=sshd)]
                 while specs:
                     spec = specs.pop(0)
                     print(f"{spec.label}: {args.flows} flows...", file=sys.stderr)
@@ -446,7 +476,8 @@ def main() -> int:
                     results.append(result)
                     print(json.dumps(result.summary(raw, settings)), flush=True)
                     if args.rate == "half" and not spec.half_load:
-                        specs.append(Spec(db, k, round(result.flows / result.seconds / 2, 2), half_load=True))
+                        specs.append(Spec(db, k, round(result.flows / result.seconds / 2, 2), half_load=True,
+                                          sshd=sshd))
     print()
     print_table(results, raw)
     print_targets(results, raw)

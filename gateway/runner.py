@@ -57,6 +57,7 @@ class Gateway:
         self._stop_beat = threading.Event()
         self.sftp: SftpServer | None = None
         self._rules: RulesStage | None = None  # the stage this gateway started, and will close
+        self._watcher: ZoneWatcher | None = None
 
     def handle_signal(self, signum: int, _frame) -> None:
         self.should_exit.set()
@@ -97,6 +98,8 @@ class Gateway:
         if self.sftp is not None:
             self.sftp.stop()
         self._stop_intake.set()
+        if self._watcher is not None:
+            self._watcher.wake()  # else it sleeps until its next scan
         self._stop_workers.set()
         self.app.wakeup.set()
         deadline = time.monotonic() + self.app.settings.worker.stop_grace
@@ -131,6 +134,7 @@ class Gateway:
 
     def _start_ingest(self) -> None:
         watcher, poller = ZoneWatcher(self.app), Poller(self.app, self.owner)
+        self._watcher = watcher
         self._intake.append(self._spawn("watcher", lambda: watcher.run(self._stop_intake)))
         self._intake.append(self._spawn("poller", lambda: poller.run(self._stop_intake)))
         self._intake.append(self._spawn("recovery", self._recover))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver, ObservedWatch
 
 from gateway.app import App
 from gateway.diskfull import DiskFull
@@ -72,6 +73,7 @@ class ZoneWatcher:
         self._hinted = threading.Event()
         self._lock = threading.Lock()
         self._hints: set[Path] = set()
+        self._watches: dict[Path, ObservedWatch] = {}
 
     def hint(self, path: Path) -> None:
         if path.parent.name == "in" and is_final_name(path.name):
@@ -79,14 +81,27 @@ class ZoneWatcher:
                 self._hints.add(path)
             self._hinted.set()
 
-    def scan(self) -> list[Path]:
-        """Every file under a final name in every account's in/."""
-        found = []
-        for account in self.app.zones.accounts():
-            inbox = self.app.zones.inbox(account)
+    def wake(self) -> None:
+        """End the wait for the next scan or event now (the gateway is stopping)."""
+        self._hinted.set()
+
+    def scan(self, observer: BaseObserver | None = None) -> list[Path]:
+        """Every file under a final name in every account's in/; the observer, if any, is set to watch each
+        in/ folder (only those: the gateway's own writes to out/ would otherwise flood it with events)."""
+        found, inboxes = [], [self.app.zones.inbox(account) for account in self.app.zones.accounts()]
+        if observer is not None:
+            self._watch(observer, inboxes)
+        for inbox in inboxes:
             with os.scandir(inbox) as entries:
                 found += [inbox / e.name for e in entries if is_final_name(e.name)]
         return found
+
+    def _watch(self, observer: BaseObserver, inboxes: list[Path]) -> None:
+        for gone in self._watches.keys() - set(inboxes):  # an account's zone removed: its watch ended with it
+            observer.unschedule(self._watches.pop(gone))
+        for inbox in inboxes:
+            if inbox not in self._watches:
+                self._watches[inbox] = observer.schedule(_Hints(self), str(inbox), recursive=False)
 
     def tick(self, now: float) -> int:
         """Look at every candidate once; take those that held still; returns how many were taken."""
@@ -132,7 +147,7 @@ class ZoneWatcher:
                 try:
                     if now >= next_scan:
                         next_scan = now + self.settings.scan_interval
-                        for path in self.scan():
+                        for path in self.scan(observer):
                             self._seen.setdefault(path, _Seen(-1, -1, now))
                     self.tick(now)
                 except Exception:  # one file or folder that fails must not stop intake for every account
@@ -148,6 +163,5 @@ class ZoneWatcher:
         if not self.settings.watch_events:
             return None
         observer = Observer()
-        observer.schedule(_Hints(self), str(self.root), recursive=True)
         observer.start()
         return observer
