@@ -3,9 +3,9 @@
 Every step is idempotent and recorded, so a flow taken again after a crash resumes where the previous worker
 stopped: acknowledge (if intake could not), judge the invoices (once: the invoice rows are the proof), make
 a first attempt at the invoices' deliveries that judgement created, write the integration report, then
-attempt the status-returns queued meanwhile and record their outcomes with the final state. Deliveries and
-the report have fixed names, so repeating a step replaces a file instead of adding one. A delivery that fails is retried by the delivery
-queue (gateway.route.delivery); the flow does not wait for it.
+attempt the status-returns queued meanwhile and record their outcomes with the final state. Deliveries
+and the report have fixed names, so repeating a step replaces a file instead of adding one. A delivery
+that fails is retried by the delivery queue (gateway.route.delivery); the flow does not wait for it.
 """
 
 from __future__ import annotations
@@ -73,17 +73,8 @@ def process(app: App, flow_id: str, attempts: int = 1, owner: str = "") -> FlowS
         def lease(session: Session) -> None:
             returns.extend(queue.lease_deliveries(session, owner, app.settings.worker.lease_seconds, flow_id))
 
-        if work.deliveries:
-            delivery.attempt_all(app, work.deliveries, then=lease)
-        else:
-            with session_scope(app.engine) as session:
-                lease(session)
-        finish = _write_report(app, work)
-        if returns:
-            delivery.attempt_all(app, returns, then=finish)
-        else:
-            with session_scope(app.engine) as session:
-                finish(session)
+        delivery.attempt_all(app, work.deliveries, then=lease)
+        delivery.attempt_all(app, returns, then=_write_report(app, work))
         return work.flow.state
 
 

@@ -45,13 +45,9 @@ def attempt_all(app: App, delivery_ids: list[int], then: Callable[[Session], Non
     adds to it; returns the deliveries' new states.
 
     A crash before the outcomes are recorded only repeats the attempts: a delivery's file has a fixed name,
-    so a second attempt replaces the file the first one made.
+    so a second attempt replaces the file the first one made. With no delivery, only `then` runs.
     """
-    with session_scope(app.engine, write=False) as session:
-        found = {d.id: d for d in session.exec(select(Delivery).where(Delivery.id.in_(delivery_ids)))}
-        deliveries = [found[delivery_id] for delivery_id in delivery_ids]
-        endpoints = {e.account: e for e in session.exec(select(Endpoint).where(
-            Endpoint.account.in_({d.destination for d in deliveries}), Endpoint.direction == Direction.PUSH))}
+    deliveries, endpoints = _read(app, delivery_ids) if delivery_ids else ([], {})
     outcomes = [_try(app, delivery, endpoints.get(delivery.destination)) for delivery in deliveries]
     with session_scope(app.engine) as session:
         states = [_failed(app, session, delivery, outcome) if isinstance(outcome, DeliveryError)
@@ -59,6 +55,16 @@ def attempt_all(app: App, delivery_ids: list[int], then: Callable[[Session], Non
         if then is not None:
             then(session)
     return states
+
+
+def _read(app: App, delivery_ids: list[int]) -> tuple[list[Delivery], dict[str, Endpoint]]:
+    """The deliveries, in the order given, and the push endpoints of their destinations."""
+    with session_scope(app.engine, write=False) as session:
+        found = {d.id: d for d in session.exec(select(Delivery).where(Delivery.id.in_(delivery_ids)))}
+        deliveries = [found[delivery_id] for delivery_id in delivery_ids]
+        endpoints = {e.account: e for e in session.exec(select(Endpoint).where(
+            Endpoint.account.in_({d.destination for d in deliveries}), Endpoint.direction == Direction.PUSH))}
+    return deliveries, endpoints
 
 
 def _try(app: App, delivery: Delivery, endpoint: Endpoint | None) -> str | DeliveryError:
