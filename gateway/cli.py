@@ -254,7 +254,7 @@ def directory_import(ctx: _Context, csv_file: Path, services: Path | None) -> No
 @pass_ctx
 def directory_show(ctx: _Context, siret: str, as_json: bool) -> None:
     """Show one structure, its flags and its services."""
-    with session_scope(ctx.app.engine) as session:
+    with session_scope(ctx.app.engine, write=False) as session:
         structure = session.get(Structure, siret)
         if structure is None:
             raise click.ClickException(f"no structure with SIRET {siret}")
@@ -418,7 +418,7 @@ def accounts_list(ctx: _Context) -> None:
     """List accounts with their SIRETs and their own SFTP servers (push, pull)."""
     from gateway.remote.endpoints import location
 
-    with session_scope(ctx.app.engine) as session:
+    with session_scope(ctx.app.engine, write=False) as session:
         rows = session.exec(select(Account).order_by(Account.name)).all()
         sirets = session.exec(select(AccountSiret)).all()
         remotes = session.exec(select(Endpoint).order_by(Endpoint.direction)).all()
@@ -449,7 +449,7 @@ def flows_list(ctx: _Context, state: str | None, account: str | None, limit: int
         query = query.where(Flow.state == FlowState(state))
     if account:
         query = query.where(Flow.account == account)
-    with session_scope(ctx.app.engine) as session:
+    with session_scope(ctx.app.engine, write=False) as session:
         rows = session.exec(query).all()
     if as_json:
         _json([_flow_dict(f) for f in rows])
@@ -479,7 +479,7 @@ def _invoice_dict(invoice: Invoice) -> dict:
 @pass_ctx
 def flows_show(ctx: _Context, flow_id: str, as_json: bool) -> None:
     """Show a flow, its invoices and its whole event timeline."""
-    with session_scope(ctx.app.engine) as session:
+    with session_scope(ctx.app.engine, write=False) as session:
         flow = session.get(Flow, flow_id)
         if flow is None:
             raise click.ClickException(f"no flow {flow_id}")
@@ -539,7 +539,7 @@ def deliveries_list(ctx: _Context, state: str | None, limit: int, as_json: bool)
     query = select(Delivery).order_by(Delivery.id.desc()).limit(limit)
     if state:
         query = query.where(Delivery.state == DeliveryState(state))
-    with session_scope(ctx.app.engine) as session:
+    with session_scope(ctx.app.engine, write=False) as session:
         rows = session.exec(query).all()
     if as_json:
         _json([_delivery_dict(d) for d in rows])
@@ -619,7 +619,7 @@ def invoices_show(ctx: _Context, invoice_ref: str, as_json: bool) -> None:
     from gateway.lifecycle.statuses import Status
     from gateway.models import InvoiceStatus
 
-    with session_scope(ctx.app.engine) as session:
+    with session_scope(ctx.app.engine, write=False) as session:
         invoice = _invoice_by_ref(session, invoice_ref)
         history = session.exec(select(InvoiceStatus).where(InvoiceStatus.invoice_id == invoice.id)
                                .order_by(InvoiceStatus.id)).all()

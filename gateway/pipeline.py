@@ -2,10 +2,11 @@
 
 Every step is idempotent and recorded, so a flow taken again after a crash resumes where the previous worker
 stopped: acknowledge (if intake could not), judge the invoices (once: the invoice rows are the proof), make
-a first attempt at the invoices' deliveries that judgement created, write the integration report, then
-attempt the status-returns queued meanwhile and record their outcomes with the final state. Deliveries
-and the report have fixed names, so repeating a step replaces a file instead of adding one. A delivery
-that fails is retried by the delivery queue (gateway.route.delivery); the flow does not wait for it.
+a first attempt at the invoices' deliveries that judgement created, then at the status-returns queued
+meanwhile, write the integration report last and record the final state at once (with the status-returns'
+outcomes): the supplier's report closes the flow. Deliveries and the report have fixed names, so repeating
+a step replaces a file instead of adding one. A delivery that fails is retried by the delivery queue
+(gateway.route.delivery); the flow does not wait for it.
 """
 
 from __future__ import annotations
@@ -68,13 +69,15 @@ def process(app: App, flow_id: str, attempts: int = 1, owner: str = "") -> FlowS
             acknowledge(app, work.flow)
         if not work.invoices and not any_fatal(loads(work.flow.findings)) and work.flow.kind != STATUSES:
             _judge_flow(app, work, attempts)
-        returns: list[int] = []  # the status-returns the judgement and deliveries queued, leased for now
-
-        def lease(session: Session) -> None:
-            returns.extend(queue.lease_deliveries(session, owner, app.settings.worker.lease_seconds, flow_id))
-
-        delivery.attempt_all(app, work.deliveries, then=lease)
-        delivery.attempt_all(app, returns, then=_write_report(app, work))
+        tried = delivery.try_all(app, work.deliveries)
+        with session_scope(app.engine) as session:
+            delivery.record_all(app, session, tried)
+            returns = queue.lease_deliveries(session, owner, app.settings.worker.lease_seconds, flow_id)
+        tried = delivery.try_all(app, returns)  # the status-returns that judgement and deliveries queued
+        record_report = _write_report(app, work)
+        with session_scope(app.engine) as session:
+            delivery.record_all(app, session, tried)
+            record_report(session)
         return work.flow.state
 
 

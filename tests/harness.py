@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -134,6 +135,15 @@ def wait_report(root: Path, account: str, name: str, timeout: float = 15.0) -> e
     path = outbox(root, account) / f"{flow_id}.report.xml"
     wait_for(path.exists, timeout, f"report of {name}")
     return report_for(root, account, flow_id)
+
+
+def wait_finished(config: Path, flow_id: str, timeout: float = 15.0) -> dict:
+    """The flow as `gateway flows show --json` gives it, once its final state is recorded: a worker writes
+    the report just before it records that state, so a test that saw the report may be a moment early."""
+    def finished() -> dict | None:
+        shown = json.loads(cli(config, "flows", "show", flow_id, "--json"))
+        return shown if shown["finished_at"] else None
+    return wait_for(finished, timeout, f"the final state of flow {flow_id}")
 
 
 class GatewayProcess:

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from gateway.cli import main
-from tests.harness import CORPUS, SAMPLES, cli, drop, wait_report
+from tests.harness import CORPUS, REPORT_NS, SAMPLES, cli, drop, wait_finished, wait_report
 
 
 def _invoke(*args: str):
@@ -85,7 +85,8 @@ def test_import_errors_are_reported_without_traceback(config_file, tmp_path):
 def test_flows_list_and_show(config_file, running):
     root = config_file.parent
     drop(root, "acme", "shown.xml", (SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes())
-    wait_report(root, "acme", "shown.xml")
+    report = wait_report(root, "acme", "shown.xml")
+    wait_finished(config_file, report.findtext("r:flow/r:flowId", namespaces=REPORT_NS))
     flows = json.loads(cli(config_file, "flows", "list", "--json"))
     assert [f["original_name"] for f in flows] == ["shown.xml"] and flows[0]["state"] == "INTEGRE"
     assert "shown.xml" in cli(config_file, "flows", "list", "--state", "INTEGRE")

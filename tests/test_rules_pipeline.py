@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from tests.harness import REPORT_NS, cli, drop, renumber, wait_report
+from tests.harness import REPORT_NS, drop, renumber, wait_finished, wait_report
 from tests.rules_harness import CII_OK, UBL_OK, installed, with_spec_id
 
 SUPPLIER = "acme"
@@ -17,7 +16,7 @@ def _judge(config_file: Path, name: str, content: bytes) -> tuple[str, dict]:
     drop(root, SUPPLIER, name, content)
     report = wait_report(root, SUPPLIER, name)
     flow_id = report.findtext("r:flow/r:flowId", namespaces=REPORT_NS)
-    shown = json.loads(cli(config_file, "flows", "show", flow_id, "--json"))
+    shown = wait_finished(config_file, flow_id)
     (invoice,) = shown["invoices"]
     invoice["events"] = {e["kind"]: e for e in shown["events"] if e.get("invoice_id") == invoice["id"]}
     return report.findtext("r:flow/r:state", namespaces=REPORT_NS), invoice

@@ -8,7 +8,6 @@ due. One attempt is one call to the recipient's channel; its outcome is recorded
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from datetime import timedelta
 
 import structlog
@@ -36,25 +35,31 @@ def channel_for(app: App, endpoint: Endpoint | None) -> DeliveryChannel:
 
 def attempt(app: App, delivery_id: int) -> DeliveryState:
     """Try one delivery once and record the outcome; returns the delivery's new state."""
-    return attempt_all(app, [delivery_id])[0]
+    tried = try_all(app, [delivery_id])
+    with session_scope(app.engine) as session:
+        return record_all(app, session, tried)[0]
 
 
-def attempt_all(app: App, delivery_ids: list[int], then: Callable[[Session], None] | None = None
-                ) -> list[DeliveryState]:
-    """Try each delivery once, in order, then record every outcome in one transaction, with what `then`
-    adds to it; returns the deliveries' new states.
+Tried = list[tuple[Delivery, str | DeliveryError]]  # each delivery, and where its file went or why not
+
+
+def try_all(app: App, delivery_ids: list[int]) -> Tried:
+    """Try each delivery once, in order, recording nothing: record_all records the outcomes afterwards,
+    in one transaction with whatever the caller adds to it.
 
     A crash before the outcomes are recorded only repeats the attempts: a delivery's file has a fixed name,
-    so a second attempt replaces the file the first one made. With no delivery, only `then` runs.
+    so a second attempt replaces the file the first one made.
     """
-    deliveries, endpoints = _read(app, delivery_ids) if delivery_ids else ([], {})
-    outcomes = [_try(app, delivery, endpoints.get(delivery.destination)) for delivery in deliveries]
-    with session_scope(app.engine) as session:
-        states = [_failed(app, session, delivery, outcome) if isinstance(outcome, DeliveryError)
-                  else _delivered(app, session, delivery, outcome) for delivery, outcome in zip(deliveries, outcomes)]
-        if then is not None:
-            then(session)
-    return states
+    if not delivery_ids:
+        return []
+    deliveries, endpoints = _read(app, delivery_ids)
+    return [(delivery, _try(app, delivery, endpoints.get(delivery.destination))) for delivery in deliveries]
+
+
+def record_all(app: App, session: Session, tried: Tried) -> list[DeliveryState]:
+    """Record what try_all did in the caller's transaction; returns the deliveries' new states."""
+    return [_failed(app, session, delivery, outcome) if isinstance(outcome, DeliveryError)
+            else _delivered(app, session, delivery, outcome) for delivery, outcome in tried]
 
 
 def _read(app: App, delivery_ids: list[int]) -> tuple[list[Delivery], dict[str, Endpoint]]:
