@@ -1,12 +1,12 @@
 """Push: deliveries uploaded onto an account's own SFTP server, its host key pinned.
 
-The remote server is OpenSSH's sshd on 127.0.0.1 (uploads under a hidden temporary name need a
-server that allows dot-files, which the gateway's own does not), or the gateway's embedded server
-in another zones tree where no upload has to succeed.
+The remote server is OpenSSH's sshd on 127.0.0.1, or another gateway: the embedded server of a second
+zones tree, where what is pushed becomes a flow.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from types import SimpleNamespace
 
@@ -98,6 +98,20 @@ def test_wrong_pinned_key_is_dead_at_once(site, sftp_site, pinned):
     kinds = [e["kind"] for e in _events(site.config, dead["flow_id"])]
     assert "delivery_dead" in kinds and "delivery_failed" not in kinds
     assert server.flows() == []
+
+
+def test_push_to_another_gateway_becomes_a_flow_there(site, sftp_site):
+    """Another gateway's embedded server takes the hidden temporary name, then the rename: the invoice becomes
+    one flow there, sent by the account the push logs in as, byte for byte."""
+    server = sftp_site()
+    url = f"sftp://acme@127.0.0.1:{server.port}/in"
+    set_remote(site.config, RECIPIENT, "push", url, server.key, key_line(server.host_key))
+    drop(site.root, SUPPLIER, "inv.xml", INVOICE)
+    [delivery] = wait_for(lambda: _deliveries(site.config, "--state", "delivered") or None, what="the push")
+    assert delivery["where"] == f"{url}/{delivery['file_name']}"
+    [flow] = wait_for(lambda: server.flows() or None, what="the flow on the other gateway")
+    assert (flow.account, flow.channel, flow.original_name) == ("acme", "sftp", delivery["file_name"])
+    assert flow.sha256 == hashlib.sha256(INVOICE).hexdigest()
 
 
 @needs_sshd

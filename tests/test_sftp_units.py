@@ -82,8 +82,9 @@ def test_connection_caps_total_and_per_ip():
     ("/in", Target("in")), ("in/", Target("in")), ("/out/../in/./", Target("in")),
     ("/in/a.xml", Target("in", "a.xml")), ("/../../in/a.xml", Target("in", "a.xml")),
     ("//out//r.xml", Target("out", "r.xml")), ("/in/x/../b.xml", Target("in", "b.xml")),
-    ("/etc/passwd", None), ("/in/sub/a.xml", None), ("/in/.hidden", None), ("/../acme/in", None),
-    ("/out/..hidden", None),
+    ("/in/.a.xml.part", Target("in", ".a.xml.part")),
+    ("/etc/passwd", None), ("/in/sub/a.xml", None), ("/in/.sftp-upload-0a1b", None), ("/../acme/in", None),
+    ("/out/..hidden", None), ("/out/.r.xml.0a1b.tmp", None),
 ])
 def test_paths_are_clamped_into_the_zone(path, expected):
     assert resolve(path) == expected

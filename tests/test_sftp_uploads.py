@@ -66,22 +66,29 @@ def test_password_login_with_openssh_and_paramiko(sftp_site, tmp_path):
 
 
 def test_temporary_name_then_rename_is_one_flow(sftp_site, tmp_path):
-    """x.part renamed to x.xml (OpenSSH rename, paramiko rename and posix-rename): one flow each, none for .part."""
+    """x.part or .x.part renamed to x.xml (OpenSSH rename, paramiko rename and posix-rename): one flow each,
+    none for the temporary names; a hidden one answers stat, as a pushing gateway checks its size."""
     site = sftp_site()
-    (tmp_path / "x.xml").write_bytes(_invoice("REN-1"))
-    result = site.openssh().run(tmp_path, ["put x.xml /in/x.xml.part", "rename /in/x.xml.part /in/x.xml"])
+    for name in ("x.xml", "w.xml"):
+        (tmp_path / name).write_bytes(_invoice(name))
+    result = site.openssh().run(tmp_path, ["put x.xml /in/x.xml.part", "rename /in/x.xml.part /in/x.xml",
+                                           "put w.xml /in/.w.xml.part", "rename /in/.w.xml.part /in/w.xml"])
     assert result.returncode == 0, result.stderr
     with site.client() as client, client.open_sftp() as sftp:
         assert "posix-rename@openssh.com" in _extensions(sftp)
-        for name, rename in (("y.xml", sftp.rename), ("z.xml", sftp.posix_rename)):
-            sftp.putfo(io.BytesIO(_invoice(name)), f"/in/{name}.filepart")
-            assert ack_for_name(site.root, "acme", f"{name}.filepart") is None
-            rename(f"/in/{name}.filepart", f"/in/{name}")
+        for name, temporary, rename in (("y.xml", "y.xml.filepart", sftp.rename),
+                                        ("z.xml", "z.xml.filepart", sftp.posix_rename),
+                                        ("v.xml", ".v.xml.part", sftp.posix_rename)):
+            sftp.putfo(io.BytesIO(_invoice(name)), f"/in/{temporary}")
+            assert sftp.stat(f"/in/{temporary}").st_size == len(_invoice(name))
+            assert ack_for_name(site.root, "acme", temporary) is None
+            rename(f"/in/{temporary}", f"/in/{name}")
             sftp.utime(f"/in/{name}", (0, 0))  # as WinSCP does after renaming: must not fail once taken
             assert sftp.stat(f"/in/{name}").st_size == len(_invoice(name))
-    for name in ("x.xml", "y.xml", "z.xml"):
+    names = ["v.xml", "w.xml", "x.xml", "y.xml", "z.xml"]
+    for name in names:
         _ack(site, name)
-    assert sorted(f.original_name for f in site.flows()) == ["x.xml", "y.xml", "z.xml"]
+    assert sorted(f.original_name for f in site.flows()) == names
     assert _no_upload_left(site)
 
 
@@ -146,8 +153,10 @@ def test_names_and_files_per_session_are_limited(sftp_site):
         for refused in ("/in/UPPER.xml", "/in/x.exe", "/in/a b.xml"):
             with pytest.raises(PermissionError):
                 sftp.putfo(io.BytesIO(b"<x/>"), refused)
-        with pytest.raises(FileNotFoundError):  # dot-files are the gateway's own: invisible, not refused
-            sftp.putfo(io.BytesIO(b"<x/>"), "/in/.hidden.xml")
+        with pytest.raises(PermissionError):  # a temporary name is a dot and an allowed name
+            sftp.putfo(io.BytesIO(b"<x/>"), "/in/.UPPER.xml")
+        with pytest.raises(FileNotFoundError):  # the gateway's own uploads in progress: invisible, not refused
+            sftp.putfo(io.BytesIO(b"<x/>"), "/in/.sftp-upload-0123456789abcdef")
         sftp.putfo(io.BytesIO(_invoice("LIM-1")), "/in/one.xml")
         sftp.putfo(io.BytesIO(_invoice("LIM-2")), "/in/two.xml")
         with pytest.raises(PermissionError):

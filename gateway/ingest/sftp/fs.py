@@ -4,8 +4,10 @@ Every path a client sends is clamped into that virtual tree before anything else
 `/`, absolute paths are read inside it, and anything deeper than `/in/<name>` or `/out/<name>` does
 not exist. The two real folders are opened once per session, refusing symlinks (O_NOFOLLOW), and
 every operation is made relative to those descriptors on a single name, again without following
-symlinks: nothing planted in a zone can lead out of it. Names starting with a dot are the
-gateway's own temporary files and are invisible. Errors are SFTP status codes, which carry no path.
+symlinks: nothing planted in a zone can lead out of it. A client may upload under a temporary
+dot-name (`.NAME.part`, as many clients and other gateways do) and rename it; the gateway's own
+temporary files (every dot-name in out/, `.sftp-upload-*` in in/) do not exist for it. Listings
+show no dot-name. Errors are SFTP status codes, which carry no path.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from paramiko.sftp import (CMD_INIT, CMD_VERSION, SFTP_NO_SUCH_FILE, SFTP_OK, SF
                            SFTP_PERMISSION_DENIED, SFTPError)
 
 from gateway.app import App
-from gateway.ingest.sftp.uploads import Handoff, Upload
+from gateway.ingest.sftp.uploads import TEMPORARY_PREFIX, Handoff, Upload
 from gateway.ingest.watcher import is_final_name
 from gateway.log import log
 
@@ -62,9 +64,14 @@ def resolve(path: str) -> Target | None:
     parts = clamp(path)
     if not parts:
         return Target(None)
-    if parts[0] not in (INBOX, OUTBOX) or len(parts) > 2 or (len(parts) == 2 and parts[1].startswith(".")):
+    if parts[0] not in (INBOX, OUTBOX) or len(parts) > 2 or (len(parts) == 2 and _gateways_own(*parts)):
         return None
     return Target(parts[0], parts[1] if len(parts) == 2 else None)
+
+
+def _gateways_own(folder: str, name: str) -> bool:
+    """The gateway's temporary files: its uploads being written in in/, its files being written in out/."""
+    return name.startswith(TEMPORARY_PREFIX if folder == INBOX else ".")
 
 
 def _os_errors(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -266,7 +273,8 @@ class ZoneSession(paramiko.SFTPServerInterface):
         return Upload(self, self._dirs[INBOX], name, resume)
 
     def _allowed_name(self, name: str) -> bool:
-        return not name.startswith(".") and self.app.settings.sftp.file_name_pattern.fullmatch(name) is not None
+        """A name file_name_pattern allows, or a temporary one: a dot, then such a name."""
+        return self.app.settings.sftp.file_name_pattern.fullmatch(name.removeprefix(".")) is not None
 
 
 class Download(paramiko.SFTPHandle):
