@@ -54,6 +54,7 @@ class SftpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(2222, ge=0, le=65535)
     login_grace: float = Field(30.0, gt=0)
+    idle_timeout: float = Field(600.0, gt=0)
     max_connections: int = Field(64, ge=1)
     max_connections_per_ip: int = Field(8, ge=1)
     auth_delay: float = Field(1.0, ge=0)

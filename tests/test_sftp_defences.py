@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -86,6 +87,28 @@ def test_login_grace_spares_authenticated_sessions(sftp_site):
         connected = time.monotonic()
         wait_for(lambda: time.monotonic() - connected > 1.5, what="past the grace period")
         assert sorted(sftp.listdir("/")) == ["in", "out"]
+
+
+def test_idle_connections_are_closed_and_their_open_uploads_dropped(sftp_site):
+    """A logged-in client that sends no request for idle_timeout is disconnected and the upload it left open
+    deleted, never taken; a client making requests meanwhile keeps its connection."""
+    site = sftp_site(idle_timeout=1.0, login_grace=0.5)  # idleness is watched once the login grace is over
+    with site.client() as idle, site.client() as busy:
+        sftp = busy.open_sftp()
+        began = time.monotonic()
+        upload = idle.open_sftp().open("/in/left.xml", "w")
+        upload.write(b"<Invoice")
+        upload.flush()
+        assert [e.name for e in os.scandir(site.zone() / "in")] != []
+
+        def idle_closed() -> bool:
+            assert sorted(sftp.listdir("/")) == ["in", "out"]
+            return not idle.get_transport().is_active()
+        wait_for(idle_closed, 10, "the idle connection closed", interval=0.2)
+        assert time.monotonic() - began >= 1.0
+        assert busy.get_transport().is_active()
+    wait_for(lambda: not any(os.scandir(site.zone() / "in")), what="the upload left open deleted")
+    assert site.flows() == []
 
 
 def test_connection_caps(sftp_site):

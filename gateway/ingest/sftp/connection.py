@@ -8,6 +8,7 @@ attempt, and allows the session channel and the sftp subsystem only.
 from __future__ import annotations
 
 import threading
+import time
 
 import paramiko
 
@@ -51,6 +52,10 @@ class Connection(paramiko.ServerInterface):
         self.account: str | None = None
         self.method: str | None = None
         self.files = 0  # uploads opened, for max_files_per_session
+        self.last_request = time.monotonic()  # or its login, for idle_timeout
+
+    def active(self) -> None:
+        self.last_request = time.monotonic()
 
     def get_allowed_auths(self, username: str) -> str:
         return "publickey,password"
@@ -76,6 +81,7 @@ class Connection(paramiko.ServerInterface):
 
     def _granted(self, username: str, method: str) -> int:
         self.account, self.method = username, method
+        self.active()
         return paramiko.AUTH_SUCCESSFUL
 
     def check_channel_request(self, kind: str, chanid: int) -> int:

@@ -303,11 +303,17 @@ class Download(paramiko.SFTPHandle):
 
 
 class ZoneSFTPServer(paramiko.SFTPServer):
-    """paramiko's SFTP subsystem, announcing posix-rename@openssh.com instead of check-file.
+    """paramiko's SFTP subsystem, announcing posix-rename@openssh.com instead of check-file, and telling
+    its connection of each request it reads (for the idle timeout).
 
     Clients rename with replace semantics only when the server announces the extension, and
     paramiko has no setting for the announcement, so its version exchange is redone here.
     """
+
+    def _read_packet(self) -> tuple[int, bytes]:
+        packet = super()._read_packet()
+        self.get_server().active()
+        return packet
 
     def _send_server_version(self) -> int:
         kind, data = self._read_packet()

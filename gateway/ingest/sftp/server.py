@@ -3,13 +3,15 @@
 Each accepted socket gets TCP_NODELAY: SFTP is a request/response protocol of small packets, and
 with Nagle's algorithm against the client's delayed acknowledgements each of them could wait
 tens of milliseconds. Each connection then has a thread that closes it if it has not
-authenticated within login_grace, and counts it out of the caps when it ends.
+authenticated within login_grace, or once it has sent no SFTP request for idle_timeout, and counts
+it out of the caps when it ends.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import paramiko
 
@@ -101,10 +103,10 @@ class SftpServer:
             if self.stopping.is_set():  # stop() may have missed this transport
                 transport.close()
                 return
-            transport.start_server(event=threading.Event(),
-                                   server=Connection(ip, self.credentials, self.throttle, self.stopping))
+            connection = Connection(ip, self.credentials, self.throttle, self.stopping)
+            transport.start_server(event=threading.Event(), server=connection)
             self._grace(transport, ip)
-            transport.join()
+            self._close_when_idle(transport, connection)
         finally:
             sock.close()
             self.caps.release(ip)
@@ -117,3 +119,13 @@ class SftpServer:
             log.warning("sftp_login_timeout", ip=ip, seconds=self.settings.login_grace)
             transport.close()
 
+    def _close_when_idle(self, transport: paramiko.Transport, connection: Connection) -> None:
+        """Wait for the connection to end, closing it once idle_timeout has passed since its last request."""
+        limit = self.settings.idle_timeout
+        while transport.is_alive():
+            idle = time.monotonic() - connection.last_request
+            if idle >= limit:
+                log.info("sftp_idle_timeout", account=connection.account, ip=connection.ip, seconds=limit)
+                transport.close()
+                return
+            transport.join(limit - idle)
