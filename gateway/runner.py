@@ -6,6 +6,7 @@ business rules' validator processes beside them; `deliver`, threads making due d
 default. Several processes, on several hosts, may share one database and one data directory: nothing
 is owned by a process, every piece of work is done under a lease (a flow, a delivery, a pull endpoint's
 poll, a spool entry's lock) by whoever holds it, and taken over once a dead holder's lease expires.
+Idle workers are woken by work queued in any process (gateway.wakeups).
 
 As in uvicorn, signal handlers only record; the main loop notices and stops everything in order:
 the SFTP server (uploads cut short are deleted, finished ones taken), the watcher, the poller and the
@@ -35,6 +36,7 @@ from gateway.ingest.watcher import ZoneWatcher
 from gateway.log import log
 from gateway.models import Account, Delivery, Flow, Worker as WorkerRow, utcnow
 from gateway.validate.rules import RulesStage
+from gateway.wakeups import Listener
 from gateway.worker import Worker
 
 ROLES = ("sftp", "ingest", "worker", "deliver")
@@ -58,6 +60,7 @@ class Gateway:
         self.sftp: SftpServer | None = None
         self._rules: RulesStage | None = None  # the stage this gateway started, and will close
         self._watcher: ZoneWatcher | None = None
+        self._listener: Listener | None = None
 
     def handle_signal(self, signum: int, _frame) -> None:
         self.should_exit.set()
@@ -88,6 +91,9 @@ class Gateway:
             self.sftp = server  # only once started: stop() must not stop a server that never ran
         if "ingest" in self.roles:
             self._start_ingest()
+        if self.roles & {"worker", "deliver"} and Listener.needed(self.app):
+            self._listener = Listener(self.app)
+            self._listener.start()
         if "worker" in self.roles:
             self._start_workers("worker", self.app.settings.worker.threads, Flow)
         if "deliver" in self.roles:
@@ -104,6 +110,8 @@ class Gateway:
         self.app.wakeup.set()
         deadline = time.monotonic() + self.app.settings.worker.stop_grace
         busy = [t.name for t in self._intake + self._workers if not _joined(t, deadline)]
+        if self._listener is not None:
+            self._listener.stop()
         self._stop_beat.set()  # only now: the leases of work being finished stay renewed until it is
         if self._beat is not None:
             self._beat.join()

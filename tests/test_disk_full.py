@@ -251,6 +251,8 @@ def test_work_finding_no_room_waits_for_it_and_is_not_counted_as_failed(tmp_path
         app.engine.dispose()
 
     assert [e for e in logs if e["event"] == "work_failed"] == []
+    decisions = Counter(e["event"] for e in logs if e.get("flow_id") == flow.id and "by" in e)
+    assert decisions["invoice_accepted"] == decisions["report_written"] == 1, "logged once, when it stands"
     [stored] = rows(config, Flow)
     assert (stored.state, stored.attempts) == (FlowState.INTEGRE, 1)
     deliveries = rows(config, Delivery)

@@ -29,7 +29,7 @@ from typing import Iterator
 import structlog
 from sqlmodel import select
 
-from gateway import events, locks
+from gateway import events, locks, wakeups
 from gateway.app import App
 from gateway.db import session_scope
 from gateway.diskfull import DiskFull, is_disk_full
@@ -226,7 +226,7 @@ def _admit(app: App, flow_id: str, arrival: Arrival) -> Flow:
         app.disk.clear()
         if not flow.acknowledged:
             _acknowledge_if_room(app, flow)
-    app.wakeup.set()
+    wakeups.now(app)
     return flow
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from gateway import events
+from gateway import events, wakeups
 from gateway.app import App
 from gateway.findings import Finding, loads
 from gateway.lifecycle.statuses import REASON_REQUIRED, TRANSITIONS, Status, can_move
@@ -121,4 +121,4 @@ def _notify(app: App, session: Session, invoice: Invoice, notice: StatusNotice, 
     content = build(notice)
     session.add(Delivery(kind="status", invoice_id=invoice.id, flow_id=invoice.flow_id, destination=supplier,
                          file_name=f"{invoice.id}.{tag}{suffix}", sha256=app.store.put(content)))
-    app.wakeup.set()
+    wakeups.at_commit(app, session)

@@ -14,7 +14,7 @@ import structlog
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from gateway import events
+from gateway import events, wakeups
 from gateway.app import App
 from gateway.db import session_scope
 from gateway.diskfull import is_disk_full
@@ -141,5 +141,5 @@ def retry(app: App, delivery_id: int) -> Delivery | None:
         delivery.lease_owner = delivery.lease_expires_at = None
         events.record(session, delivery.flow_id, "delivery_requeued", invoice_id=delivery.invoice_id,
                       recipient=delivery.destination)
-    app.wakeup.set()
+        wakeups.at_commit(app, session)
     return delivery
