@@ -6,6 +6,7 @@ import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
@@ -15,7 +16,7 @@ from sqlmodel import select
 
 from gateway import config as config_module
 from gateway.app import App
-from gateway import schema
+from gateway import queue, schema
 from gateway.db import open_engine, session_scope
 from gateway.findings import any_fatal, loads
 from gateway.log import configure_logging
@@ -560,6 +561,30 @@ def deliveries_retry(ctx: _Context, delivery_id: int) -> None:
     if delivery.state is DeliveryState.DELIVERED:
         raise click.ClickException(f"delivery {delivery_id} is already delivered")
     click.echo(f"delivery {delivery_id} requeued; a running gateway attempts it now")
+
+
+@main.command("queue")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def queue_show(ctx: _Context, as_json: bool) -> None:
+    """Show the work queue: flows and deliveries waiting, held, due later or dead, and the processes at work."""
+    engine, lease = ctx.app.engine, ctx.app.settings.worker.lease_seconds
+    backlogs = {"flows": queue.backlog(engine, Flow), "deliveries": queue.backlog(engine, Delivery)}
+    processes = queue.processes(engine, lease)
+    if as_json:
+        _json({**{name: asdict(b) for name, b in backlogs.items()}, "processes": [asdict(p) for p in processes]})
+        return
+    _table(["queue", "ready", "oldest", "leased", "later", "dead"],
+           [(name, b.ready, _seconds(b.waited), b.leased, b.later, b.dead) for name, b in backlogs.items()])
+    click.echo()
+    _table(["process", "host", "pid", "started", "heartbeat", "state"],
+           [(p.id, p.host, p.pid, f"{p.started_at:%Y-%m-%d %H:%M:%S}", f"{_seconds(p.heartbeat_age)} ago",
+             "alive" if p.alive else "stale")
+            for p in processes])
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.0f} s"
 
 
 @main.group()

@@ -12,15 +12,16 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from gateway.db import session_scope
-from gateway.models import Delivery, DeliveryState, Endpoint, Flow, FlowState, utcnow
+from gateway.models import Delivery, DeliveryState, Endpoint, Flow, FlowState, Worker, utcnow
 
 Queued = type[Flow] | type[Delivery]
 _LEASED = (Flow, Delivery, Endpoint)  # what a process's heartbeat renews and a graceful stop gives back
@@ -30,11 +31,20 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+def _active(model: Queued) -> Any:
+    """A row still to be done."""
+    return Flow.state == FlowState.RECU if model is Flow else Delivery.state == DeliveryState.PENDING
+
+
 def _ready(model: Queued, now) -> list[Any]:
     """What makes a row claimable, besides an expired or absent lease."""
     if model is Flow:
-        return [Flow.state == FlowState.RECU]
-    return [Delivery.state == DeliveryState.PENDING, Delivery.next_attempt_at <= now]
+        return [_active(Flow)]
+    return [_active(Delivery), Delivery.next_attempt_at <= now]
+
+
+def _free(model: Queued, now) -> Any:
+    return (model.lease_expires_at.is_(None)) | (model.lease_expires_at < now)
 
 
 def _unattended(model: Queued) -> list[Any]:
@@ -55,8 +65,7 @@ def claim(engine: Engine, owner: str, lease_seconds: float, model: Queued = Flow
     now = utcnow()
     candidate = (
         select(model.id)
-        .where(*_ready(model, now), *_unattended(model))
-        .where((model.lease_expires_at.is_(None)) | (model.lease_expires_at < now))
+        .where(*_ready(model, now), *_unattended(model), _free(model, now))
         .order_by(model.id)
         .limit(1)
     )
@@ -84,10 +93,9 @@ def lease_deliveries(session: Session, owner: str, lease_seconds: float, flow_id
     which may have just made some of them.
     """
     now = utcnow()
-    free = (Delivery.lease_expires_at.is_(None)) | (Delivery.lease_expires_at < now)
     stmt = (
         update(Delivery)
-        .where(Delivery.flow_id == flow_id, *_ready(Delivery, now), free)
+        .where(Delivery.flow_id == flow_id, *_ready(Delivery, now), _free(Delivery, now))
         .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds),
                 attempts=Delivery.attempts + 1)
         .returning(Delivery.id)
@@ -121,3 +129,58 @@ def release_all(engine: Engine, owner: str) -> None:
         for model in _LEASED:
             session.execute(update(model).where(model.lease_owner == owner)
                             .values(lease_owner=None, lease_expires_at=None))
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """A queue's rows still to do, as claims see them, and those dead-lettered (deliveries only)."""
+
+    ready: int  # claimable now
+    leased: int  # held by a lease not yet expired: being worked on, or their process died a moment ago
+    later: int  # due later: a delivery's next attempt, a row given back with a delay
+    dead: int
+    waited: float | None  # seconds the oldest claimable row has been due
+
+
+@dataclass(frozen=True)
+class Process:
+    """A process registered with its heartbeat; alive while it beats within a lease's time."""
+
+    id: str
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_age: float  # seconds since its last heartbeat
+    alive: bool
+
+
+def backlog(engine: Engine, model: Queued) -> Backlog:
+    """What an operator watching the queue of model needs: how much waits, how long, how much is stuck."""
+    now = utcnow()
+    due_since = Flow.received_at if model is Flow else Delivery.next_attempt_at
+    counted = select(func.count()).select_from(model)
+    with session_scope(engine, write=False) as session:
+        active = session.scalar(counted.where(_active(model)))
+        leased = session.scalar(counted.where(_active(model), model.lease_owner.is_not(None), ~_free(model, now)))
+        ready, oldest = session.execute(select(func.count(), func.min(due_since)).select_from(model).where(
+            *_ready(model, now), *_unattended(model), _free(model, now))).one()
+        dead = session.scalar(counted.where(Delivery.state == DeliveryState.DEAD)) if model is Delivery else 0
+    return Backlog(ready, leased, active - ready - leased, dead, _age(now, oldest) if oldest else None)
+
+
+def processes(engine: Engine, lease_seconds: float) -> list[Process]:
+    """The registered processes, oldest first; one that stopped beating for lease_seconds has died (its leases
+    have expired) or lost the database."""
+    now = utcnow()
+    with session_scope(engine, write=False) as session:
+        rows = session.execute(select(Worker).order_by(Worker.started_at)).scalars().all()
+    found = []
+    for row in rows:
+        age = _age(now, row.heartbeat_at)
+        found.append(Process(row.id, row.host, row.pid, row.started_at, age, age < lease_seconds))
+    return found
+
+
+def _age(now: datetime, moment: datetime) -> float:
+    """Seconds from moment to now; SQLite gives back naive datetimes, all in UTC."""
+    return (now - (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))).total_seconds()

@@ -8,8 +8,12 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from gateway import queue
 from gateway.cli import main
-from tests.harness import CORPUS, REPORT_NS, SAMPLES, cli, drop, wait_finished, wait_report
+from gateway.ingest.intake import Arrival, intake
+from gateway.models import Flow
+from gateway.runner import Gateway
+from tests.harness import CORPUS, REPORT_NS, SAMPLES, cli, drop, renumber, wait_finished, wait_report
 
 
 def _invoke(*args: str):
@@ -98,3 +102,37 @@ def test_flows_list_and_show(config_file, running):
             "status_changed"} <= set(kinds)
     assert shown["invoices"][0]["recipient"] == "mairie-exemple"
     assert "timeline" in cli(config_file, "flows", "show", flows[0]["id"])
+
+
+def test_queue_shows_what_waits_what_is_held_and_who_works(config_file, app, rules_stage):
+    """Flows taken in with no worker running wait (ready, with the age of the oldest); one claimed is held;
+    one given back with a delay is due later; a running gateway empties the queue and is listed alive."""
+    root = config_file.parent
+    invoice = (SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes()
+    for n in range(3):
+        intake(app, drop(root, "acme", f"q{n}.xml", renumber(invoice, f"Q-{n}")), Arrival("acme", f"q{n}.xml", "zone"))
+    shown = json.loads(cli(config_file, "queue", "--json"))
+    assert (shown["flows"]["ready"], shown["flows"]["leased"], shown["flows"]["later"]) == (3, 0, 0)
+    assert shown["flows"]["waited"] >= 0 and shown["processes"] == []
+    held, _ = queue.claim(app.engine, "elsewhere:1:0", 60.0, Flow)
+    later, _ = queue.claim(app.engine, "elsewhere:1:0", 60.0, Flow)
+    queue.release(app.engine, later, "elsewhere:1:0", delay=0.5)
+    shown = json.loads(cli(config_file, "queue", "--json"))
+    assert (shown["flows"]["ready"], shown["flows"]["leased"], shown["flows"]["later"]) == (1, 1, 1)
+    queue.release(app.engine, held, "elsewhere:1:0")
+    assert "flows" in cli(config_file, "queue") and "deliveries" in cli(config_file, "queue")
+
+    app.rules = rules_stage
+    gateway = Gateway(app)
+    gateway.start()
+    try:
+        for n in range(3):
+            report = wait_report(root, "acme", f"q{n}.xml")
+            wait_finished(config_file, report.findtext("r:flow/r:flowId", namespaces=REPORT_NS))
+        shown = json.loads(cli(config_file, "queue", "--json"))
+        assert shown["flows"] == {"ready": 0, "leased": 0, "later": 0, "dead": 0, "waited": None}
+        [process] = shown["processes"]
+        assert process["id"] == gateway.owner and process["alive"] and process["heartbeat_age"] >= 0
+        assert f"{gateway.owner}" in cli(config_file, "queue") and "alive" in cli(config_file, "queue")
+    finally:
+        gateway.stop()

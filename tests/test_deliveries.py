@@ -48,6 +48,7 @@ def test_failing_delivery_is_retried_then_dead_then_requeued(setup):
     kinds = [e["kind"] for e in flow["events"]]
     assert kinds.count("delivery_failed") == 2 and kinds.count("delivery_dead") == 1
     assert [d["state"] for d in flow["deliveries"] if d["kind"] == "invoice"] == ["dead"]
+    assert json.loads(cli(config, "queue", "--json"))["deliveries"]["dead"] == 1
 
     out.unlink()
     out.mkdir()
