@@ -105,10 +105,15 @@ def lease_deliveries(session: Session, owner: str, lease_seconds: float, flow_id
 
 
 def renew(engine: Engine, owner: str, lease_seconds: float) -> None:
-    """Extend every lease owner holds (its heartbeat)."""
+    """Extend every lease owner holds (its heartbeat): one transaction per kind of row.
+
+    A worker records a flow's last deliveries and then the flow itself in one transaction; a heartbeat
+    that locked that flow, then waited for those deliveries, in one transaction too, would deadlock
+    with it. Holding the locks of one statement at a time, it only ever waits.
+    """
     expires = utcnow() + timedelta(seconds=lease_seconds)
-    with session_scope(engine) as session:
-        for model in _LEASED:
+    for model in _LEASED:
+        with session_scope(engine) as session:
             session.execute(update(model).where(model.lease_owner == owner).values(lease_expires_at=expires))
 
 

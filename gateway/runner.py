@@ -109,9 +109,9 @@ class Gateway:
         self._stop_workers.set()
         self.app.wakeup.set()
         deadline = time.monotonic() + self.app.settings.worker.stop_grace
-        busy = [t.name for t in self._intake + self._workers if not _joined(t, deadline)]
         if self._listener is not None:
-            self._listener.stop()
+            self._listener.stop()  # meanwhile the workers finish what they hold
+        busy = [t.name for t in self._intake + self._workers if not _joined(t, deadline)]
         self._stop_beat.set()  # only now: the leases of work being finished stay renewed until it is
         if self._beat is not None:
             self._beat.join()

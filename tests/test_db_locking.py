@@ -1,15 +1,18 @@
-"""SQLite's write lock: sessions that only read, and workers polling an empty queue, never wait for it."""
+"""Locks: on SQLite, sessions that only read, and workers polling an empty queue, never wait for the write
+lock; on PostgreSQL, the heartbeat and a worker take row locks in an order that cannot deadlock."""
 
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
-from sqlalchemy import event
+from sqlalchemy import event, text, update
 from sqlmodel import select
 
 from gateway import queue
 from gateway.db import make_engine, session_scope
-from gateway.models import Delivery, Flow
+from gateway.models import Delivery, DeliveryState, Flow, FlowState, Invoice, Verdict, utcnow
+from tests.harness import wait_for
 
 
 def _holding_write_lock(engine):
@@ -65,3 +68,43 @@ def test_a_claim_on_an_empty_queue_takes_no_write_lock(tmp_path):
     finally:
         release.set()
         thread.join()
+
+
+def test_heartbeat_and_a_worker_recording_a_flow_never_deadlock(postgres):
+    """A worker records a flow's last deliveries, then the flow (pipeline.process's last transaction); a
+    heartbeat renewing that process's leases meanwhile waits for it, and neither is aborted as a deadlock."""
+    name = postgres.create_database()
+    engine = make_engine(postgres.url(name))
+    owner, later = "worker:1:0", utcnow() + timedelta(seconds=60)
+    try:
+        with session_scope(engine) as session:
+            session.add(Flow(id="f1", account="acme", original_name="f1.xml", size=1, sha256="0",
+                             lease_owner=owner, lease_expires_at=later))
+            session.flush()
+            session.add(Invoice(id="f1-001", flow_id="f1", verdict=Verdict.ACCEPTED))
+            session.flush()
+            session.add(Delivery(id=1, invoice_id="f1-001", flow_id="f1", destination="mairie-exemple",
+                                 file_name="f1-001.xml", sha256="0", lease_owner=owner, lease_expires_at=later))
+        failures: list[BaseException] = []
+
+        def renew() -> None:
+            try:
+                queue.renew(engine, owner, 60.0)
+            except BaseException as exc:
+                failures.append(exc)
+
+        with session_scope(engine) as worker:
+            worker.execute(update(Delivery).where(Delivery.id == 1).values(state=DeliveryState.DELIVERED))
+            heartbeat = threading.Thread(target=renew)
+            heartbeat.start()
+            wait_for(lambda: _waiting_for_a_lock(worker), what="the heartbeat waiting for the delivery's lock")
+            worker.execute(update(Flow).where(Flow.id == "f1").values(state=FlowState.INTEGRE))
+        heartbeat.join(30)
+        assert failures == [] and not heartbeat.is_alive()
+    finally:
+        engine.dispose()
+        postgres.drop_database(name)
+
+
+def _waiting_for_a_lock(session) -> bool:
+    return session.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar() > 0
