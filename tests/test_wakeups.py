@@ -11,7 +11,8 @@ from gateway.app import App
 from gateway.ingest.intake import Arrival, intake
 from gateway.runner import Gateway
 from gateway.wakeups import CHANNEL
-from tests.harness import SAMPLES, drop, load_samples, outbox, renumber, wait_for, write_config
+from tests.harness import (SAMPLES, cli, drop, files, load_samples, outbox, renumber, wait_finished, wait_for,
+                           write_config)
 
 INVOICE = (SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes()
 SUPPLIER = "acme"
@@ -34,20 +35,26 @@ def _listeners(url: str) -> list[int]:
 
 def test_work_queued_by_another_process_starts_at_once(tmp_path, database, rules_stage):
     """A flow taken in by another process's intake is worked on within seconds although the workers poll once
-    a minute; so it is again after the listener's connection was cut, once it has listened again."""
+    a minute, and so is the status-return of a status set with the CLI; so they are again after the listener's
+    connection was cut, once it has listened again."""
     config = write_config(tmp_path, {"worker": {"poll_interval": 60.0}}, database_url=database)
     load_samples(config)
     settings = config_module.load(config)
     workers, front = App.from_settings(settings), App.from_settings(settings)
     workers.rules = rules_stage
-    gateway = Gateway(workers, roles=("worker",))
+    gateway = Gateway(workers, roles=("worker", "deliver"))
     gateway.start()
     try:
-        for name in ("first.xml", "after-cut.xml"):
+        for n in (1, 2):
             [listener] = wait_for(lambda: _listeners(database) or None, what="a listener")
-            flow = intake(front, drop(tmp_path, SUPPLIER, name, renumber(INVOICE, name)),
-                          Arrival(SUPPLIER, name, "zone"))
-            wait_for((outbox(tmp_path, SUPPLIER) / f"{flow.id}.report.xml").exists, 20, f"the report of {name}")
+            number = f"WAKE-{n}"
+            flow = intake(front, drop(tmp_path, SUPPLIER, f"{number}.xml", renumber(INVOICE, number)),
+                          Arrival(SUPPLIER, f"{number}.xml", "zone"))
+            wait_for((outbox(tmp_path, SUPPLIER) / f"{flow.id}.report.xml").exists, 20, f"the report of {number}")
+            wait_finished(config, flow.id)
+            cli(config, "status", "set", number, "SERVICE_FAIT")
+            wait_for(lambda: len(files(outbox(tmp_path, SUPPLIER), ".cdar.xml")) == 3 * n, 20,
+                     f"the status-return of SERVICE_FAIT for {number}")
             with psycopg.connect(database.replace("postgresql+psycopg", "postgresql"), autocommit=True) as admin:
                 admin.execute("SELECT pg_terminate_backend(%s)", (listener,))
             wait_for(lambda: listener not in _listeners(database), what="the listener's connection cut")

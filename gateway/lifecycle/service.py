@@ -14,7 +14,8 @@ from gateway import events, wakeups
 from gateway.app import App
 from gateway.findings import Finding, loads
 from gateway.lifecycle.statuses import REASON_REQUIRED, TRANSITIONS, Status, can_move
-from gateway.models import Account, Delivery, Flow, Invoice, InvoiceStatus, StatusFormat, Structure, utcnow
+from gateway.models import (Account, Delivery, Flow, FlowState, Invoice, InvoiceStatus, StatusFormat, Structure,
+                            utcnow)
 from gateway.returns.cdar import build_cdar
 from gateway.returns.invoice_response import build_invoice_response
 from gateway.returns.notice import StatusNotice
@@ -113,12 +114,15 @@ def _notice(app: App, invoice: Invoice, row: InvoiceStatus | None, **rejection: 
 
 
 def _notify(app: App, session: Session, invoice: Invoice, notice: StatusNotice, tag: str) -> None:
-    """Queue the status-return file for the supplier, in its account's format."""
-    supplier = session.get(Flow, invoice.flow_id).account
+    """Queue the status-return file for the supplier, in its account's format; the delivery workers are woken
+    unless the invoice's flow is still being processed, whose worker makes its deliveries itself."""
+    flow = session.get(Flow, invoice.flow_id)
+    supplier = flow.account
     account = session.get(Account, supplier)
     status_format = account.status_format if account else StatusFormat.CDAR
     build, suffix = _FORMATS[status_format]
     content = build(notice)
     session.add(Delivery(kind="status", invoice_id=invoice.id, flow_id=invoice.flow_id, destination=supplier,
                          file_name=f"{invoice.id}.{tag}{suffix}", sha256=app.store.put(content)))
-    wakeups.at_commit(app, session)
+    if flow.state is not FlowState.RECU:
+        wakeups.at_commit(app, session)
