@@ -23,6 +23,7 @@ CHANNEL = "gateway_work"
 _WAKE = "gateway_wake"  # Session.info key: the event to set once its transaction commits
 _STOP_LATENCY = 0.5  # seconds a listener may take to see stop(): reading a quiet socket costs nothing
 _RETRY_MIN, _RETRY_MAX = 0.25, 30.0  # seconds before listening again after the connection was lost
+_CONNECT_TIMEOUT = 5  # seconds: a stopping gateway waits for a listener that is connecting
 
 
 def at_commit(app: App, session: Session) -> None:
@@ -80,7 +81,7 @@ class Listener:
         delay = _RETRY_MIN
         while not self._stop.is_set():
             try:
-                with psycopg.connect(url, autocommit=True) as connection:
+                with psycopg.connect(url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT) as connection:
                     connection.execute(f"LISTEN {CHANNEL}")
                     delay = _RETRY_MIN
                     self.app.wakeup.set()  # for what was queued while it was not listening
