@@ -16,14 +16,14 @@ from sqlmodel import select
 
 from gateway import config as config_module
 from gateway.app import App
-from gateway import queue, schema
+from gateway import accounts as accounts_service
+from gateway import queue, schema, tokens, views
+from gateway.accounts import AccountError
 from gateway.db import open_engine, session_scope
-from gateway.findings import any_fatal, loads
+from gateway.findings import any_fatal
 from gateway.log import configure_logging
 from gateway.validate.rules import profiles as rules_profiles
-from gateway.models import (Account, AccountKey, AccountPassword, AccountSiret, Delivery, DeliveryState, Direction,
-                            Endpoint, Event, Flow, FlowState, Invoice, Role, Service, StatusFormat, Structure)
-from gateway.zones import is_account_name
+from gateway.models import Account, Delivery, DeliveryState, Direction, Flow, FlowState, Role, StatusFormat
 
 if TYPE_CHECKING:
     from gateway.validate.rules import RulesStage
@@ -255,21 +255,19 @@ def directory_import(ctx: _Context, csv_file: Path, services: Path | None) -> No
 @pass_ctx
 def directory_show(ctx: _Context, siret: str, as_json: bool) -> None:
     """Show one structure, its flags and its services."""
-    with session_scope(ctx.app.engine, write=False) as session:
-        structure = session.get(Structure, siret)
-        if structure is None:
-            raise click.ClickException(f"no structure with SIRET {siret}")
-        services = session.exec(select(Service).where(Service.siret == siret).order_by(Service.code)).all()
-        accounts = session.exec(select(AccountSiret.account).where(AccountSiret.siret == siret)).all()
+    with _not_found():
+        data = views.structure(ctx.app, siret)
     if as_json:
-        _json({**structure.model_dump(), "services": [s.model_dump() for s in services], "accounts": accounts})
+        _json(data)
         return
-    for key, value in structure.model_dump().items():
-        click.echo(f"{key:24} {value}")
-    click.echo(f"{'accounts':24} {', '.join(accounts) or '-'}")
+    for key, value in data.items():
+        if key not in ("services", "accounts"):
+            click.echo(f"{key:24} {value}")
+    click.echo(f"{'accounts':24} {', '.join(data['accounts']) or '-'}")
     click.echo()
     _table(["service", "name", "active", "ej_required", "start", "end"],
-           [(s.code, s.name, s.active, s.ej_required, s.start_date, s.end_date) for s in services])
+           [(s["code"], s["name"], s["active"], s["ej_required"], s["start_date"], s["end_date"])
+            for s in data["services"]])
 
 
 @main.group()
@@ -291,29 +289,12 @@ def accounts() -> None:
 def accounts_add(ctx: _Context, name: str, role: str, sirets: tuple[str, ...], password: str | None,
                  password_stdin: bool, keys: tuple[Path, ...], status_format: str | None) -> None:
     """Create or update an account, its zone and its SFTP login."""
-    from stdnum.fr import siret as siret_number
-
-    if not is_account_name(name):
-        raise click.BadParameter("letters, digits, '-' and '_' only", param_hint="NAME")
-    for siret in sirets:
-        if not siret_number.is_valid(siret):
-            raise click.BadParameter(f"{siret!r} is not a valid SIRET (14 digits, Luhn)", param_hint="--siret")
-    sirets = tuple(siret_number.compact(s) for s in sirets)
     password = _password(password, password_stdin)
     key_lines = _key_lines(keys)
-    with session_scope(ctx.app.engine) as session:
-        account = session.get(Account, name) or Account(name=name, role=Role(role))
-        account.role = Role(role)
-        if status_format:
-            account.status_format = StatusFormat(status_format)
-        session.add(account)
-        session.flush()
-        for siret in sirets:
-            if session.get(AccountSiret, (name, siret)) is None:
-                session.add(AccountSiret(account=name, siret=siret))
-        _set_credentials(session, name, password, key_lines)
-    ctx.app.zones.ensure(name)
-    click.echo(f"account {name} ({role}) ready, zone {ctx.app.zones.root / name}")
+    with _account_errors():
+        zone = accounts_service.add(ctx.app, name, Role(role), sirets, password, key_lines,
+                                    StatusFormat(status_format) if status_format else None)
+    click.echo(f"account {name} ({role}) ready, zone {zone}")
 
 
 def _password(password: str | None, from_stdin: bool) -> str | None:
@@ -321,8 +302,6 @@ def _password(password: str | None, from_stdin: bool) -> str | None:
         if password is not None:
             raise click.UsageError("--password and --password-stdin exclude each other")
         password = sys.stdin.readline().rstrip("\r\n")
-    if password is not None and not password:
-        raise click.BadParameter("empty password", param_hint="--password")
     return password
 
 
@@ -341,13 +320,23 @@ def _key_lines(files: tuple[Path, ...]) -> list[tuple[str, str]]:
     return keys
 
 
-def _set_credentials(session, name: str, password: str | None, keys: list[tuple[str, str]]) -> None:
-    from gateway.ingest.sftp.auth import hash_password
+@contextmanager
+def _account_errors() -> Iterator[None]:
+    """A refused account change is the user's mistake: say what is wrong, pointing at the option."""
+    try:
+        yield
+    except AccountError as exc:
+        if exc.field:
+            raise click.BadParameter(str(exc), param_hint=exc.field) from exc
+        raise click.ClickException(str(exc)) from exc
 
-    if password is not None:
-        session.merge(AccountPassword(account=name, hash=hash_password(password)))
-    for key, comment in keys:
-        session.merge(AccountKey(account=name, key=key, comment=comment))
+
+@contextmanager
+def _not_found() -> Iterator[None]:
+    try:
+        yield
+    except views.NotFound as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @accounts.command("import")
@@ -384,52 +373,84 @@ def accounts_import(ctx: _Context, csv_file: Path) -> None:
 def accounts_remote(ctx: _Context, name: str, push_url: str | None, pull_url: str | None, remove: str | None,
                     key_path: Path | None, host_key: str | None, interval: float | None, after: str | None) -> None:
     """Set or remove the account's own SFTP server: --push delivers to it, --pull collects from it."""
-    from gateway.remote.endpoints import EndpointError, build, location
+    from gateway.remote.endpoints import location
 
     if len([o for o in (push_url, pull_url, remove) if o]) != 1:
         raise click.UsageError("give one of --push URL, --pull URL or --remove push|pull")
-    with session_scope(ctx.app.engine) as session:
-        if session.get(Account, name) is None:
-            raise click.ClickException(f"no account {name}")
-        if remove:
-            _remove_endpoint(session, name, Direction(remove))
-            return
-        if key_path is None or host_key is None:
-            raise click.UsageError("--key and --host-key are required with --push and --pull")
-        direction = Direction.PUSH if push_url else Direction.PULL
-        try:
-            endpoint = build(name, direction, push_url or pull_url, key_path, host_key, interval, after)
-        except EndpointError as exc:
-            raise click.UsageError(str(exc)) from exc
-        session.merge(endpoint)
+    if remove:
+        with _account_errors():
+            accounts_service.remove_endpoint(ctx.app, name, Direction(remove))
+        click.echo(f"account {name}: {remove} endpoint removed")
+        return
+    if key_path is None or host_key is None:
+        raise click.UsageError("--key and --host-key are required with --push and --pull")
+    direction = Direction.PUSH if push_url else Direction.PULL
+    try:
+        endpoint = accounts_service.set_endpoint(ctx.app, name, direction, push_url or pull_url, key_path,
+                                                 host_key, interval, after)
+    except AccountError as exc:
+        raise (click.ClickException(str(exc)) if str(exc).startswith("no account") else click.UsageError(str(exc)))
     click.echo(f"account {name}: {direction.value} {location(endpoint)}")
-
-
-def _remove_endpoint(session, name: str, direction: Direction) -> None:
-    endpoint = session.get(Endpoint, (name, direction))
-    if endpoint is None:
-        raise click.ClickException(f"account {name} has no {direction.value} endpoint")
-    session.delete(endpoint)
-    click.echo(f"account {name}: {direction.value} endpoint removed")
 
 
 @accounts.command("list")
 @pass_ctx
 def accounts_list(ctx: _Context) -> None:
     """List accounts with their SIRETs and their own SFTP servers (push, pull)."""
-    from gateway.remote.endpoints import location
+    _table(["name", "role", "sirets", "remote"], [(a["name"], a["role"], ", ".join(a["sirets"]), ", ".join(a["remote"]))
+                                                  for a in accounts_service.listing(ctx.app)])
 
-    with session_scope(ctx.app.engine, write=False) as session:
-        rows = session.exec(select(Account).order_by(Account.name)).all()
-        sirets = session.exec(select(AccountSiret)).all()
-        remotes = session.exec(select(Endpoint).order_by(Endpoint.direction)).all()
-    held, servers = {}, {}
-    for s in sirets:
-        held.setdefault(s.account, []).append(s.siret)
-    for e in remotes:
-        servers.setdefault(e.account, []).append(f"{e.direction.value} {location(e)}")
-    _table(["name", "role", "sirets", "remote"], [(a.name, a.role.value, ", ".join(held.get(a.name, [])),
-                                                   ", ".join(servers.get(a.name, []))) for a in rows])
+
+@accounts.command("token")
+@click.argument("name")
+@click.option("--revoke", "revoke_id", metavar="ID", help="Revoke the token with this id instead.")
+@click.option("--list", "show", is_flag=True, help="List the account's tokens (ids and dates, never the tokens).")
+@pass_ctx
+def accounts_token(ctx: _Context, name: str, revoke_id: str | None, show: bool) -> None:
+    """Make an HTTP API token for the account, printed once (only its hash is kept)."""
+    _token_command(ctx, revoke_id, show, account=name)
+
+
+@main.group()
+def operators() -> None:
+    """Operators: people who run the gateway; their API tokens see every account's flows and invoices."""
+
+
+@operators.command("add")
+@click.argument("name")
+@pass_ctx
+def operators_add(ctx: _Context, name: str) -> None:
+    """Create an operator (then `gateway operators token NAME`)."""
+    with _account_errors():
+        accounts_service.add_operator(ctx.app, name)
+    click.echo(f"operator {name} ready")
+
+
+@operators.command("token")
+@click.argument("name")
+@click.option("--revoke", "revoke_id", metavar="ID", help="Revoke the token with this id instead.")
+@click.option("--list", "show", is_flag=True, help="List the operator's tokens (ids and dates, never the tokens).")
+@pass_ctx
+def operators_token(ctx: _Context, name: str, revoke_id: str | None, show: bool) -> None:
+    """Make an HTTP API token for the operator, printed once (only its hash is kept)."""
+    _token_command(ctx, revoke_id, show, operator=name)
+
+
+def _token_command(ctx: _Context, revoke_id: str | None, show: bool, **holder: str) -> None:
+    if revoke_id and show:
+        raise click.UsageError("--revoke and --list exclude each other")
+    with _account_errors():
+        if show:
+            _table(["token", "created", "last used", "revoked"],
+                   [(t["id"], t["created_at"], t["last_used_at"], t["revoked_at"])
+                    for t in tokens.listing(ctx.app, **holder)])
+        elif revoke_id:
+            tokens.revoke(ctx.app, revoke_id, **holder)
+            click.echo(f"token {revoke_id} revoked")
+        else:
+            token_id, token = tokens.issue(ctx.app, **holder)
+            click.echo(token)
+            click.echo(f"token id {token_id}; shown once: keep it now", err=True)
 
 
 @main.group()
@@ -445,33 +466,14 @@ def flows() -> None:
 @pass_ctx
 def flows_list(ctx: _Context, state: str | None, account: str | None, limit: int, as_json: bool) -> None:
     """List the most recent flows."""
-    query = select(Flow).order_by(Flow.received_at.desc()).limit(limit)
-    if state:
-        query = query.where(Flow.state == FlowState(state))
-    if account:
-        query = query.where(Flow.account == account)
-    with session_scope(ctx.app.engine, write=False) as session:
-        rows = session.exec(query).all()
+    rows = views.flows(ctx.app, views.OPERATOR, state=FlowState(state) if state else None, account=account,
+                       limit=limit).items
     if as_json:
-        _json([_flow_dict(f) for f in rows])
+        _json(rows)
         return
     _table(["flow", "account", "received", "state", "syntax", "name"],
-           [(f.id, f.account, f"{f.received_at:%Y-%m-%d %H:%M:%S}", f.state.value, f.syntax, f.original_name)
-            for f in rows])
-
-
-def _flow_dict(flow: Flow) -> dict:
-    data = flow.model_dump(exclude={"findings", "lease_owner", "lease_expires_at"})
-    data["state"] = flow.state.value
-    data["errors"] = [f.to_dict() for f in loads(flow.findings)]
-    return data
-
-
-def _invoice_dict(invoice: Invoice) -> dict:
-    data = invoice.model_dump(exclude={"findings"})
-    data["verdict"] = invoice.verdict.value
-    data["errors"] = [f.to_dict() for f in loads(invoice.findings)]
-    return data
+           [(f["id"], f["account"], f"{f['received_at']:%Y-%m-%d %H:%M:%S}", f["state"], f["syntax"],
+             f["original_name"]) for f in rows])
 
 
 @flows.command("show")
@@ -480,18 +482,8 @@ def _invoice_dict(invoice: Invoice) -> dict:
 @pass_ctx
 def flows_show(ctx: _Context, flow_id: str, as_json: bool) -> None:
     """Show a flow, its invoices and its whole event timeline."""
-    with session_scope(ctx.app.engine, write=False) as session:
-        flow = session.get(Flow, flow_id)
-        if flow is None:
-            raise click.ClickException(f"no flow {flow_id}")
-        invoices = session.exec(select(Invoice).where(Invoice.flow_id == flow_id).order_by(Invoice.seq)).all()
-        deliveries = session.exec(select(Delivery).where(Delivery.flow_id == flow_id).order_by(Delivery.id)).all()
-        timeline = session.exec(select(Event).where(Event.flow_id == flow_id).order_by(Event.id)).all()
-    data = _flow_dict(flow)
-    data["invoices"] = [_invoice_dict(i) for i in invoices]
-    data["deliveries"] = [_delivery_dict(d) for d in deliveries]
-    data["events"] = [{"at": e.at, "kind": e.kind, "invoice_id": e.invoice_id, **json.loads(e.detail)}
-                      for e in timeline]
+    with _not_found():
+        data = views.flow(ctx.app, views.OPERATOR, flow_id)
     if as_json:
         _json(data)
         return
@@ -504,25 +496,21 @@ def flows_show(ctx: _Context, flow_id: str, as_json: bool) -> None:
     _table(["invoice", "number", "buyer", "recipient", "verdict", "errors"],
            [(i["id"], i["number"], i["buyer_siret"], i["recipient"], i["verdict"],
              "; ".join(f"{e['rule']}: {e['message']}" for e in i["errors"])) for i in data["invoices"]])
-    if deliveries:
+    if data["deliveries"]:
         click.echo("\ndeliveries:")
-        _delivery_table(deliveries)
+        _delivery_table(data["deliveries"])
     click.echo("\ntimeline:")
     _table(["at", "event", "invoice", "detail"],
-           [(f"{e.at:%Y-%m-%d %H:%M:%S.%f}"[:-3], e.kind, e.invoice_id, e.detail) for e in timeline])
+           [(f"{e['at']:%Y-%m-%d %H:%M:%S.%f}"[:-3], e["kind"], e["invoice_id"],
+             json.dumps({k: v for k, v in e.items() if k not in ("at", "kind", "invoice_id")},
+                        ensure_ascii=False, default=str)) for e in data["events"]])
 
 
-def _delivery_dict(delivery: Delivery) -> dict:
-    data = delivery.model_dump(exclude={"lease_owner", "lease_expires_at"})
-    data["state"] = delivery.state.value
-    return data
-
-
-def _delivery_table(deliveries: Iterable[Delivery]) -> None:
-    _table(["delivery", "invoice", "recipient", "state", "attempts", "next attempt", "last error"],
-           [(d.id, d.invoice_id, d.destination, d.state.value, d.attempts,
-             f"{d.next_attempt_at:%Y-%m-%d %H:%M:%S}" if d.state is DeliveryState.PENDING else "",
-             d.last_error) for d in deliveries])
+def _delivery_table(deliveries: Iterable[dict]) -> None:
+    _table(["delivery", "kind", "invoice", "to", "state", "attempts", "next attempt", "last error"],
+           [(d["id"], d["kind"], d["invoice_id"] or d["flow_id"], d["destination"], d["state"], d["attempts"],
+             f"{d['next_attempt_at']:%Y-%m-%d %H:%M:%S}" if d["state"] == DeliveryState.PENDING.value else "",
+             d["last_error"]) for d in deliveries])
 
 
 @main.group()
@@ -537,13 +525,9 @@ def deliveries() -> None:
 @pass_ctx
 def deliveries_list(ctx: _Context, state: str | None, limit: int, as_json: bool) -> None:
     """List the most recent deliveries (--state dead: those waiting for an operator)."""
-    query = select(Delivery).order_by(Delivery.id.desc()).limit(limit)
-    if state:
-        query = query.where(Delivery.state == DeliveryState(state))
-    with session_scope(ctx.app.engine, write=False) as session:
-        rows = session.exec(query).all()
+    rows = views.deliveries(ctx.app, DeliveryState(state) if state else None, limit)
     if as_json:
-        _json([_delivery_dict(d) for d in rows])
+        _json(rows)
     else:
         _delivery_table(rows)
 
@@ -602,7 +586,7 @@ def status() -> None:
 def status_set(ctx: _Context, invoice_ref: str, new_status: str, reason_code: str | None, comment: str | None,
                mandate_number: str | None) -> None:
     """Set an invoice's status (code like 07 or name like SERVICE_FAIT); the supplier is told at once."""
-    from gateway.lifecycle.service import StatusRefused, set_status
+    from gateway.lifecycle.service import StatusRefused, change_status
     from gateway.lifecycle.statuses import Status
 
     try:
@@ -610,24 +594,13 @@ def status_set(ctx: _Context, invoice_ref: str, new_status: str, reason_code: st
     except (KeyError, ValueError):
         raise click.BadParameter(f"{new_status!r} is not a status: "
                                  + ", ".join(f"{s.value} {s.name}" for s in Status), param_hint="STATUS")
-    with session_scope(ctx.app.engine) as session:
-        invoice = _invoice_by_ref(session, invoice_ref)
+    with _not_found():
         try:
-            set_status(ctx.app, session, invoice, target, "operator", reason_code=reason_code, reason=comment,
-                       mandate_number=mandate_number, source="cli")
+            row = change_status(ctx.app, invoice_ref, target, "operator", by_number=True, reason_code=reason_code,
+                                reason=comment, mandate_number=mandate_number, source="cli")
         except StatusRefused as refused:
             raise click.ClickException(str(refused)) from refused
-    click.echo(f"invoice {invoice.id} is now {target.name} ({target.value})")
-
-
-def _invoice_by_ref(session, ref: str) -> Invoice:
-    """An invoice by its gateway id, or else the latest live invoice with that number."""
-    invoice = session.get(Invoice, ref) or session.exec(
-        select(Invoice).where(Invoice.number == ref, Invoice.status.is_not(None)).order_by(Invoice.id.desc())
-    ).first()
-    if invoice is None:
-        raise click.ClickException(f"no invoice with id or number {ref!r}")
-    return invoice
+    click.echo(f"invoice {row.invoice_id} is now {target.name} ({target.value})")
 
 
 @main.group()
@@ -641,19 +614,8 @@ def invoices() -> None:
 @pass_ctx
 def invoices_show(ctx: _Context, invoice_ref: str, as_json: bool) -> None:
     """Show an invoice (by id or number) and its statuses: when, who, why."""
-    from gateway.lifecycle.statuses import Status
-    from gateway.models import InvoiceStatus
-
-    with session_scope(ctx.app.engine, write=False) as session:
-        invoice = _invoice_by_ref(session, invoice_ref)
-        history = session.exec(select(InvoiceStatus).where(InvoiceStatus.invoice_id == invoice.id)
-                               .order_by(InvoiceStatus.id)).all()
-        deliveries = session.exec(select(Delivery).where(Delivery.invoice_id == invoice.id)
-                                  .order_by(Delivery.id)).all()
-    data = _invoice_dict(invoice)
-    data["status_name"] = Status(invoice.status).name if invoice.status else None
-    data["statuses"] = [{**h.model_dump(), "name": Status(h.status).name} for h in history]
-    data["deliveries"] = [_delivery_dict(d) for d in deliveries]
+    with _not_found():
+        data = views.invoice(ctx.app, views.OPERATOR, invoice_ref, by_number=True)
     if as_json:
         _json(data)
         return
@@ -664,9 +626,9 @@ def invoices_show(ctx: _Context, invoice_ref: str, as_json: bool) -> None:
     _table(["at", "status", "actor", "reason", "comment", "mandate"],
            [(f"{h['at']:%Y-%m-%d %H:%M:%S}", f"{h['status']} {h['name']}", h["actor"], h["reason_code"],
              h["reason"], h["mandate_number"]) for h in data["statuses"]])
-    if deliveries:
+    if data["deliveries"]:
         click.echo("\ndeliveries:")
-        _delivery_table(deliveries)
+        _delivery_table(data["deliveries"])
 
 
 @main.group()

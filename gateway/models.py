@@ -16,6 +16,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A time read back from the database as an aware UTC time (SQLite gives back naive ones, all in UTC)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 class Role(StrEnum):
     SUPPLIER = "supplier"
     RECIPIENT = "recipient"
@@ -84,6 +89,47 @@ class AccountKey(SQLModel, table=True):
     account: str = Field(primary_key=True, foreign_key="account.name")
     key: str = Field(primary_key=True)  # "<type> <base64 blob>", as compared at login
     comment: str = ""
+
+
+class Operator(SQLModel, table=True):
+    """A person who runs the gateway: the API shows an operator every account's flows and invoices."""
+
+    name: str = Field(primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token of the HTTP API, held by an account or by an operator. Only its SHA-256 is kept:
+    the token itself is shown once, when it is made (gateway.tokens)."""
+
+    id: str = Field(primary_key=True)
+    account: str | None = Field(default=None, foreign_key="account.name", index=True)
+    operator: str | None = Field(default=None, foreign_key="operator.name", index=True)
+    hash: str
+    created_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class Subscription(SQLModel, table=True):
+    """Where an account is told of its flows' outcomes and its invoices' status changes (gateway.notify)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    account: str = Field(foreign_key="account.name", index=True)
+    kind: str  # webhook | email
+    target: str  # the webhook's URL, or the e-mail address
+    secret: str | None = None  # webhook: the key of its HMAC-SHA256 signatures
+    events: str = "[]"  # JSON list of the events it receives (gateway.notify.EVENTS)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """An API deposit's Idempotency-Key: a retried deposit with the same key gets the first flow back."""
+
+    account: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    flow_id: str
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class Direction(StrEnum):
@@ -233,14 +279,15 @@ class InvoiceStatus(SQLModel, table=True):
 
 
 class Delivery(SQLModel, table=True):
-    """A file to hand to an account: an invoice to its recipient, or a status-return to its supplier.
+    """A file to hand to an account: an invoice to its recipient, a status-return to its supplier, or a
+    notification (webhook, e-mail) to one of the account's subscriptions.
 
     Also a work-queue row, retried until delivered or dead.
     """
 
     id: int | None = Field(default=None, primary_key=True)
-    kind: str = "invoice"  # invoice | status
-    invoice_id: str = Field(foreign_key="invoice.id", index=True)
+    kind: str = "invoice"  # invoice | status | webhook | email
+    invoice_id: str | None = Field(default=None, foreign_key="invoice.id", index=True)  # None: a flow's
     flow_id: str = Field(index=True)
     destination: str
     file_name: str
@@ -253,6 +300,7 @@ class Delivery(SQLModel, table=True):
     last_error: str | None = None
     delivered_at: datetime | None = None
     where: str | None = None
+    subscription_id: int | None = None  # webhook, email: the subscription it goes to
 
 
 class Event(SQLModel, table=True):

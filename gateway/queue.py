@@ -13,7 +13,7 @@ import os
 import secrets
 import socket
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from gateway.db import session_scope
-from gateway.models import Delivery, DeliveryState, Endpoint, Flow, FlowState, Worker, utcnow
+from gateway.models import Delivery, DeliveryState, Endpoint, Flow, FlowState, Worker, as_utc, utcnow
 
 Queued = type[Flow] | type[Delivery]
 _LEASED = (Flow, Delivery, Endpoint)  # what a process's heartbeat renews and a graceful stop gives back
@@ -187,5 +187,5 @@ def processes(engine: Engine, lease_seconds: float) -> list[Process]:
 
 
 def _age(now: datetime, moment: datetime) -> float:
-    """Seconds from moment to now; SQLite gives back naive datetimes, all in UTC."""
-    return (now - (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))).total_seconds()
+    """Seconds from moment to now."""
+    return (now - as_utc(moment)).total_seconds()

@@ -8,20 +8,22 @@ caller's transaction: a change and its notification commit together or not at al
 
 from __future__ import annotations
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from gateway import events, wakeups
 from gateway.app import App
+from gateway.db import session_scope
 from gateway.findings import Finding, loads
 from gateway.lifecycle.statuses import REASON_REQUIRED, TRANSITIONS, Status, can_move
 from gateway.models import (Account, Delivery, Flow, FlowState, Invoice, InvoiceStatus, StatusFormat, Structure,
-                            utcnow)
+                            Verdict, utcnow)
 from gateway.returns.cdar import build_cdar
 from gateway.returns.invoice_response import build_invoice_response
 from gateway.returns.notice import StatusNotice
 from gateway.returns.status_xml import build_status_xml
+from gateway.views import NotFound
 
-__all__ = ["StatusRefused", "deposit", "notify_rejection", "rejection_reason", "set_status"]
+__all__ = ["StatusRefused", "change_status", "deposit", "notify_rejection", "rejection_reason", "set_status"]
 
 
 _FORMATS = {StatusFormat.CDAR: (build_cdar, ".cdar.xml"),
@@ -47,6 +49,26 @@ def set_status(app: App, session: Session, invoice: Invoice, status: Status, act
     if status in REASON_REQUIRED and not (reason_code or reason):
         raise StatusRefused(f"Status {status.name} needs a reason (reason code or text).")
     return _record(app, session, invoice, status, actor, reason_code, reason, mandate_number, source)
+
+
+def change_status(app: App, ref: str, status: Status, actor: str, *, recipient: str | None = None,
+                  by_number: bool = False, reason_code: str | None = None, reason: str | None = None,
+                  mandate_number: str | None = None, source: str | None = None) -> InvoiceStatus:
+    """Set the status of invoice ref in a transaction of its own: what an operator (`gateway status set`) or a
+    recipient (the API) asks. ref is the invoice's id or, if by_number, else the number of its latest live
+    invoice; recipient: only an invoice delivered to that account is found (NotFound otherwise)."""
+    query = select(Invoice)
+    if recipient is not None:
+        query = query.where(Invoice.recipient == recipient, Invoice.verdict == Verdict.ACCEPTED)
+    with session_scope(app.engine) as session:
+        invoice = session.exec(query.where(Invoice.id == ref)).first()
+        if invoice is None and by_number:
+            invoice = session.exec(query.where(Invoice.number == ref, Invoice.status.is_not(None))
+                                   .order_by(Invoice.id.desc())).first()
+        if invoice is None:
+            raise NotFound(f"no invoice with id {'or number ' if by_number else ''}{ref!r}")
+        return set_status(app, session, invoice, status, actor, reason_code=reason_code, reason=reason,
+                          mandate_number=mandate_number, source=source)
 
 
 def deposit(app: App, session: Session, invoice: Invoice, source: str) -> InvoiceStatus:

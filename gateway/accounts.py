@@ -1,0 +1,122 @@
+"""Accounts and operators: what `gateway accounts ...` and `gateway operators ...` do, and the API with them.
+
+An account is a supplier or a recipient with its zone, its SIRETs, its SFTP login (password, keys) and
+optionally its own SFTP server (an endpoint). An operator runs the gateway: it holds only API tokens.
+Every check is made before anything is written; a refusal is an AccountError naming what is wrong.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from sqlmodel import select
+from stdnum.fr import siret as siret_number
+
+from gateway.app import App
+from gateway.db import session_scope
+from gateway.ingest.sftp.auth import hash_password
+from gateway.models import (Account, AccountKey, AccountPassword, AccountSiret, Direction, Endpoint, Operator, Role,
+                            StatusFormat)
+from gateway.zones import is_account_name
+
+
+class AccountError(ValueError):
+    """A request about an account that cannot be done; field names what was wrong (for the CLI's hint)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def check_name(name: str, field: str = "NAME") -> None:
+    if not is_account_name(name):
+        raise AccountError("letters, digits, '-' and '_' only", field)
+
+
+def add(app: App, name: str, role: Role, sirets: Iterable[str] = (), password: str | None = None,
+        keys: Iterable[tuple[str, str]] = (), status_format: StatusFormat | None = None) -> Path:
+    """Create or update an account, its SIRETs, its SFTP credentials and its zone; returns the zone.
+
+    keys are (key, comment) pairs as gateway.ingest.sftp.auth.parse_key_line gives them."""
+    check_name(name)
+    compact = []
+    for siret in sirets:
+        if not siret_number.is_valid(siret):
+            raise AccountError(f"{siret!r} is not a valid SIRET (14 digits, Luhn)", "--siret")
+        compact.append(siret_number.compact(siret))
+    if password is not None and not password:
+        raise AccountError("empty password", "--password")
+    with session_scope(app.engine) as session:
+        account = session.get(Account, name) or Account(name=name, role=role)
+        account.role = role
+        if status_format:
+            account.status_format = status_format
+        session.add(account)
+        session.flush()
+        for siret in compact:
+            if session.get(AccountSiret, (name, siret)) is None:
+                session.add(AccountSiret(account=name, siret=siret))
+        if password is not None:
+            session.merge(AccountPassword(account=name, hash=hash_password(password)))
+        for key, comment in keys:
+            session.merge(AccountKey(account=name, key=key, comment=comment))
+    app.zones.ensure(name)
+    return app.zones.zone(name)
+
+
+def require(session, name: str) -> Account:
+    account = session.get(Account, name)
+    if account is None:
+        raise AccountError(f"no account {name}")
+    return account
+
+
+def set_endpoint(app: App, name: str, direction: Direction, url: str, key_path: Path, host_key: str,
+                 interval: float | None = None, after: str | None = None) -> Endpoint:
+    """Set the account's own SFTP server for direction (every part checked: gateway.remote.endpoints)."""
+    from gateway.remote.endpoints import EndpointError, build
+
+    with session_scope(app.engine) as session:
+        require(session, name)
+        try:
+            endpoint = build(name, direction, url, key_path, host_key, interval, after)
+        except EndpointError as exc:
+            raise AccountError(str(exc)) from exc
+        session.merge(endpoint)
+    return endpoint
+
+
+def remove_endpoint(app: App, name: str, direction: Direction) -> None:
+    with session_scope(app.engine) as session:
+        require(session, name)
+        endpoint = session.get(Endpoint, (name, direction))
+        if endpoint is None:
+            raise AccountError(f"account {name} has no {direction.value} endpoint")
+        session.delete(endpoint)
+
+
+def listing(app: App) -> list[dict]:
+    """Every account with its SIRETs and its own SFTP servers."""
+    from gateway.remote.endpoints import location
+
+    with session_scope(app.engine, write=False) as session:
+        rows = session.exec(select(Account).order_by(Account.name)).all()
+        sirets = session.exec(select(AccountSiret)).all()
+        remotes = session.exec(select(Endpoint).order_by(Endpoint.direction)).all()
+    held: dict[str, list[str]] = {}
+    servers: dict[str, list[str]] = {}
+    for s in sirets:
+        held.setdefault(s.account, []).append(s.siret)
+    for e in remotes:
+        servers.setdefault(e.account, []).append(f"{e.direction.value} {location(e)}")
+    return [{"name": a.name, "role": a.role.value, "status_format": a.status_format.value,
+             "sirets": held.get(a.name, []), "remote": servers.get(a.name, [])} for a in rows]
+
+
+def add_operator(app: App, name: str) -> None:
+    """Create an operator (nothing changes if it exists)."""
+    check_name(name)
+    with session_scope(app.engine) as session:
+        if session.get(Operator, name) is None:
+            session.add(Operator(name=name))
