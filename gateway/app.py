@@ -34,10 +34,12 @@ class App:
     # What every component tells of a full disk, logged once rather than once per file and retry.
     disk: DiskAlarm = field(default_factory=DiskAlarm)
 
-    def emit(self, account: str, name: str, content: bytes) -> None:
-        """Keep what the gateway sends in the content store, then publish it in the account's out/."""
-        self.store.put(content)
+    def emit(self, account: str, name: str, content: bytes) -> str:
+        """Keep what the gateway sends in the content store, then publish it in the account's out/; returns
+        its SHA-256 (the key of the stored copy)."""
+        digest = self.store.put(content)
         self.zones.publish(account, name, content)
+        return digest
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "App":

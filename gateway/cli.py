@@ -95,7 +95,8 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 @main.command()
 @click.option("--role", "roles", metavar="ROLE[,ROLE...]",
               help="What this process does, among sftp (the SFTP server), ingest (zone watcher, pull poller, "
-                   "spool recovery), worker (processes flows), deliver (due deliveries); all by default. "
+                   "spool recovery), worker (processes flows), deliver (due deliveries), web (HTTP API, "
+                   "health, metrics); all by default. "
                    "Processes sharing the database and the data directory share the work.")
 @pass_ctx
 def run(ctx: _Context, roles: str | None) -> None:

@@ -94,6 +94,38 @@ class RemoteSettings(_Section):
     pull_interval: float = Field(60.0, gt=0)
 
 
+class WebSettings(_Section):
+    listen: str = Field("127.0.0.1:8080", pattern=r"^\[?[^\s\]]*\]?:\d{1,5}$")
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    page_size: int = Field(50, ge=1, le=1000)
+    min_free_bytes: int = Field(100 * 1024 * 1024, ge=0)
+    auth_delay: float = Field(1.0, ge=0)
+    auth_delay_max: float = Field(16.0, ge=0)
+    ban_after: int = Field(10, ge=1)
+    ban_seconds: float = Field(900.0, gt=0)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+class NotifySettings(_Section):
+    allow_private: bool = False
+    timeout: float = Field(10.0, gt=0)
+
+
+class SmtpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(25, ge=0, le=65535)
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = None
+    sender: str = "gateway@localhost"
+    timeout: float = Field(15.0, gt=0)
+
+
 class LogSettings(_Section):
     level: str = "info"
     file: Path | None = None
@@ -107,6 +139,9 @@ class Settings(_Section):
     validation: ValidateSettings = Field(ValidateSettings(), alias="validate")  # `validate` is BaseModel's
     delivery: DeliverySettings = DeliverySettings()
     remote: RemoteSettings = RemoteSettings()
+    web: WebSettings = WebSettings()
+    notify: NotifySettings = NotifySettings()
+    smtp: SmtpSettings = SmtpSettings()
     log: LogSettings = LogSettings()
 
     @property
@@ -134,6 +169,9 @@ def _anchor(settings: Settings, base: Path) -> Settings:
             g.database_url = prefix + str(base / rest)
     if settings.validation.packs_dir is not None:
         settings.validation.packs_dir = base / settings.validation.packs_dir
+    for name in ("certfile", "keyfile"):
+        if getattr(settings.web, name) is not None:
+            setattr(settings.web, name, base / getattr(settings.web, name))
     if settings.log.file is not None:
         settings.log.file = base / settings.log.file
     return settings

@@ -295,13 +295,13 @@ def _write_report(app: App, work: _Work) -> Callable[[Session], None]:
     state = final_state(loads(flow.findings), invoices)
     flow.state, processed_at = state, utcnow()
     report_name = f"{flow.id}.report.xml"
-    app.emit(flow.account, report_name, build_report(flow, invoices, processed_at))
+    digest = app.emit(flow.account, report_name, build_report(flow, invoices, processed_at))
 
     def record(session: Session) -> None:
         stored = session.get(Flow, flow.id)
         stored.state, stored.reported, stored.finished_at = state, True, processed_at
         stored.lease_owner = stored.lease_expires_at = None
-        events.record(session, flow.id, "report_written", name=report_name)
+        events.record(session, flow.id, "report_written", name=report_name, sha256=digest)
         events.record(session, flow.id, "flow_finished", state=state.value, invoices=len(invoices),
                       accepted=sum(i.verdict is Verdict.ACCEPTED for i in invoices))
     return record

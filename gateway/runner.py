@@ -2,14 +2,14 @@
 
 The roles: `sftp`, the embedded SFTP server (its uploads go through intake in this process); `ingest`,
 the zone watcher, the pull poller and the spool recovery; `worker`, threads processing flows, with the
-business rules' validator processes beside them; `deliver`, threads making due deliveries. All four by
-default. Several processes, on several hosts, may share one database and one data directory: nothing
+business rules' validator processes beside them; `deliver`, threads making due deliveries (invoices,
+status-returns, notifications); `web`, the HTTP API, health and metrics (uvicorn). All five by default. Several processes, on several hosts, may share one database and one data directory: nothing
 is owned by a process, every piece of work is done under a lease (a flow, a delivery, a pull endpoint's
 poll, a spool entry's lock) by whoever holds it, and taken over once a dead holder's lease expires.
 Idle workers are woken by work queued in any process (gateway.wakeups).
 
 As in uvicorn, signal handlers only record; the main loop notices and stops everything in order:
-the SFTP server (uploads cut short are deleted, finished ones taken), the watcher, the poller and the
+the web server (requests in flight finish), the SFTP server (uploads cut short are deleted, finished ones taken), the watcher, the poller and the
 recovery, then the workers, each finishing what it holds within [worker] stop_grace, then the heartbeat,
 the connections to remote servers and the validator processes; the leases still held are then released
 so that another process may take them at once. A thread still busy past the grace keeps its leases:
@@ -37,9 +37,10 @@ from gateway.log import log
 from gateway.models import Account, Delivery, Flow, Worker as WorkerRow, utcnow
 from gateway.validate.rules import RulesStage
 from gateway.wakeups import Listener
+from gateway.web.server import WebServer
 from gateway.worker import Worker
 
-ROLES = ("sftp", "ingest", "worker", "deliver")
+ROLES = ("sftp", "ingest", "worker", "deliver", "web")
 
 
 class Gateway:
@@ -58,6 +59,7 @@ class Gateway:
         self._stop_workers = threading.Event()
         self._stop_beat = threading.Event()
         self.sftp: SftpServer | None = None
+        self.web: WebServer | None = None
         self._rules: RulesStage | None = None  # the stage this gateway started, and will close
         self._watcher: ZoneWatcher | None = None
         self._listener: Listener | None = None
@@ -89,6 +91,10 @@ class Gateway:
             server = SftpServer(self.app)
             server.start()
             self.sftp = server  # only once started: stop() must not stop a server that never ran
+        if "web" in self.roles:
+            web = WebServer(self.app)
+            web.start()
+            self.web = web
         if "ingest" in self.roles:
             self._start_ingest()
         if self.roles & {"worker", "deliver"} and Listener.needed(self.app):
@@ -101,6 +107,8 @@ class Gateway:
         self._beat = self._spawn("heartbeat", self._heartbeat)
 
     def stop(self) -> None:
+        if self.web is not None:
+            self.web.stop()  # requests in flight finish: a deposit being received is taken
         if self.sftp is not None:
             self.sftp.stop()
         self._stop_intake.set()

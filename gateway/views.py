@@ -27,6 +27,10 @@ class NotFound(LookupError):
     """No such object, or none this viewer may see; the message says which."""
 
 
+class NotYet(NotFound):
+    """The object exists but what was asked of it is not made yet (a report before the flow is processed)."""
+
+
 @dataclass(frozen=True)
 class Viewer:
     """Who is looking: an account, or an operator (account None)."""
@@ -136,6 +140,38 @@ def flow(app: App, viewer: Viewer, flow_id: str) -> dict:
     data["events"] = [{"at": e.at, "kind": e.kind, "invoice_id": e.invoice_id, **json.loads(e.detail)}
                       for e in timeline]
     return data
+
+
+_RETURNED = {"ack": ("acknowledged", "{}.ack.xml"), "report": ("report_written", "{}.report.xml")}
+
+
+def returned_file(app: App, viewer: Viewer, flow_id: str, which: str) -> tuple[str, bytes]:
+    """The acknowledgement ("ack") or the integration report ("report") of a flow, as its supplier received
+    it: (file name, content), read from the content store (the supplier may have removed its copy)."""
+    kind, pattern = _RETURNED[which]
+    with session_scope(app.engine, write=False) as session:
+        found = find_flow(session, viewer, flow_id)
+        events = session.exec(select(Event.detail).where(Event.flow_id == flow_id, Event.kind == kind)
+                              .order_by(Event.id.desc())).all()
+    name = pattern.format(found.id)
+    for detail in events:
+        digest = json.loads(detail).get("sha256")
+        if digest and app.store.exists(digest):
+            return name, app.store.get(digest)
+    copy = app.zones.outbox(found.account) / name  # a flow recorded before the digest was
+    if events and copy.is_file():
+        return name, copy.read_bytes()
+    raise NotYet(f"the {'acknowledgement' if which == 'ack' else 'report'} of flow {flow_id} is not written yet")
+
+
+def document(app: App, viewer: Viewer, invoice_id: str) -> tuple[str, bytes]:
+    """An invoice as it was delivered to its recipient (as its supplier sent it): (file name, content)."""
+    with session_scope(app.engine, write=False) as session:
+        found, _supplier = find_invoice(session, viewer, invoice_id)
+    if not found.sha256 or not app.store.exists(found.sha256):
+        raise NotFound(f"invoice {invoice_id} has no stored document")
+    suffix = ".pdf" if found.name.lower().endswith(".pdf") else ".xml"
+    return f"{found.id}{suffix}", app.store.get(found.sha256)
 
 
 def find_invoice(session: Session, viewer: Viewer, ref: str, by_number: bool = False) -> tuple[Invoice, str]:

@@ -34,6 +34,7 @@ T = TypeVar("T")
 FAST = {
     "ingest": {"scan_interval": 0.5, "stable_interval": 0.05, "empty_grace": 0.5},
     "worker": {"poll_interval": 0.05, "lease_seconds": 3.0},
+    "web": {"listen": "127.0.0.1:0"},  # any free port, as the web_started log line says
 }
 
 

@@ -16,7 +16,8 @@ from gateway.db import session_scope
 from gateway.ingest.sftp.auth import KeyLineError, hash_password, key_text, parse_key_line, verify_password
 from gateway.ingest.sftp.connection import DISABLED_ALGORITHMS
 from gateway.ingest.sftp.fs import Target, clamp, resolve
-from gateway.ingest.sftp.limits import ConnectionCaps, FailureThrottle
+from gateway.ingest.sftp.limits import ConnectionCaps
+from gateway.throttle import FailureThrottle
 from gateway.models import AccountKey, AccountPassword
 from tests.sftp_harness import make_key, public
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterator
 
 import structlog
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from gateway import events, locks, wakeups
@@ -36,7 +37,7 @@ from gateway.diskfull import DiskFull, is_disk_full
 from gateway.findings import Finding, dumps
 from gateway.ingest.names import name_refusal, recordable
 from gateway.log import log
-from gateway.models import Flow
+from gateway.models import Flow, IdempotencyKey
 from gateway.returns import build_ack
 from gateway.store import fsync_dir
 
@@ -48,6 +49,7 @@ class Arrival:
     account: str
     original_name: str
     channel: str
+    idempotency_key: str | None = None  # an API deposit's: a retry with the same key gets the first flow
 
 
 def new_flow_id() -> str:
@@ -128,12 +130,12 @@ def acknowledge(app: App, flow: Flow) -> None:
     Intake and a worker that claimed the flow meanwhile may both get here: the row lock (SQLite's write
     lock) lets the first record the event and the second see it was.
     """
-    app.emit(flow.account, f"{flow.id}.ack.xml", build_ack(flow))
+    digest = app.emit(flow.account, f"{flow.id}.ack.xml", build_ack(flow))
     with session_scope(app.engine) as session:
         stored = session.get(Flow, flow.id, with_for_update=True)
         if not stored.acknowledged:
             stored.acknowledged = True
-            events.record(session, flow.id, "acknowledged", account=flow.account)
+            events.record(session, flow.id, "acknowledged", account=flow.account, sha256=digest)
     flow.acknowledged = True
 
 
@@ -220,7 +222,10 @@ def _admit(app: App, flow_id: str, arrival: Arrival) -> Flow:
     sidecar, data = _spool_paths(app, flow_id)
     with structlog.contextvars.bound_contextvars(flow_id=flow_id, account=arrival.account):
         digest, size = _store(app, data)
-        flow = _commit(app, flow_id, arrival, digest, size)
+        try:
+            flow = _commit(app, flow_id, arrival, digest, size)
+        except IntegrityError:  # the same idempotency key committed meanwhile by another deposit: its flow
+            flow = _commit(app, flow_id, arrival, digest, size)
         data.unlink()
         sidecar.unlink()
         app.disk.clear()
@@ -246,6 +251,11 @@ def _commit(app: App, flow_id: str, arrival: Arrival, digest: str, size: int) ->
         existing = session.get(Flow, flow_id)
         if existing is not None:
             return existing
+        if arrival.idempotency_key is not None:
+            first = session.get(IdempotencyKey, (arrival.account, arrival.idempotency_key))
+            if first is not None:  # a retried deposit (the API answers with the first flow)
+                return session.get(Flow, first.flow_id)
+            session.add(IdempotencyKey(account=arrival.account, key=arrival.idempotency_key, flow_id=flow_id))
         name = recordable(arrival.original_name)
         flow = Flow(id=flow_id, account=arrival.account, original_name=name,
                     size=size, sha256=digest, channel=arrival.channel)

@@ -15,7 +15,7 @@ import paramiko
 from gateway.app import App
 from gateway.ingest.sftp.auth import Credentials
 from gateway.ingest.sftp.fs import ZoneSession, ZoneSFTPServer
-from gateway.ingest.sftp.limits import FailureThrottle
+from gateway.throttle import FailureThrottle
 from gateway.ingest.sftp.uploads import Handoff
 from gateway.log import log
 

@@ -19,7 +19,8 @@ from gateway.app import App
 from gateway.ingest.sftp import hostkey
 from gateway.ingest.sftp.auth import Credentials
 from gateway.ingest.sftp.connection import Connection, open_transport
-from gateway.ingest.sftp.limits import ConnectionCaps, FailureThrottle
+from gateway.ingest.sftp.limits import ConnectionCaps
+from gateway.throttle import FailureThrottle
 from gateway.ingest.sftp.uploads import Handoff
 from gateway.log import log
 

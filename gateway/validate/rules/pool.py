@@ -196,6 +196,12 @@ class ValidatorPool:
         self._idle.put(validator)
         return verdict
 
+    def running(self) -> bool:
+        """Started, not closed, and with at least one live process (for readiness probes)."""
+        with self._lock:
+            live = any(v.alive for v in self._live)
+        return self._started.is_set() and not self._closed.is_set() and live
+
     def idle(self) -> int:
         """How many processes wait for a document (for operators and tests)."""
         return self._idle.qsize()

@@ -1,0 +1,44 @@
+"""Who is calling: the holder of the bearer token, or a 401 problem. Failed tokens are throttled per client
+address as SFTP passwords are (gateway.throttle): a growing delay before the answer, then a ban."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from gateway import tokens
+from gateway.log import log
+from gateway.views import Viewer
+from gateway.web.problems import Problem
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="gateway"'}
+
+
+def _refused(detail: str) -> Problem:
+    return Problem(401, "unauthenticated", "Authentication required", detail, headers=_CHALLENGE)
+
+
+async def holder(request: Request) -> tokens.Holder:
+    """The dependency of every API route: the token's holder (an account or an operator)."""
+    state = request.app.state
+    ip = request.client.host if request.client else "?"
+    if state.throttle.banned(ip):
+        raise Problem(429, "too-many-failures", "Too many failed authentications",
+                      "This address is refused for a while after repeated failed authentications.")
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _refused("Send the account's API token as 'Authorization: Bearer <token>'.")
+    found = await run_in_threadpool(tokens.authenticate, state.gateway, token.strip())
+    if found is None:
+        delay = state.throttle.failed(ip)
+        log.warning("api_auth_failed", ip=ip, delay=delay, banned=state.throttle.banned(ip))
+        await asyncio.sleep(delay)
+        raise _refused("Unknown or revoked token.")
+    request.state.holder = found
+    return found
+
+
+def viewer(found: tokens.Holder) -> Viewer:
+    return Viewer(found.account)
