@@ -15,7 +15,7 @@ from tests.harness import GatewayProcess, cli, load_samples, wait_for, write_con
 SUPPLIER, RECIPIENT, OTHER_SUPPLIER = "acme", "mairie-exemple", "globex"
 
 
-def _log_lines(path: Path, offset: int = 0) -> list[dict]:
+def log_lines(path: Path, offset: int = 0) -> list[dict]:
     if not path.exists():
         return []
     with open(path, "rb") as fh:
@@ -31,7 +31,7 @@ def start(process: GatewayProcess, timeout: float = 60) -> str:
     process.start()
 
     def started() -> str | None:
-        for line in _log_lines(process.log, offset):
+        for line in log_lines(process.log, offset):
             if line["event"] == "web_started":
                 scheme = "https" if line["tls"] else "http"
                 return f"{scheme}://{line['host']}:{line['port']}"

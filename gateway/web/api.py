@@ -39,7 +39,7 @@ def _cursor(value: str | None) -> str | None:
     if value is None:
         return None
     try:
-        return base64.urlsafe_b64decode(value.encode() + b"=" * (-len(value) % 4)).decode()
+        return base64.b64decode(value.encode() + b"=" * (-len(value) % 4), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise Problem(400, "cursor-invalid", "Cursor refused", "Pass back the next_cursor of a previous page.") from exc
 
