@@ -1,8 +1,9 @@
 """Content-addressed store and atomic file writes.
 
-Everything the gateway receives or emits is kept under its SHA-256. Files are written under a
-temporary name, fsynced, then renamed, and the directory is fsynced: after a crash a file is
-either whole or absent, and a reader polling a directory never sees half a file.
+Everything the gateway receives or emits is kept under its SHA-256, as a read-only copy of its own
+(never a link to a file a sender could still reach). Files are written under a temporary name, fsynced,
+then renamed, and the directory is fsynced: after a crash a file is either whole or absent, and a reader
+polling a directory never sees half a file.
 """
 
 from __future__ import annotations
@@ -21,18 +22,22 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, content: bytes) -> None:
-    """Write content to path so that it appears whole or not at all.
+def _temporary(path: Path) -> Path:
+    """A dot-name beside path, which the zone watcher and the SFTP clients' listings skip."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
 
-    The temporary name is a dot-file, which the zone watcher and the SFTP clients' listings skip.
-    """
+
+def write_atomic(path: Path, content: bytes, mode: int | None = None) -> None:
+    """Write content to path (with mode, if given) so that it appears whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    tmp = _temporary(path)
     try:
         with open(tmp, "xb") as fh:
             fh.write(content)
             fh.flush()
             os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -44,8 +49,16 @@ def sha256(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
+class StoreCorrupted(Exception):
+    """A stored file's bytes no longer match the digest it is stored under: it must not be sent."""
+
+
+READ_ONLY = 0o444
+_CHUNK = 1 << 20
+
+
 class ContentStore:
-    """Files kept by digest under root/ab/cd/<digest>; writing the same content twice is a no-op."""
+    """Files kept by digest under root/ab/cd/<digest>, read-only; writing the same content twice is a no-op."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -57,8 +70,42 @@ class ContentStore:
         digest = sha256(content)
         target = self.path(digest)
         if not target.exists():
-            write_atomic(target, content)
+            write_atomic(target, content, READ_ONLY)
         return digest
+
+    def put_file(self, source: Path) -> tuple[str, int]:
+        """Copy source into the store, hashing exactly the bytes copied; returns (digest, size). Whatever
+        happens to source meanwhile or afterwards, the stored copy is what its name says."""
+        digest = hashlib.sha256()
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = _temporary(self.root / "intake")
+        try:
+            with open(source, "rb") as src, open(tmp, "xb") as dst:
+                for chunk in iter(lambda: src.read(_CHUNK), b""):
+                    digest.update(chunk)
+                    dst.write(chunk)
+                dst.flush()
+                os.fsync(dst.fileno())
+                size = dst.tell()
+            os.chmod(tmp, READ_ONLY)
+            target = self.path(digest.hexdigest())
+            if target.exists():
+                tmp.unlink()
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, target)
+                fsync_dir(target.parent)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return digest.hexdigest(), size
+
+    def verified(self, digest: str) -> bytes:
+        """The stored content, checked against its name; StoreCorrupted if it no longer matches."""
+        content = self.get(digest)
+        if sha256(content) != digest:
+            raise StoreCorrupted(f"the stored copy {digest[:16]}... no longer matches its SHA-256")
+        return content
 
     def get(self, digest: str) -> bytes:
         return self.path(digest).read_bytes()

@@ -1,9 +1,10 @@
 """Intake: the one door every channel hands a received file to.
 
 The order of steps is the acknowledgement's promise. The file is first claimed by an atomic rename
-into the spool, next to a sidecar naming its account; it is fsynced and hard-linked into the
-content store; only then is its flow row committed, and only after that is the acknowledgement
-written. A crash at any step leaves the spool entry, which `recover()` finishes: a flow is never
+into the spool, next to a sidecar naming its account; it is copied into the content store while hashed
+(a copy of the gateway's own, read-only: a sender still holding the file open cannot change what was
+acknowledged) and fsynced; only then is its flow row committed, and only after that is the
+acknowledgement written. A crash at any step leaves the spool entry, which `recover()` finishes: a flow is never
 acknowledged before it is safe, and never lost once it is.
 
 Several processes may share the spool. The sidecar is locked (gateway.locks) by the process taking the
@@ -14,7 +15,6 @@ process holds: run periodically by every ingest process, it finishes a dead one'
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import secrets
@@ -39,7 +39,6 @@ from gateway.ingest.names import name_refusal, recordable
 from gateway.log import log
 from gateway.models import Flow, IdempotencyKey
 from gateway.returns import build_ack
-from gateway.store import fsync_dir
 
 
 @dataclass(frozen=True)
@@ -58,8 +57,9 @@ def new_flow_id() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%d%H%M%S%f}-{secrets.token_hex(3)}"
 
 
-def intake(app: App, path: Path, arrival: Arrival) -> Flow | None:
-    """Take the file at path for arrival.account; return its flow, or None if another taker won.
+def intake(app: App, path: Path, arrival: Arrival, expected: tuple[int, int] | None = None) -> Flow | None:
+    """Take the file at path for arrival.account; return its flow, or None if another taker won or the file
+    changed since the channel last looked at it (expected: its size and mtime in ns then; it is put back).
 
     Raises DiskFull if there is no room to take it: the file is then left unacknowledged at path (or in
     the spool, for recover(), if it cannot be put back).
@@ -78,6 +78,11 @@ def intake(app: App, path: Path, arrival: Arrival) -> Flow | None:
                 sidecar.unlink()
                 log.warning("zone_entry_removed", account=arrival.account, path=str(path),
                             reason="not a regular file")
+                return None
+            if expected is not None and _moved(data, expected) and _put_back(data, path):
+                sidecar.unlink()
+                log.info("intake_put_back", account=arrival.account, original_name=arrival.original_name,
+                         reason="changed since it was seen still")
                 return None
             return _admit(app, flow_id, arrival)
     except Exception as exc:
@@ -185,6 +190,11 @@ def _put_back_if_full(path: Path, data: Path, sidecar: Path) -> Iterator[None]:
         raise
 
 
+def _moved(data: Path, expected: tuple[int, int]) -> bool:
+    st = os.lstat(data)
+    return (st.st_size, st.st_mtime_ns) != expected
+
+
 def _put_back(data: Path, path: Path) -> bool:
     """Give the file its name back, never over a file that has come under that name since; False if it
     must stay in the spool instead (also when spool and zone are two file systems)."""
@@ -199,29 +209,10 @@ def _put_back(data: Path, path: Path) -> bool:
     return True
 
 
-def _store(app: App, data: Path) -> tuple[str, int]:
-    """fsync the spooled file and link it into the content store under its digest."""
-    digest = hashlib.sha256()
-    with open(data, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-        os.fsync(fh.fileno())
-        size = fh.tell()
-    target = app.store.path(digest.hexdigest())
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(data, target)
-        except FileExistsError:
-            pass
-        fsync_dir(target.parent)
-    return digest.hexdigest(), size
-
-
 def _admit(app: App, flow_id: str, arrival: Arrival) -> Flow:
     sidecar, data = _spool_paths(app, flow_id)
     with structlog.contextvars.bound_contextvars(flow_id=flow_id, account=arrival.account):
-        digest, size = _store(app, data)
+        digest, size = app.store.put_file(data)
         try:
             flow = _commit(app, flow_id, arrival, digest, size)
         except IntegrityError:  # the same idempotency key committed meanwhile by another deposit: its flow

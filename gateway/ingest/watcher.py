@@ -2,14 +2,21 @@
 
 watchdog's events are only hints that make the gateway react quickly; the periodic scan of every
 in/ is the truth, since events are lost when inotify's queue overflows and files already present at
-start-up give none. A file is taken once it has a final name and its size and mtime have held still
-for one interval (an empty file for a longer grace, as an upload may not have started writing yet).
+start-up give none. A file is taken once it has a final name, its size and mtime have held still
+for one interval (an empty file for a longer grace, as an upload may not have started writing yet), and no
+process of this host holds it open for writing: a writer pausing mid-file is waited for. That last check
+is a read lease (fcntl F_SETLEASE, refused while the file is open for writing); where leases cannot tell (a
+file of another owner without CAP_LEASE, a network file system) holding still is all there is, and senders
+should write under a temporary name, then rename (README, "SFTP"). A file that changed between the last
+look and its claim is put back (gateway.ingest.intake).
 A file that finds the disk full is left where it is and forgotten: the next scan finds it again, so it
 is tried once a scan interval until there is room.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import stat
 import threading
@@ -17,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import EVENT_TYPE_CLOSED_NO_WRITE, EVENT_TYPE_OPENED, FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
@@ -34,6 +41,28 @@ def is_final_name(name: str) -> bool:
     return not name.startswith(".") and not name.lower().endswith(_TEMPORARY_SUFFIXES)
 
 
+# Reading a file changes nothing in it: the watcher's own look at a file (its lease) must not wake it again.
+_NOT_HINTS = frozenset({EVENT_TYPE_OPENED, EVENT_TYPE_CLOSED_NO_WRITE})
+
+
+def open_for_writing(path: Path) -> bool | None:
+    """Whether a process of this host has path open for writing (a read lease is refused then); None where
+    a lease cannot tell."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    except OSError as exc:
+        return True if exc.errno in (errno.EAGAIN, errno.EBUSY) else None
+    else:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        return False
+    finally:
+        os.close(fd)
+
+
 @dataclass
 class _Seen:
     size: int
@@ -46,7 +75,7 @@ class _Hints(FileSystemEventHandler):
         self.watcher = watcher
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if not event.is_directory:
+        if not event.is_directory and event.event_type not in _NOT_HINTS:
             self.watcher.hint(Path(os.fsdecode(getattr(event, "dest_path", "") or event.src_path)))
 
 
@@ -134,9 +163,13 @@ class ZoneWatcher:
         quiet = self.settings.stable_interval if st.st_size else self.settings.empty_grace
         if now - seen.since < quiet:
             return False
+        if open_for_writing(path):  # a writer pausing: it must close the file, then let it hold still
+            self._seen[path] = _Seen(st.st_size, st.st_mtime_ns, now)
+            return False
         del self._seen[path]
         account = path.parent.parent.name
-        return intake(self.app, path, Arrival(account=account, original_name=path.name, channel="zone")) is not None
+        arrival = Arrival(account=account, original_name=path.name, channel="zone")
+        return intake(self.app, path, arrival, expected=(st.st_size, st.st_mtime_ns)) is not None
 
     def run(self, stop: threading.Event) -> None:
         observer = self._observe()
