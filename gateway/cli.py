@@ -412,6 +412,46 @@ def accounts_token(ctx: _Context, name: str, revoke_id: str | None, show: bool) 
     _token_command(ctx, revoke_id, show, account=name)
 
 
+@accounts.command("notify")
+@click.argument("name")
+@click.option("--webhook", "url", metavar="URL", help="POST each event as signed JSON to this http(s) URL.")
+@click.option("--secret", help="The webhook's signing secret (default: made by the gateway, printed once).")
+@click.option("--email", "address", metavar="ADDRESS", help="Send each event by e-mail ([smtp]) to this address.")
+@click.option("--events", metavar="EVENT,...", help="The events it receives: flow.finished, invoice.status "
+                                                    "(default: both).")
+@click.option("--list", "show", is_flag=True, help="List the account's subscriptions (never their secrets).")
+@click.option("--remove", "remove_id", type=int, metavar="ID", help="Remove the subscription with this id.")
+@pass_ctx
+def accounts_notify(ctx: _Context, name: str, url: str | None, secret: str | None, address: str | None,
+                    events: str | None, show: bool, remove_id: int | None) -> None:
+    """Tell the account of its flows' outcomes and its invoices' status changes: add a webhook or an e-mail
+    address (one per call), list or remove them."""
+    from gateway.notify import subscriptions
+    from gateway.notify.subscriptions import Wanted
+
+    if [bool(url), bool(address), show, remove_id is not None].count(True) != 1:
+        raise click.UsageError("give one of --webhook URL, --email ADDRESS, --list or --remove ID")
+    if secret is not None and not url or events is not None and not (url or address):
+        raise click.UsageError("--secret goes with --webhook, --events with --webhook or --email")
+    with _account_errors():
+        if show:
+            _table(["subscription", "kind", "target", "events", "created"],
+                   [(s["id"], s["kind"], s["target"], ",".join(s["events"]), f"{s['created_at']:%Y-%m-%d %H:%M:%S}")
+                    for s in subscriptions.listing(ctx.app, name)])
+            return
+        if remove_id is not None:
+            subscriptions.remove(ctx.app, name, remove_id)
+            click.echo(f"subscription {remove_id} removed")
+            return
+        wanted = Wanted("webhook" if url else "email", url or address, secret,
+                        None if events is None else [e.strip() for e in events.split(",") if e.strip()])
+        made = subscriptions.add(ctx.app, name, wanted)
+    click.echo(f"subscription {made['id']}: {made['kind']} {made['target']} ({', '.join(made['events'])})")
+    if "secret" in made:
+        click.echo(f"secret {made['secret']}")
+        click.echo("the secret is shown once: keep it now (webhook requests are signed with it)", err=True)
+
+
 @main.group()
 def operators() -> None:
     """Operators: people who run the gateway; their API tokens see every account's flows and invoices."""
@@ -516,7 +556,7 @@ def _delivery_table(deliveries: Iterable[dict]) -> None:
 
 @main.group()
 def deliveries() -> None:
-    """Deliveries of accepted invoices to their recipients: pending, delivered, dead-lettered."""
+    """Deliveries (invoices, status-returns, notifications): pending, delivered, dead-lettered."""
 
 
 @deliveries.command("list")

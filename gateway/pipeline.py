@@ -6,7 +6,8 @@ a first attempt at the invoices' deliveries that judgement created, then at the 
 meanwhile, write the integration report last and record the final state at once (with the status-returns'
 outcomes): the supplier's report closes the flow. Deliveries and the report have fixed names, so repeating
 a step replaces a file instead of adding one. A delivery that fails is retried by the delivery queue
-(gateway.route.delivery); the flow does not wait for it.
+(gateway.route.delivery); the flow does not wait for it. Notifications (gateway.notify) are queued with the
+statuses and the final state, and left to the delivery workers: a slow receiver holds up no flow.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import structlog
 from sqlmodel import Session, select
 from stdnum.fr import siret as siret_number
 
-from gateway import events, queue
+from gateway import events, metrics, queue
 from gateway.app import App
 from gateway.db import session_scope
 from gateway.findings import Finding, any_fatal, dumps, loads
@@ -31,6 +32,7 @@ from gateway.lifecycle import inbound
 from gateway.lifecycle import service as lifecycle
 from gateway.lifecycle.statuses import Status
 from gateway.models import Delivery, DeliveryState, Flow, FlowState, Invoice, Verdict, utcnow
+from gateway.notify import outbox as notifications
 from gateway.returns import build_report
 from gateway.route import route
 from gateway.route.controls import Deposit, check_deposit, duplicate_key
@@ -78,6 +80,7 @@ def process(app: App, flow_id: str, attempts: int = 1, owner: str = "") -> FlowS
         with session_scope(app.engine) as session:
             delivery.record_all(app, session, tried)
             record_report(session)
+        _count_rejections(work)
         return work.flow.state
 
 
@@ -88,8 +91,8 @@ def _load(app: App, flow_id: str, owner: str) -> _Work:
         # attempts this process began but could not record (no room in the database): made again now,
         # for the heartbeat would hold their leases for ever
         held = session.exec(select(Delivery.id).where(
-            Delivery.flow_id == flow_id, Delivery.lease_owner == owner, Delivery.state == DeliveryState.PENDING)
-            .order_by(Delivery.id)).all() if owner else []
+            Delivery.flow_id == flow_id, Delivery.lease_owner == owner, Delivery.state == DeliveryState.PENDING,
+            Delivery.kind.in_(queue.FLOW_KINDS)).order_by(Delivery.id)).all() if owner else []
     if flow.kind == STATUSES:  # its report lists the requests it carried, shaped as invoices
         invoices = [outcome.as_invoice(flow.id) for outcome in inbound.outcomes_from(flow.outcomes)]
     return _Work(flow, owner, list(invoices), list(held))
@@ -202,8 +205,10 @@ def _judge_documents(app: App, flow: Flow) -> list[Judged]:
     judged = []
     for member in members(app.store.path(flow.sha256), flow.original_name, archive_limits):
         sha256 = app.store.put(member.content) if batch else flow.sha256
-        checked = check_member(member, limits)
-        judged.append((member.name, sha256, checked, _check_rules(app, member, checked)))
+        with metrics.validating():
+            checked = check_member(member, limits)
+            rules = _check_rules(app, member, checked)
+        judged.append((member.name, sha256, checked, rules))
     return judged
 
 
@@ -289,6 +294,16 @@ def final_state(flow_findings: list[Finding], invoices: list[Invoice]) -> FlowSt
     return FlowState.INTEGRE_PARTIEL if accepted else FlowState.REJETE
 
 
+def _count_rejections(work: _Work) -> None:
+    """Count the fatal rules of a flow refused whole, or of each invoice it rejected, once its final state is
+    committed: a flow taken again after a crash is counted once."""
+    metrics.rejected(f.rule for f in loads(work.flow.findings) if f.fatal)
+    if work.flow.kind != STATUSES:  # a status message's requests are not invoices
+        for invoice in work.invoices:
+            if invoice.verdict is Verdict.REJECTED:
+                metrics.rejected(f.rule for f in loads(invoice.findings) if f.fatal)
+
+
 def _write_report(app: App, work: _Work) -> Callable[[Session], None]:
     """Write the report; returns what records it, with the final state, in the caller's transaction."""
     flow, invoices = work.flow, work.invoices
@@ -304,4 +319,5 @@ def _write_report(app: App, work: _Work) -> Callable[[Session], None]:
         events.record(session, flow.id, "report_written", name=report_name, sha256=digest)
         events.record(session, flow.id, "flow_finished", state=state.value, invoices=len(invoices),
                       accepted=sum(i.verdict is Verdict.ACCEPTED for i in invoices))
+        notifications.flow_finished(app, session, flow, invoices, processed_at)
     return record

@@ -25,6 +25,9 @@ from gateway.models import Delivery, DeliveryState, Endpoint, Flow, FlowState, W
 
 Queued = type[Flow] | type[Delivery]
 _LEASED = (Flow, Delivery, Endpoint)  # what a process's heartbeat renews and a graceful stop gives back
+# The deliveries a flow's worker makes itself: its invoices and their status-returns. Notifications (webhook,
+# email) are always the delivery workers': a slow receiver must not hold up a flow.
+FLOW_KINDS = ("invoice", "status")
 
 
 def new_owner() -> str:
@@ -48,13 +51,13 @@ def _free(model: Queued, now) -> Any:
 
 
 def _unattended(model: Queued) -> list[Any]:
-    """The deliveries of a flow still RECU belong to the worker processing it (pipeline.process makes them,
-    and takes back those a crash or a full disk left): the queue leaves them alone, since two attempts at
-    once would deliver a file twice."""
+    """The files delivered for a flow still RECU belong to the worker processing it (pipeline.process makes
+    them, and takes back those a crash or a full disk left): the queue leaves them alone, since two attempts
+    at once would deliver a file twice. Its notifications are the queue's at once."""
     if model is Flow:
         return []
     in_process = select(Flow.id).where(Flow.id == Delivery.flow_id, Flow.state == FlowState.RECU).exists()
-    return [~in_process]
+    return [~(Delivery.kind.in_(FLOW_KINDS) & in_process)]
 
 
 def claim(engine: Engine, owner: str, lease_seconds: float, model: Queued = Flow) -> tuple[Any, int] | None:
@@ -86,7 +89,8 @@ def claim(engine: Engine, owner: str, lease_seconds: float, model: Queued = Flow
 
 
 def lease_deliveries(session: Session, owner: str, lease_seconds: float, flow_id: str) -> list[int]:
-    """Lease to owner every delivery of flow_id that is due and free, in the order they were made.
+    """Lease to owner every delivery of flow_id that is due and free, in the order they were made, but its
+    notifications (left to the delivery workers).
 
     The worker that has just judged a flow takes the status-returns it queued (and any other due
     delivery of that flow) at once, instead of leaving each to a later claim; in the caller's transaction,
@@ -95,7 +99,8 @@ def lease_deliveries(session: Session, owner: str, lease_seconds: float, flow_id
     now = utcnow()
     stmt = (
         update(Delivery)
-        .where(Delivery.flow_id == flow_id, *_ready(Delivery, now), _free(Delivery, now))
+        .where(Delivery.flow_id == flow_id, Delivery.kind.in_(FLOW_KINDS), *_ready(Delivery, now),
+               _free(Delivery, now))
         .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds),
                 attempts=Delivery.attempts + 1)
         .returning(Delivery.id)

@@ -25,7 +25,7 @@ from typing import Callable, Collection
 
 from sqlmodel import select
 
-from gateway import queue
+from gateway import metrics, queue
 from gateway.app import App
 from gateway.db import session_scope
 from gateway.diskfull import is_disk_full
@@ -68,6 +68,9 @@ class Gateway:
         self.should_exit.set()
 
     def run(self) -> None:
+        """The process's life: start, wait for a signal, stop; its counters are summed with those of the other
+        processes of this host (gateway.metrics)."""
+        metrics.multiprocess(self.app.settings.gateway.data_dir)
         previous = {s: signal.signal(s, self.handle_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             self.start()

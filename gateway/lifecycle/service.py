@@ -2,8 +2,10 @@
 
 A change is checked against the transition table, recorded with its actor, time and reason, logged as
 an event, and told to the supplier by a status-return file in the format its account reads; that file
-travels as a delivery, so it is retried like an invoice and never lost. All of it happens in the
-caller's transaction: a change and its notification commit together or not at all.
+travels as a delivery, so it is retried like an invoice and never lost. The subscriptions of the supplier
+and of the recipient are notified too (gateway.notify), under the same rule (MISE_EN_PAIEMENT only where
+it is reported). All of it happens in the caller's transaction: a change and its notifications commit
+together or not at all.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from gateway.findings import Finding, loads
 from gateway.lifecycle.statuses import REASON_REQUIRED, TRANSITIONS, Status, can_move
 from gateway.models import (Account, Delivery, Flow, FlowState, Invoice, InvoiceStatus, StatusFormat, Structure,
                             Verdict, utcnow)
+from gateway.notify import outbox as notifications
 from gateway.returns.cdar import build_cdar
 from gateway.returns.invoice_response import build_invoice_response
 from gateway.returns.notice import StatusNotice
@@ -87,6 +90,7 @@ def _record(app: App, session: Session, invoice: Invoice, status: Status, actor:
                   code=status.value, actor=actor, reason_code=reason_code, source=source)
     if _reported(session, invoice, status):
         _notify(app, session, invoice, _notice(app, invoice, row), f"status-{row.id}")
+        notifications.invoice_status(app, session, invoice, row)
     else:
         events.record(session, invoice.flow_id, "status_not_reported", invoice_id=invoice.id, status=status.name)
     return row

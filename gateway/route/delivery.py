@@ -19,15 +19,29 @@ from gateway.app import App
 from gateway.db import session_scope
 from gateway.diskfull import is_disk_full
 from gateway.lifecycle import service as lifecycle
+from gateway.log import log
 from gateway.lifecycle.statuses import Status
-from gateway.models import Delivery, DeliveryState, Direction, Endpoint, Invoice, utcnow
+from gateway.models import Delivery, DeliveryState, Direction, Endpoint, Invoice, Subscription, utcnow
+from gateway.notify import KINDS as NOTIFICATIONS
+from gateway.notify.mail import MailChannel
+from gateway.notify.webhook import WebhookChannel
 from gateway.route.channels import DeliveryChannel, DeliveryError, PermanentDeliveryError, ZoneChannel
 from gateway.route.sftp_push import SftpPushChannel
+from gateway.store import StoreCorrupted
 
 
-def channel_for(app: App, endpoint: Endpoint | None) -> DeliveryChannel:
-    """The channel that reaches an account: its own SFTP server if it has a push endpoint (for every file
-    it receives, invoices and status-returns alike), else its zone on this gateway."""
+def channel_for(app: App, delivery: Delivery, endpoint: Endpoint | None,
+                subscription: Subscription | None) -> DeliveryChannel:
+    """The channel that reaches an account: a notification goes to its subscription (webhook or e-mail; one
+    removed meanwhile, whose id may be another's now, dead-letters it); a file to the account's own SFTP server
+    if it has a push endpoint (for every file it receives, invoices and status-returns alike), else to its zone
+    on this gateway."""
+    if delivery.kind in NOTIFICATIONS:
+        if subscription is None or (subscription.account, subscription.kind) != (delivery.destination, delivery.kind):
+            raise PermanentDeliveryError(f"subscription {delivery.subscription_id} was removed")
+        if subscription.kind == "webhook":
+            return WebhookChannel(subscription, app.settings.notify)
+        return MailChannel(subscription, app.settings.smtp)
     if endpoint is None:
         return ZoneChannel(app.zones)
     return SftpPushChannel(endpoint, app.remote, app.settings.remote)
@@ -52,8 +66,9 @@ def try_all(app: App, delivery_ids: list[int]) -> Tried:
     """
     if not delivery_ids:
         return []
-    deliveries, endpoints = _read(app, delivery_ids)
-    return [(delivery, _try(app, delivery, endpoints.get(delivery.destination))) for delivery in deliveries]
+    deliveries, endpoints, subscriptions = _read(app, delivery_ids)
+    return [(delivery, _try(app, delivery, endpoints.get(delivery.destination),
+                            subscriptions.get(delivery.subscription_id))) for delivery in deliveries]
 
 
 def record_all(app: App, session: Session, tried: Tried) -> list[DeliveryState]:
@@ -62,22 +77,32 @@ def record_all(app: App, session: Session, tried: Tried) -> list[DeliveryState]:
             else _delivered(app, session, delivery, outcome) for delivery, outcome in tried]
 
 
-def _read(app: App, delivery_ids: list[int]) -> tuple[list[Delivery], dict[str, Endpoint]]:
-    """The deliveries, in the order given, and the push endpoints of their destinations."""
+def _read(app: App, delivery_ids: list[int]) -> tuple[list[Delivery], dict[str, Endpoint], dict[int, Subscription]]:
+    """The deliveries, in the order given, the push endpoints of their destinations and the subscriptions of
+    the notifications among them."""
     with session_scope(app.engine, write=False) as session:
         found = {d.id: d for d in session.exec(select(Delivery).where(Delivery.id.in_(delivery_ids)))}
         deliveries = [found[delivery_id] for delivery_id in delivery_ids]
         endpoints = {e.account: e for e in session.exec(select(Endpoint).where(
             Endpoint.account.in_({d.destination for d in deliveries}), Endpoint.direction == Direction.PUSH))}
-    return deliveries, endpoints
+        wanted = {d.subscription_id for d in deliveries if d.subscription_id is not None}
+        subscriptions = {s.id: s for s in session.exec(select(Subscription).where(
+            Subscription.id.in_(wanted)))} if wanted else {}
+    return deliveries, endpoints, subscriptions
 
 
-def _try(app: App, delivery: Delivery, endpoint: Endpoint | None) -> str | DeliveryError:
+def _try(app: App, delivery: Delivery, endpoint: Endpoint | None,
+         subscription: Subscription | None) -> str | DeliveryError:
     """Where the delivery's file went, or why it did not."""
     with structlog.contextvars.bound_contextvars(flow_id=delivery.flow_id, invoice_id=delivery.invoice_id):
         try:
-            return channel_for(app, endpoint).deliver(delivery.destination, delivery.file_name,
-                                                      app.store.get(delivery.sha256))
+            content = app.store.verified(delivery.sha256)
+        except StoreCorrupted as exc:  # never a silent send of bytes other than those judged and acknowledged
+            log.error("store_integrity_alarm", delivery_id=delivery.id, sha256=delivery.sha256, error=str(exc))
+            return PermanentDeliveryError(f"{exc}: not sent; an operator must look into the store")
+        try:
+            return channel_for(app, delivery, endpoint, subscription).deliver(delivery.destination,
+                                                                              delivery.file_name, content)
         except DeliveryError as exc:
             return exc
 

@@ -1,5 +1,5 @@
-"""The gateway's HTTP face: the API for programs (gateway.web.api), health and metrics (gateway.web.health),
-served by uvicorn in the `web` role of `gateway run` (gateway.web.server)."""
+"""The gateway's HTTP face: the API for programs (gateway.web.api, gateway.web.subscriptions), health and
+metrics (gateway.web.health), served by uvicorn in the `web` role of `gateway run` (gateway.web.server)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from gateway.app import App
 from gateway.log import log
 from gateway.throttle import FailureThrottle
-from gateway.web import api, health, problems
+from gateway.web import api, health, problems, subscriptions
 
 
 def create_app(gateway: App) -> FastAPI:
@@ -24,6 +24,7 @@ def create_app(gateway: App) -> FastAPI:
                                          settings.ban_seconds)
     problems.install(app)
     app.include_router(api.router)
+    app.include_router(subscriptions.router)
     app.include_router(health.router)
 
     @app.middleware("http")

@@ -21,7 +21,7 @@ from gateway.lifecycle.statuses import Status
 from gateway.models import FlowState
 from gateway.tokens import Holder
 from gateway.web import schemas
-from gateway.web.auth import holder, viewer
+from gateway.web.auth import account_of, holder, viewer
 from gateway.web.deposit import receive
 from gateway.web.problems import Problem, not_found
 
@@ -58,13 +58,6 @@ async def _view(function, *args, **kwargs):
         raise not_found(str(exc)) from exc
 
 
-def _account(caller: Holder) -> str:
-    if caller.account is None:
-        raise Problem(403, "account-required", "An account's token is required",
-                      "Operators deposit no flows and receive no notifications: use the account's own token.")
-    return caller.account
-
-
 @router.post("/flows", status_code=202, response_model=schemas.Deposit, tags=["flows"],
              summary="Deposit a flow (one invoice, a batch, or a status message)",
              openapi_extra={"requestBody": {"required": True, "content": {
@@ -77,7 +70,7 @@ async def deposit(request: Request, caller: Caller, response: Response,
                                                                 "the first flow")] = None) -> schemas.Deposit:
     """The body is the file (or a multipart form's `file` part). It goes through the same intake as SFTP:
     answered once the flow is stored safely and acknowledged; its report follows at /flows/{id}/report."""
-    flow, replayed = await receive(request, _gateway(request), _account(caller), name, idempotency_key)
+    flow, replayed = await receive(request, _gateway(request), account_of(caller), name, idempotency_key)
     base = f"/api/v1/flows/{flow.id}"
     response.headers["Location"] = base
     if replayed:

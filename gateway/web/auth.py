@@ -8,7 +8,7 @@ import asyncio
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from gateway import tokens
+from gateway import metrics, tokens
 from gateway.log import log
 from gateway.views import Viewer
 from gateway.web.problems import Problem
@@ -33,6 +33,7 @@ async def holder(request: Request) -> tokens.Holder:
     found = await run_in_threadpool(tokens.authenticate, state.gateway, token.strip())
     if found is None:
         delay = state.throttle.failed(ip)
+        metrics.api_auth_failed()
         log.warning("api_auth_failed", ip=ip, delay=delay, banned=state.throttle.banned(ip))
         await asyncio.sleep(delay)
         raise _refused("Unknown or revoked token.")
@@ -42,3 +43,11 @@ async def holder(request: Request) -> tokens.Holder:
 
 def viewer(found: tokens.Holder) -> Viewer:
     return Viewer(found.account)
+
+
+def account_of(found: tokens.Holder) -> str:
+    """The account the token speaks for; an operator's is refused (403) where only an account may act."""
+    if found.account is None:
+        raise Problem(403, "account-required", "An account's token is required",
+                      "Operators deposit no flows and receive no notifications: use the account's own token.")
+    return found.account

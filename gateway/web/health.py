@@ -1,16 +1,19 @@
 """Health for load balancers and orchestrators: /healthz (the process answers) and /readyz (it can work:
-database reachable, validator processes up where this process judges flows, room left on disk)."""
+database reachable, validator processes up where this process judges flows, room left on disk); /metrics for
+Prometheus (gateway.metrics). None asks for a token: a scraper or a probe has none."""
 
 from __future__ import annotations
 
 import shutil
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
+from gateway import metrics
 from gateway.app import App
+from gateway.db import session_scope
 
 router = APIRouter(tags=["health"])
 
@@ -28,11 +31,17 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
+@router.get("/metrics", summary="Metrics in Prometheus's text format", response_class=Response)
+async def prometheus(request: Request) -> Response:
+    body = await run_in_threadpool(metrics.exposition, request.app.state.gateway.engine)
+    return Response(body, media_type=metrics.CONTENT_TYPE)
+
+
 def _unready(app: App) -> list[str]:
     reasons = []
     try:
-        with app.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        with session_scope(app.engine, write=False) as session:  # never waits for SQLite's write lock
+            session.execute(text("SELECT 1"))
     except Exception as exc:
         reasons.append(f"database unreachable: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
     if app.rules is not None and not app.rules.pool.running():

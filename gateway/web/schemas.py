@@ -174,5 +174,7 @@ class Subscription(_Out):
     target: str
     events: list[str]
     created_at: Utc
+    secret: str | None = Field(None, description="The webhook secret the gateway made: in the answer that made "
+                                                 "it only, never again")
 
 

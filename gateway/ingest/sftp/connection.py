@@ -12,6 +12,7 @@ import time
 
 import paramiko
 
+from gateway import metrics
 from gateway.app import App
 from gateway.ingest.sftp.auth import Credentials
 from gateway.ingest.sftp.fs import ZoneSession, ZoneSFTPServer
@@ -64,6 +65,7 @@ class Connection(paramiko.ServerInterface):
         if not self.throttle.banned(self.ip) and self.credentials.check_password(username, password):
             return self._granted(username, "password")
         delay = self.throttle.failed(self.ip)
+        metrics.sftp_login_failed()
         log.warning("sftp_auth_failed", account=username, ip=self.ip, method="password", delay=delay,
                     banned=self.throttle.banned(self.ip))
         self.stopping.wait(delay)

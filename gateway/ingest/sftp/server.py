@@ -15,6 +15,7 @@ import time
 
 import paramiko
 
+from gateway import metrics
 from gateway.app import App
 from gateway.ingest.sftp import hostkey
 from gateway.ingest.sftp.auth import Credentials
@@ -85,6 +86,7 @@ class SftpServer:
             return self._refuse(sock, ip, "banned")
         if not self.caps.acquire(ip):
             return self._refuse(sock, ip, "too many connections")
+        metrics.sftp_connection("accepted")
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         thread = threading.Thread(target=self._serve, args=(sock, ip), name=f"sftp-{ip}", daemon=True)
         with self._lock:
@@ -93,6 +95,7 @@ class SftpServer:
 
     def _refuse(self, sock: socket.socket, ip: str, reason: str) -> None:
         sock.close()
+        metrics.sftp_connection(reason.replace(" ", "_"))
         log.warning("sftp_connection_refused", ip=ip, reason=reason)
 
     def _serve(self, sock: socket.socket, ip: str) -> None:
