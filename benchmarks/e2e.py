@@ -87,7 +87,7 @@ class Cluster:
     """
 
     def __init__(self, root: Path, database_url: str | None, workers: int, settings: dict,
-                 database_pid: int | None = None, sshd: bool = False) -> None:
+                 database_pid: int | None = None, sshd: bool = False, front_roles: str = FRONT_ROLES) -> None:
         self.root, self.port, roles = root, free_port(), has_roles()
         self.database_pid = database_pid
         sftp = {"enabled": not sshd, "port": self.port, **settings.get("sftp", {})}
@@ -100,7 +100,7 @@ class Cluster:
         cli(config, "accounts", "add", SUPPLIER, "--role", "supplier", "--key", str(public(self.key)))
         self.sshd = Sshd(root, inbox(root, SUPPLIER), self.key) if sshd else None
         if roles:
-            front = FRONT_ROLES.replace("sftp,", "") if sshd else FRONT_ROLES
+            front = front_roles.replace("sftp,", "") if sshd else front_roles
             self.processes = [GatewayProcess(config, "--role", front, log=root / "front.log")]
             self.processes += [GatewayProcess(config, "--role", "worker", log=root / f"worker-{k}.log")
                                for k in range(workers)]
