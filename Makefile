@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.toml
-# The sample supplier's SFTP password (README, "Try it").
+# The sample supplier's SFTP and console password (README, "Try it"), the sample recipient's and an operator's
+# console passwords (README, "Console").
 SAMPLE_PASSWORD ?= acme-demo
+RECIPIENT_PASSWORD ?= mairie-demo
+OPERATOR_PASSWORD ?= ops-demo
 
 .PHONY: run test samples install bench bench-e2e clean
 
@@ -23,6 +26,8 @@ samples: install
 	$(BIN)/gateway --config $(CONFIG) directory import samples/directory.csv --services samples/services.csv
 	$(BIN)/gateway --config $(CONFIG) accounts import samples/accounts.csv
 	printf '%s\n' '$(SAMPLE_PASSWORD)' | $(BIN)/gateway --config $(CONFIG) accounts add acme --role supplier --password-stdin
+	printf '%s\n' '$(RECIPIENT_PASSWORD)' | $(BIN)/gateway --config $(CONFIG) accounts add mairie-exemple --role recipient --password-stdin
+	printf '%s\n' '$(OPERATOR_PASSWORD)' | $(BIN)/gateway --config $(CONFIG) operators add ops --password-stdin
 
 run: samples
 	$(BIN)/gateway --config $(CONFIG) run

@@ -1,7 +1,8 @@
 """Accounts and operators: what `gateway accounts ...` and `gateway operators ...` do, and the API with them.
 
 An account is a supplier or a recipient with its zone, its SIRETs, its SFTP login (password, keys) and
-optionally its own SFTP server (an endpoint). An operator runs the gateway: it holds only API tokens.
+optionally its own SFTP server (an endpoint). An operator runs the gateway: it holds API tokens and a console
+password.
 Every check is made before anything is written; a refusal is an AccountError naming what is wrong.
 """
 
@@ -16,8 +17,8 @@ from stdnum.fr import siret as siret_number
 from gateway.app import App
 from gateway.db import session_scope
 from gateway.ingest.sftp.auth import hash_password
-from gateway.models import (Account, AccountKey, AccountPassword, AccountSiret, Direction, Endpoint, Operator, Role,
-                            StatusFormat)
+from gateway.models import (Account, AccountKey, AccountPassword, AccountSiret, Direction, Endpoint, Operator,
+                            OperatorPassword, Role, StatusFormat)
 from gateway.zones import is_account_name
 
 
@@ -114,9 +115,14 @@ def listing(app: App) -> list[dict]:
              "sirets": held.get(a.name, []), "remote": servers.get(a.name, [])} for a in rows]
 
 
-def add_operator(app: App, name: str) -> None:
-    """Create an operator (nothing changes if it exists)."""
+def add_operator(app: App, name: str, password: str | None = None) -> None:
+    """Create an operator (nothing changes if it exists), or set its console password."""
     check_name(name)
+    if password is not None and not password:
+        raise AccountError("empty password", "--password")
     with session_scope(app.engine) as session:
         if session.get(Operator, name) is None:
             session.add(Operator(name=name))
+            session.flush()
+        if password is not None:
+            session.merge(OperatorPassword(operator=name, hash=hash_password(password)))

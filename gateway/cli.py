@@ -243,11 +243,15 @@ def directory_import(ctx: _Context, csv_file: Path, services: Path | None) -> No
     """Import Chorus Pro's directory export (21 columns, ';')."""
     from gateway.route import import_services, import_structures
 
+    problems: list[str] = []
     with _import_errors(), session_scope(ctx.app.engine) as session:
-        count = import_structures(session, csv_file)
+        count = import_structures(session, csv_file, problems)
         session.flush()
         service_count = import_services(session, services) if services else 0
-    click.echo(f"imported {count} structures, {service_count} services")
+    for problem in problems:
+        click.echo(f"warning: {problem}", err=True)
+    failing = f" ({len(problems)} with a SIRET failing its check)" if problems else ""
+    click.echo(f"imported {count} structures{failing}, {service_count} services")
 
 
 @directory.command("show")
@@ -280,8 +284,9 @@ def accounts() -> None:
 @click.argument("name")
 @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
 @click.option("--siret", "sirets", multiple=True, help="A SIRET the account holds (repeatable).")
-@click.option("--password", help="SFTP password (replaces the previous one; `ps` shows it: prefer --password-stdin).")
-@click.option("--password-stdin", is_flag=True, help="Read the SFTP password from the first line of standard input.")
+@click.option("--password", help="SFTP and console password (replaces the previous one; `ps` shows it: prefer "
+              "--password-stdin).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
 @click.option("--key", "keys", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="OpenSSH public key file (authorized_keys lines) the account may log in with (repeatable).")
 @click.option("--status-format", type=click.Choice([f.value for f in StatusFormat]),
@@ -459,11 +464,14 @@ def operators() -> None:
 
 @operators.command("add")
 @click.argument("name")
+@click.option("--password", help="Console password (replaces the previous one; prefer --password-stdin).")
+@click.option("--password-stdin", is_flag=True, help="Read the console password from the first line of standard input.")
 @pass_ctx
-def operators_add(ctx: _Context, name: str) -> None:
-    """Create an operator (then `gateway operators token NAME`)."""
+def operators_add(ctx: _Context, name: str, password: str | None, password_stdin: bool) -> None:
+    """Create an operator or set its console password (then `gateway operators token NAME`)."""
+    password = _password(password, password_stdin)
     with _account_errors():
-        accounts_service.add_operator(ctx.app, name)
+        accounts_service.add_operator(ctx.app, name, password)
     click.echo(f"operator {name} ready")
 
 
@@ -620,7 +628,8 @@ def status() -> None:
 @status.command("set")
 @click.argument("invoice_ref")
 @click.argument("new_status")
-@click.option("--reason", "reason_code", help="Reason code (required for REJETEE, SUSPENDUE, A_RECYCLER).")
+@click.option("--reason", "reason_code", help="Reason code (required for REJETEE, SUSPENDUE, A_RECYCLER; "
+              "A_RECYCLER is REJETEE unless [lifecycle] recycling).")
 @click.option("--comment", help="Free text for the supplier.")
 @click.option("--mandate", "mandate_number", help="Mandate number (MANDATEE).")
 @pass_ctx
@@ -641,7 +650,9 @@ def status_set(ctx: _Context, invoice_ref: str, new_status: str, reason_code: st
                                 reason=comment, mandate_number=mandate_number, source="cli")
         except StatusRefused as refused:
             raise click.ClickException(str(refused)) from refused
-    click.echo(f"invoice {row.invoice_id} is now {target.name} ({target.value})")
+    now = Status(row.status)
+    withdrawn = " (A_RECYCLER is withdrawn: see [lifecycle] recycling)" if now is not target else ""
+    click.echo(f"invoice {row.invoice_id} is now {now.name} ({now.value}){withdrawn}")
 
 
 @main.group()
@@ -663,10 +674,14 @@ def invoices_show(ctx: _Context, invoice_ref: str, as_json: bool) -> None:
     for key in ("id", "flow_id", "number", "issue_date", "seller_siret", "buyer_siret", "recipient", "verdict",
                 "status_name", "completes"):
         click.echo(f"{key:14} {data[key]}")
+    if data["cdar"]:  # what the supplier was told, in the reform's terms
+        cdar = data["cdar"]
+        click.echo(f"{'cdar':14} {cdar['code']} {cdar['label']}" + (f": {cdar['comment']}" if cdar["comment"] else ""))
     click.echo("\nstatuses:")
-    _table(["at", "status", "actor", "reason", "comment", "mandate"],
-           [(f"{h['at']:%Y-%m-%d %H:%M:%S}", f"{h['status']} {h['name']}", h["actor"], h["reason_code"],
-             h["reason"], h["mandate_number"]) for h in data["statuses"]])
+    _table(["at", "status", "cdar", "actor", "reason", "comment", "mandate"],
+           [(f"{h['at']:%Y-%m-%d %H:%M:%S}", f"{h['status']} {h['name']}",
+             f"{h['cdar']['code']} {h['cdar']['label']}", h["actor"], h["reason_code"], h["reason"],
+             h["mandate_number"]) for h in data["statuses"]])
     if data["deliveries"]:
         click.echo("\ndeliveries:")
         _delivery_table(data["deliveries"])

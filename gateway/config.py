@@ -104,6 +104,7 @@ class WebSettings(_Section):
     auth_delay_max: float = Field(16.0, ge=0)
     ban_after: int = Field(10, ge=1)
     ban_seconds: float = Field(900.0, gt=0)
+    session_idle: float = Field(1800.0, gt=0)  # seconds a console session lives unused
 
     @property
     def address(self) -> tuple[str, int]:
@@ -126,6 +127,10 @@ class SmtpSettings(_Section):
     timeout: float = Field(15.0, gt=0)
 
 
+class LifecycleSettings(_Section):
+    recycling: bool = False  # the historic A_RECYCLER; withdrawn by the reform (a request becomes REJETEE)
+
+
 class LogSettings(_Section):
     level: str = "info"
     file: Path | None = None
@@ -142,6 +147,7 @@ class Settings(_Section):
     web: WebSettings = WebSettings()
     notify: NotifySettings = NotifySettings()
     smtp: SmtpSettings = SmtpSettings()
+    lifecycle: LifecycleSettings = LifecycleSettings()
     log: LogSettings = LogSettings()
 
     @property

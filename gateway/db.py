@@ -7,12 +7,21 @@ reads (session_scope(write=False)) begins DEFERRED instead: it neither waits for
 holds the others up, which matters when several processes share the file. PostgreSQL needs none
 of this and gets a plain engine.
 
+Writers queue for SQLite's write lock on a lock file beside the database (flock, from BEGIN IMMEDIATE
+until the connection goes back to the pool after its COMMIT or ROLLBACK): a waiting writer starts as soon
+as the previous one ends, where SQLite's busy handler would poll with sleeps growing to 100 ms, letting a
+writer that commits often (a worker) starve the others (an API deposit, an SFTP intake). Past the
+connection's busy timeout the writer stops queueing and leaves the decision to SQLite.
+
 make_engine() also sees to the schema (gateway.schema): an empty database is created at head, one at
 any other revision is refused until `gateway db upgrade`.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -44,9 +53,49 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:
-        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READS_ONLY) else "BEGIN IMMEDIATE")
+        if conn.get_execution_options().get(_READS_ONLY):
+            conn.exec_driver_sql("BEGIN")
+            return
+        if path and path != ":memory:":
+            _queue_for_writing(conn.info, conn.connection.dbapi_connection, f"{path}.writer")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn, record) -> None:
+        if record.info.pop(_QUEUED, False):
+            fcntl.flock(record.info[_QUEUE_FD], fcntl.LOCK_UN)
+
+    @event.listens_for(engine, "close")
+    def _on_close(_dbapi_conn, record) -> None:
+        fd = record.info.pop(_QUEUE_FD, None)
+        if fd is not None:
+            os.close(fd)  # closing it also ends a flock still held
 
     return engine
+
+
+_QUEUE_FD, _QUEUED = "gateway_writer_fd", "gateway_writer_queued"
+_QUEUE_POLL_MIN, _QUEUE_POLL_MAX = 0.0005, 0.005  # seconds between two looks at the writers' lock file
+
+
+def _queue_for_writing(info: dict, dbapi_conn, lock_path: str) -> None:
+    """Take the writers' lock file for this connection, waiting at most its busy timeout."""
+    fd = info.get(_QUEUE_FD)
+    if fd is None:
+        fd = info[_QUEUE_FD] = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    deadline = time.monotonic() + dbapi_conn.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
+    delay = _QUEUE_POLL_MIN
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(delay)
+            delay = min(2 * delay, _QUEUE_POLL_MAX)
+            continue
+        info[_QUEUED] = True
+        return
 
 
 def open_engine(url: str) -> Engine:

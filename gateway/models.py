@@ -98,6 +98,13 @@ class Operator(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class OperatorPassword(SQLModel, table=True):
+    """An operator's console password, hashed as account passwords are (gateway.ingest.sftp.auth)."""
+
+    operator: str = Field(primary_key=True, foreign_key="operator.name")
+    hash: str
+
+
 class ApiToken(SQLModel, table=True):
     """A bearer token of the HTTP API, held by an account or by an operator. Only its SHA-256 is kept:
     the token itself is shown once, when it is made (gateway.tokens)."""
@@ -109,6 +116,18 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+
+
+class WebSession(SQLModel, table=True):
+    """A login to the browser console (gateway.sessions), held by an account or by an operator. The id is
+    the SHA-256 of the cookie's random value, never the value; logout and idle expiry delete the row."""
+
+    id: str = Field(primary_key=True)
+    account: str | None = Field(default=None, foreign_key="account.name")
+    operator: str | None = Field(default=None, foreign_key="operator.name")
+    csrf: str  # the token every form of this session carries
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
 
 
 class Subscription(SQLModel, table=True):

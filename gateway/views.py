@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import Numeric, case, cast, func, or_
 from sqlmodel import Session, select
 
 from gateway.app import App
 from gateway.db import session_scope
 from gateway.findings import loads
-from gateway.lifecycle.statuses import Status
+from gateway.lifecycle.statuses import EQUIVALENTS, Status
 from gateway.models import (AccountSiret, Delivery, DeliveryState, Event, Flow, FlowState, Invoice, InvoiceStatus,
                             Service, Structure, Verdict)
 
@@ -60,14 +61,24 @@ def flow_dict(flow: Flow) -> dict:
     return data
 
 
-def invoice_dict(invoice: Invoice, supplier: str | None = None) -> dict:
+def invoice_dict(invoice: Invoice, supplier: str | None = None, buyer_name: str | None = None) -> dict:
     data = invoice.model_dump(exclude={"findings", "packs"})
     data["supplier"] = supplier
+    data["buyer_name"] = buyer_name  # the buyer's name in the directory
     data["verdict"] = invoice.verdict.value
     data["status_name"] = Status(invoice.status).name if invoice.status else None
     data["errors"] = [f.to_dict() for f in loads(invoice.findings)]
     data["packs"] = json.loads(invoice.packs)
     return data
+
+
+def cdar_dict(status: str | None) -> dict | None:
+    """What the supplier is told of a status in the reform's terms: CDAR code, label and, for a code that
+    stands for several statuses (204), the comment naming this one."""
+    if status is None:
+        return None
+    equivalent = EQUIVALENTS[Status(status)]
+    return {"code": equivalent.cdar, "label": equivalent.cdar_label, "comment": equivalent.comment}
 
 
 def delivery_dict(delivery: Delivery) -> dict:
@@ -93,6 +104,9 @@ def _deliveries_seen(viewer: Viewer) -> list[Any]:
     if viewer.operator:
         return []
     return [or_(Delivery.destination == viewer.account, Delivery.kind == "invoice")]
+
+
+_BUYER = Structure.siret == Invoice.buyer_siret
 
 
 def _page(rows: list, limit: int, to_dict, key) -> Page:
@@ -127,15 +141,16 @@ def flow(app: App, viewer: Viewer, flow_id: str) -> dict:
     """A flow, its invoices (with their verdicts and errors), its deliveries and its whole timeline."""
     with session_scope(app.engine, write=False) as session:
         found = find_flow(session, viewer, flow_id)
-        invoices = session.exec(select(Invoice).where(Invoice.flow_id == flow_id).order_by(Invoice.seq)).all()
+        invoices = session.exec(select(Invoice, Structure.name).outerjoin(Structure, _BUYER)
+                                .where(Invoice.flow_id == flow_id).order_by(Invoice.seq)).all()
         deliveries = session.exec(select(Delivery).where(Delivery.flow_id == flow_id, *_deliveries_seen(viewer))
                                   .order_by(Delivery.id)).all()
         timeline = session.exec(select(Event).where(Event.flow_id == flow_id).order_by(Event.id)).all()
     data = flow_dict(found)
-    data["invoices"] = [invoice_dict(i, found.account) for i in invoices]
+    data["invoices"] = [invoice_dict(i, found.account, name) for i, name in invoices]
     data["counts"] = {"invoices": len(invoices),
-                      "accepted": sum(i.verdict is Verdict.ACCEPTED for i in invoices),
-                      "rejected": sum(i.verdict is Verdict.REJECTED for i in invoices)}
+                      "accepted": sum(i.verdict is Verdict.ACCEPTED for i, _name in invoices),
+                      "rejected": sum(i.verdict is Verdict.REJECTED for i, _name in invoices)}
     data["deliveries"] = [delivery_dict(d) for d in deliveries]
     data["events"] = [{"at": e.at, "kind": e.kind, "invoice_id": e.invoice_id, **json.loads(e.detail)}
                       for e in timeline]
@@ -195,35 +210,116 @@ def invoice(app: App, viewer: Viewer, ref: str, by_number: bool = False) -> dict
                                .order_by(InvoiceStatus.id)).all()
         deliveries = session.exec(select(Delivery).where(Delivery.invoice_id == found.id, *_deliveries_seen(viewer))
                                   .order_by(Delivery.id)).all()
-    data = invoice_dict(found, supplier)
-    data["statuses"] = [{**h.model_dump(exclude={"invoice_id"}), "name": Status(h.status).name} for h in history]
+        buyer = session.get(Structure, found.buyer_siret) if found.buyer_siret else None
+    data = invoice_dict(found, supplier, buyer.name if buyer else None)
+    data["cdar"] = cdar_dict(found.status)
+    data["statuses"] = [{**h.model_dump(exclude={"invoice_id"}), "name": Status(h.status).name,
+                         "cdar": cdar_dict(h.status)} for h in history]
     data["deliveries"] = [delivery_dict(d) for d in deliveries]
     return data
 
 
-def invoices(app: App, viewer: Viewer, *, number: str | None = None, status: Status | None = None,
-             counterparty: str | None = None, issued_from: str | None = None, issued_to: str | None = None,
-             after: str | None = None, limit: int = 50) -> Page:
-    """Search the viewer's invoices, newest first. counterparty: the other party's SIRET or account name
-    (the buyer or recipient of an invoice the viewer sent, the seller or supplier of one it received)."""
-    query = (select(Invoice, Flow.account).join(Flow, Flow.id == Invoice.flow_id).where(*_invoices_seen(viewer))
-             .order_by(Invoice.id.desc()).limit(limit + 1))
+# An invoice's total as a number, where its text is one (a rejected invoice may say anything).
+_AMOUNT = case((Invoice.total.regexp_match(r"^ *-?[0-9]+([.][0-9]+)? *$"), cast(Invoice.total, Numeric(20, 4))),
+               else_=None)
+SORTS = {"received": Invoice.id, "number": Invoice.number, "issued": Invoice.issue_date, "amount": _AMOUNT,
+         "status": Invoice.status}
+
+
+def _searched(viewer: Viewer, *, number: str | None = None, status: Status | None = None,
+              verdict: Verdict | None = None, counterparty: str | None = None, issued_from: str | None = None,
+              issued_to: str | None = None, amount_min: Decimal | None = None,
+              amount_max: Decimal | None = None) -> list[Any]:
+    """The clauses of a search of the viewer's invoices (a query joining Flow and the buyer's Structure)."""
+    clauses = _invoices_seen(viewer)
     if counterparty is not None:
-        buyer_side = or_(Invoice.buyer_siret == counterparty, Invoice.recipient == counterparty)
-        seller_side = or_(Invoice.seller_siret == counterparty, Flow.account == counterparty)
+        buyer_side = or_(Invoice.buyer_siret == counterparty,
+                         Invoice.recipient.icontains(counterparty, autoescape=True),
+                         Structure.name.icontains(counterparty, autoescape=True))
+        seller_side = or_(Invoice.seller_siret == counterparty, Flow.account.icontains(counterparty, autoescape=True))
         if viewer.operator:
-            query = query.where(or_(buyer_side, seller_side))
+            clauses.append(or_(buyer_side, seller_side))
         else:
-            query = query.where(or_((Flow.account == viewer.account) & buyer_side,
-                                    (Invoice.recipient == viewer.account) & seller_side))
+            clauses.append(or_((Flow.account == viewer.account) & buyer_side,
+                               (Invoice.recipient == viewer.account) & seller_side))
     for value, clause in ((number, lambda v: Invoice.number == v), (status, lambda v: Invoice.status == v.value),
+                          (verdict, lambda v: Invoice.verdict == v),
                           (issued_from, lambda v: Invoice.issue_date >= v),
-                          (issued_to, lambda v: Invoice.issue_date <= v), (after, lambda v: Invoice.id < v)):
+                          (issued_to, lambda v: Invoice.issue_date <= v),
+                          (amount_min, lambda v: _AMOUNT >= v), (amount_max, lambda v: _AMOUNT <= v)):
         if value is not None:
-            query = query.where(clause(value))
+            clauses.append(clause(value))
+    return clauses
+
+
+def _invoice_rows():
+    return (select(Invoice, Flow.account, Structure.name).join(Flow, Flow.id == Invoice.flow_id)
+            .outerjoin(Structure, _BUYER))
+
+
+def invoices(app: App, viewer: Viewer, *, sort: str = "received", descending: bool = True, after: str | None = None,
+             offset: int = 0, limit: int = 50, **search: Any) -> Page:
+    """Search the viewer's invoices, newest first unless sort (a key of SORTS) says otherwise; after: the `next`
+    of the previous page (newest first only), or offset: rows to skip. search: number, status (a Status),
+    verdict, counterparty (the other party's SIRET, or part of its account's or directory name: the buyer or
+    recipient of an invoice the viewer sent, the seller or supplier of one it received), issued_from and
+    issued_to (YYYY-MM-DD), amount_min and amount_max (the total)."""
+    column = SORTS[sort]
+    order = column.desc() if descending else column.asc()
+    query = (_invoice_rows().where(*_searched(viewer, **search))
+             .order_by(order.nulls_last(), Invoice.id.desc() if descending else Invoice.id.asc())
+             .offset(offset).limit(limit + 1))
+    if after is not None:
+        query = query.where(Invoice.id < after)
     with session_scope(app.engine, write=False) as session:
         rows = list(session.exec(query).all())
     return _page(rows, limit, lambda row: invoice_dict(*row), lambda row: row[0].id)
+
+
+def status_counts(app: App, viewer: Viewer, **search: Any) -> list[dict]:
+    """How many of the viewer's invoices (searched as by invoices()) are in each status, by code; those
+    rejected at integration (no status) under None."""
+    query = (select(Invoice.status, func.count()).join(Flow, Flow.id == Invoice.flow_id).outerjoin(Structure, _BUYER)
+             .where(*_searched(viewer, **search)).group_by(Invoice.status))
+    with session_scope(app.engine, write=False) as session:
+        counted = dict(session.exec(query).all())
+    return [{"status": code, "name": Status(code).name if code else None, "count": counted[code]}
+            for code in sorted(counted, key=lambda code: code or "")]
+
+
+ALERTING = (Status.REJETEE, Status.SUSPENDUE, Status.A_RECYCLER)
+
+
+def alerts(app: App, viewer: Viewer, limit: int = 20, **search: Any) -> list[dict]:
+    """The viewer's invoices that ask for action, newest first: rejected at integration (their errors say
+    why), or REJETEE, SUSPENDUE or A_RECYCLER (their last status says why: `reason`)."""
+    query = (_invoice_rows().where(*_searched(viewer, **search))
+             .where(or_(Invoice.status.in_([s.value for s in ALERTING]), Invoice.verdict == Verdict.REJECTED))
+             .order_by(Invoice.id.desc()).limit(limit))
+    with session_scope(app.engine, write=False) as session:
+        rows = session.exec(query).all()
+        ids = [row[0].id for row in rows]
+        last = {h.invoice_id: h for h in session.exec(select(InvoiceStatus).where(InvoiceStatus.invoice_id.in_(ids))
+                                                      .order_by(InvoiceStatus.id)).all()}
+    found = []
+    for row in rows:
+        data, status = invoice_dict(*row), last.get(row[0].id)
+        data["reason"] = status.model_dump(exclude={"invoice_id"}) if status else None
+        found.append(data)
+    return found
+
+
+def delivered_file(app: App, viewer: Viewer, invoice_id: str, delivery_id: int) -> tuple[str, bytes]:
+    """A file delivered about an invoice the viewer may see (the invoice to its recipient, a status-return
+    to its supplier), one the viewer may see: (file name, content)."""
+    with session_scope(app.engine, write=False) as session:
+        find_invoice(session, viewer, invoice_id)
+        found = session.exec(select(Delivery).where(Delivery.id == delivery_id, Delivery.invoice_id == invoice_id,
+                                                    Delivery.kind.in_(["invoice", "status"]),
+                                                    *_deliveries_seen(viewer))).first()
+    if found is None or not app.store.exists(found.sha256):
+        raise NotFound(f"no file {delivery_id} for invoice {invoice_id}")
+    return found.file_name, app.store.get(found.sha256)
 
 
 def deliveries(app: App, state: DeliveryState | None = None, limit: int = 50) -> list[dict]:

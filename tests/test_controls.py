@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
 
 import pytest
+from lxml import etree
 from sqlmodel import Session, SQLModel, create_engine
 
 from gateway.models import Account, AccountSiret, Flow, Invoice, Role, Structure, Verdict
 from gateway.route.controls import CONTROLS, Deposit, check_deposit, duplicate_key
 from gateway.validate.extract import InvoiceData
+from tests.harness import REPORT_NS, SAMPLES, cli, drop, files, outbox, renumber, wait_for, wait_report, zip_of
 
 DAY = date(2026, 6, 15)
 SELLER = "81234567600017"  # held by acme
@@ -94,7 +97,7 @@ def test_duplicate_depends_on_the_earlier_invoice_status(session):
     earlier = {"LIVE-1": "03", "NEVER-1": None, "RECYCLE-1": "04", "REFUSED-1": "05", "SUSPENDED-1": "06"}
     for n, (number, status) in enumerate(earlier.items()):
         session.add(Invoice(id=f"F1-{n:03d}", flow_id="F1", number=number, seller_siret=SELLER, status=status,
-                            verdict=Verdict.ACCEPTED if status else Verdict.REJECTED))
+                            issue_date="2026-01-05", verdict=Verdict.ACCEPTED if status else Verdict.REJECTED))
     session.commit()
     assert _rules(session, replace(PLAIN, number="LIVE-1")) == ["B2G-DUPLICATE"]
     assert _rules(session, replace(PLAIN, number="REFUSED-1")) == ["B2G-DUPLICATE"]  # REJETEE: a new number
@@ -109,3 +112,88 @@ def test_duplicate_within_one_flow(session):
     seen = {duplicate_key(PLAIN)}
     assert _rules(session, PLAIN, seen=seen) == ["B2G-DUPLICATE"]
     assert _rules(session, replace(PLAIN, number="FA-2026-009"), seen=seen) == []
+    # the same key: another establishment of the same company; not the same key: another year
+    assert "B2G-DUPLICATE" in _rules(session, replace(PLAIN, seller_siret=SAME_COMPANY), seen=seen)
+    assert _rules(session, replace(PLAIN, issue_date="2025-12-31"), seen=seen) == []
+
+
+SAME_COMPANY = "81234567600025"  # another establishment (SIRET) of acme's company (SIREN 812345676)
+
+
+def test_duplicate_key_is_year_seller_siren_and_number():
+    assert duplicate_key(PLAIN) == ("2026", "812345676", "FA-2026-001")
+    assert duplicate_key(replace(PLAIN, seller_siret="812 345 676 00025", number=" FA-2026-001 ")) == (
+        "2026", "812345676", "FA-2026-001")
+    assert duplicate_key(replace(PLAIN, issue_date=None, seller_siret=None, number="")) == (None, None, None)
+
+
+def test_uniqueness_is_per_year_of_issue_and_seller_siren(session):
+    """Rows recorded before the key existed (issue date, seller SIRET and number as they are) count: the
+    same number from another establishment of the company is a duplicate, from another company or another
+    year is not."""
+    session.add_all([Account(name="acme2", role=Role.SUPPLIER), AccountSiret(account="acme2", siret=SAME_COMPANY),
+                     AccountSiret(account="acme2", siret=OTHER_SELLER)])
+    session.add(Flow(id="F1", account="acme", original_name="a.xml", size=1, sha256="x"))
+    session.add(Invoice(id="F1-001", flow_id="F1", number="FA-2026-001", seller_siret=SELLER, status="03",
+                        issue_date="2026-03-01", verdict=Verdict.ACCEPTED))
+    session.commit()
+    assert _rules(session, PLAIN) == ["B2G-DUPLICATE"]
+    sibling = check_deposit(Deposit(session, replace(PLAIN, seller_siret=SAME_COMPANY), "acme2", DAY, set()))
+    assert [f.rule for f in sibling] == ["B2G-DUPLICATE"]
+    assert "SIREN 812345676" in sibling[0].message and "2026" in sibling[0].message
+    assert _rules(session, replace(PLAIN, issue_date="2025-06-15")) == []  # another year
+    assert _rules(session, replace(PLAIN, seller_siret=OTHER_SELLER), "acme2") == []  # another company
+    assert _rules(session, replace(PLAIN, number="FA-2026-0011")) == []  # another number
+
+
+def test_seller_siret_with_like_wildcards_matches_nothing_else(session):
+    """The SIREN prefix is compared literally: '%' or '_' in a broken seller identifier matches no row."""
+    session.add(Flow(id="F1", account="acme", original_name="a.xml", size=1, sha256="x"))
+    session.add(Invoice(id="F1-001", flow_id="F1", number="FA-2026-001", seller_siret=SELLER, status="03",
+                        issue_date="2026-03-01", verdict=Verdict.ACCEPTED))
+    session.commit()
+    assert Deposit(session, replace(PLAIN, seller_siret="8123%"), "acme", DAY, set()).earlier is None
+    assert Deposit(session, replace(PLAIN, seller_siret="81234567_"), "acme", DAY, set()).earlier is None
+    assert Deposit(session, PLAIN, "acme", DAY, set()).earlier.id == "F1-001"
+
+
+# ---------------------------------------------------------------- through the running gateway
+
+def _as_seller(content: bytes, siret: str) -> bytes:
+    """The sample invoice issued by another establishment of ACME (its SIRET wherever it is written)."""
+    return content.replace(b">" + SELLER.encode() + b"<", b">" + siret.encode() + b"<")
+
+
+def _issued(content: bytes, day: str) -> bytes:
+    """The sample invoice (issued 2026-10-15) issued on day instead."""
+    return content.replace(b"<cbc:IssueDate>2026-10-15</cbc:IssueDate>", f"<cbc:IssueDate>{day}</cbc:IssueDate>".encode())
+
+
+def test_uniqueness_through_the_gateway_across_establishments_and_years(config_file, running):
+    """Year of issue + seller SIREN + number, on the invoices the gateway recorded: a second establishment
+    of ACME reusing a number is refused (213 REJ_UNI), the same number issued another year is accepted, in
+    separate flows and within one batch."""
+    root = config_file.parent
+    cli(config_file, "accounts", "add", "acme", "--role", "supplier", "--siret", SAME_COMPANY)
+    sample = renumber((SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes(), "UNI-1")
+    assert sample.count(SELLER.encode()) == 2 and b"<cbc:IssueDate>2026-10-15</cbc:IssueDate>" in sample
+
+    def outcome(name: str, content: bytes) -> tuple[str, list[str]]:
+        drop(root, "acme", name, content)
+        report = wait_report(root, "acme", name)
+        return (report.findtext("r:flow/r:state", namespaces=REPORT_NS),
+                report.xpath("//r:error/r:rule/text()", namespaces=REPORT_NS))
+
+    assert outcome("first.xml", sample) == ("INTEGRE", [])
+    assert outcome("sibling.xml", _as_seller(sample, SAME_COMPANY)) == ("REJETE", ["B2G-DUPLICATE"])
+    rejection = wait_for(lambda: files(outbox(root, "acme"), ".rejected.cdar.xml"), what="the 213 notice")
+    assert [etree.parse(str(p)).findtext(".//{*}ReasonCode") for p in rejection] == ["REJ_UNI"]
+    assert outcome("last-year.xml", _issued(sample, "2025-10-15")) == ("INTEGRE", [])
+    assert outcome("sibling-last-year.xml", _issued(_as_seller(sample, SAME_COMPANY), "2025-11-02")) == (
+        "REJETE", ["B2G-DUPLICATE"])
+    batch = zip_of({"a.xml": renumber(sample, "UNI-2"),
+                    "b.xml": _as_seller(renumber(sample, "UNI-2"), SAME_COMPANY),
+                    "c.xml": _issued(_as_seller(renumber(sample, "UNI-2"), SAME_COMPANY), "2025-01-10")})
+    assert outcome("batch.zip", batch) == ("INTEGRE_PARTIEL", ["B2G-DUPLICATE"])
+    shown = json.loads(cli(config_file, "invoices", "show", "UNI-1", "--json"))
+    assert shown["issue_date"] == "2025-10-15"  # the latest live UNI-1: last year's, accepted

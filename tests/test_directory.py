@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlmodel import Session, SQLModel, create_engine, select
 
+from gateway.cli import main
 from gateway.models import Account, AccountSiret, Role, Service, Structure
 from gateway.route import (
     DirectoryImportError,
@@ -17,6 +20,17 @@ from gateway.route import (
     parse_bool,
 )
 from gateway.route.directory import SERVICE_COLUMNS, STRUCTURE_COLUMNS
+from tests.harness import (
+    REPORT_NS,
+    cli,
+    drop,
+    files,
+    outbox,
+    readdress,
+    renumber,
+    wait_for,
+    wait_report,
+)
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 HEADER = ";".join(STRUCTURE_COLUMNS)
@@ -83,6 +97,67 @@ def test_only_siret_identifiers_are_padded(session: Session, tmp_path: Path) -> 
     other = HOSPITAL.replace("SIRET;1370999300011", "RIDET;1234567")
     import_structures(session, write(tmp_path, HEADER, other))
     assert session.get(Structure, "1234567") is not None
+
+
+def row(id_type: str, identifier: str, name: str = "STRUCTURE") -> str:
+    """The HOSPITAL row under another type, identifier and name, without its service requirement."""
+    return HOSPITAL.replace("SIRET;1370999300011;CENTRE HOSPITALIER", f"{id_type};{identifier};{name}").replace(
+        ";oui;NON;o;n;", ";oui;NON;non;n;")
+
+
+@pytest.mark.parametrize(("written", "stored"), [
+    ("1", "SIRET"), ("01", "SIRET"), (" siret ", "SIRET"), ("SIRET", "SIRET"), ("4", "RIDET"), ("RIDET", "RIDET"),
+    ("2", "UE_HORS_FRANCE"), ("ue_hors_france", "UE_HORS_FRANCE"), ("3", "HORS_UE"), ("5", "TAHITI"),
+    ("7", "PARTICULIER"), ("Particulier", "PARTICULIER"),
+])
+def test_identifier_type_by_numeric_code_or_name(session: Session, tmp_path: Path, written: str,
+                                                 stored: str) -> None:
+    """The published export writes TypeIdentifiant as a code (1: SIRET), others as the name: both are
+    read, and stored as the name; a SIRET gets its zeros back whichever way its type is written."""
+    import_structures(session, write(tmp_path, HEADER, row(written, "1370999300011")))
+    [structure] = session.exec(select(Structure)).all()
+    expected = "01370999300011" if stored == "SIRET" else "1370999300011"
+    assert (structure.id_type, structure.siret) == (stored, expected)
+
+
+@pytest.mark.parametrize("written", ["9", "0", "SIREN", "", "1.0"])
+def test_unknown_identifier_type_is_refused_with_line_and_column(session: Session, tmp_path: Path,
+                                                                  written: str) -> None:
+    """Anything else refuses the whole file, naming the cell, and nothing is written."""
+    path = write(tmp_path, HEADER, row("1", "21370999100011"), row(written, "1370999300011"))
+    with pytest.raises(DirectoryImportError,
+                       match=rf"export\.csv line 3, column TypeIdentifiant: '{written}' is not an identifier type"):
+        import_structures(session, path)
+    assert session.exec(select(Structure)).all() == []
+
+
+def test_empty_identifier_is_refused(session: Session, tmp_path: Path) -> None:
+    with pytest.raises(DirectoryImportError, match="export.csv line 2, column Identifiant: no identifier"):
+        import_structures(session, write(tmp_path, HEADER, row("1", " ")))
+
+
+def test_sirets_failing_their_check_are_reported(session: Session, tmp_path: Path) -> None:
+    """A SIRET whose check digit fails, or whose stripped zeros would not make a valid SIRET, is imported as
+    written and reported with its line and column; valid ones, and other types, are not reported."""
+    problems: list[str] = []
+    path = write(tmp_path, HEADER, row("1", "21370999100011", "A"), row("SIRET", "21370999100012", "B"),
+                 row("1", "1370999300012", "C"), row("4", "1234567", "D"), row("1", "3709980100013", "E"))
+    assert import_structures(session, path, problems) == 5
+    assert problems == [
+        (f"export.csv line {line}, column Identifiant: SIRET {siret!r} fails its check (14 digits, Luhn or "
+         "La Poste's rule): imported as written, no invoice can be addressed to it")
+        for line, siret in ((3, "21370999100012"), (4, "1370999300012"))
+    ]
+    assert sorted(session.exec(select(Structure.siret)).all()) == [
+        "03709980100013", "1234567", "1370999300012", "21370999100011", "21370999100012"]
+
+
+def test_la_poste_sirets_are_not_reported(session: Session, tmp_path: Path) -> None:
+    """La Poste's establishments follow their own rule (python-stdnum knows it), not Luhn."""
+    problems: list[str] = []
+    import_structures(session, write(tmp_path, HEADER, row("1", "35600000000048"), row("1", "35600000049837")),
+                      problems)
+    assert problems == []
 
 
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "cp1252"])
@@ -177,3 +252,37 @@ def test_samples_import(session: Session) -> None:
     assert session.get(Structure, "01370999300011") is not None
     assert session.get(Service, ("01370999300011", "DECHETS")) is not None
     assert session.get(AccountSiret, ("cc-pays-exemple", "01370999300011")) is not None
+
+
+# ---------------------------------------------------------------- the published export, through the gateway
+
+def test_published_export_routes_an_invoice_to_a_structure_it_stripped(config_file, running) -> None:
+    """An export written as the published file is (numeric types, a SIRET whose leading zero a spreadsheet
+    stripped, a non-SIRET row, a SIRET failing its check) imports with the bad SIRET reported, and an
+    invoice to the stripped structure reaches the account holding it."""
+    root = config_file.parent
+    export = write(root, HEADER, row("1", "3709980100013", "LYCEE DU ZERO"),
+                   row("4", "1234567", "STRUCTURE CALEDONIENNE"), row("1", "21370999100012", "SIRET FAUX"))
+    result = CliRunner().invoke(main, ["--config", str(config_file), "directory", "import", str(export)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "imported 3 structures (1 with a SIRET failing its check), 0 services\n"
+    assert result.stderr.splitlines() == [
+        (f"warning: {export.name} line 4, column Identifiant: SIRET '21370999100012' fails its check (14 digits, "
+         "Luhn or La Poste's rule): imported as written, no invoice can be addressed to it")]
+    shown = json.loads(cli(config_file, "directory", "show", ZERO_SIRET, "--json"))
+    assert (shown["siret"], shown["id_type"], shown["name"]) == (ZERO_SIRET, "SIRET", "LYCEE DU ZERO")
+    assert json.loads(cli(config_file, "directory", "show", "1234567", "--json"))["id_type"] == "RIDET"
+    cli(config_file, "accounts", "add", "lycee-zero", "--role", "recipient", "--siret", ZERO_SIRET)
+
+    invoice = readdress(renumber((SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes(), "ZERO-1"), ZERO_SIRET, None)
+    drop(root, "acme", "zero.xml", invoice)
+    report = wait_report(root, "acme", "zero.xml")
+    assert report.findtext("r:flow/r:state", namespaces=REPORT_NS) == "INTEGRE", \
+        report.xpath("//r:error/r:rule/text()", namespaces=REPORT_NS)
+    assert report.findtext("r:invoices/r:invoice/r:recipient", namespaces=REPORT_NS) == "lycee-zero"
+    invoice_id = report.findtext("r:invoices/r:invoice/r:invoiceId", namespaces=REPORT_NS)
+    delivered = wait_for(lambda: [p for p in files(outbox(root, "lycee-zero"), ".xml")], what="the delivery")
+    assert [p.name for p in delivered] == [f"{invoice_id}.xml"] and delivered[0].read_bytes() == invoice
+
+
+ZERO_SIRET = "03709980100013"  # written 3709980100013 in the export

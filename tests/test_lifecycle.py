@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -18,11 +20,22 @@ from gateway.cli import main
 from gateway.db import session_scope
 from gateway.lifecycle.service import StatusRefused, set_status
 from gateway.lifecycle.statuses import TRANSITIONS, Status
-from gateway.models import Flow, Invoice, Verdict
+from gateway.models import Flow, Invoice, InvoiceStatus, Verdict
 from gateway.returns import assert_valid
 from gateway.returns.cdar import build_cdar
 from gateway.returns.notice import StatusNotice
-from tests.harness import REPORT_NS, SAMPLES, cli, readdress, renumber, wait_for
+from tests.harness import (
+    REPORT_NS,
+    SAMPLES,
+    cli,
+    drop,
+    files,
+    outbox,
+    readdress,
+    renumber,
+    wait_for,
+    wait_report,
+)
 from tests.sftp_harness import PASSWORDS, sftp_site  # noqa: F401  (fixture)
 
 UBL_OK = (SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes()
@@ -32,23 +45,28 @@ CDAR_NS = {"rsm": "urn:un:unece:uncefact:data:standard:CrossDomainAcknowledgemen
            "ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100"}
 
 
-def test_every_transition_of_the_table(app):
-    """Walk the whole table: each move is allowed exactly when the table lists it."""
+@pytest.mark.parametrize("recycling", [False, True], ids=["recycling-withdrawn", "recycling-kept"])
+def test_every_transition_of_the_table(app, recycling):
+    """Walk the whole table: each move is allowed exactly when the table lists it; with recycling withdrawn
+    (the default), asking for A_RECYCLER is asking for REJETEE."""
+    app.settings.lifecycle.recycling = recycling
     with session_scope(app.engine) as session:
         session.add(Flow(id="F", account="acme", original_name="f.xml", size=1, sha256="0" * 64))
         session.add(Invoice(id="F-001", flow_id="F", number="T-1", seller_siret=SELLER, buyer_siret=MAIRIE,
                             recipient="mairie-exemple", verdict=Verdict.ACCEPTED, status="01"))
     for current in Status:
         for new in Status:
+            meant = Status.REJETEE if new is Status.A_RECYCLER and not recycling else new
             with session_scope(app.engine) as session:
                 invoice = session.get(Invoice, "F-001")
                 invoice.status = current.value
                 try:
-                    set_status(app, session, invoice, new, "operator", reason_code="JUSTIF_ABS")
+                    row = set_status(app, session, invoice, new, "operator", reason_code="JUSTIF_ABS")
                     moved = True
+                    assert (row.status, invoice.status) == (meant.value, meant.value), (current.name, new.name)
                 except StatusRefused:
                     moved = False
-            assert moved == (new in TRANSITIONS[current]), (current.name, new.name)
+            assert moved == (meant in TRANSITIONS[current]), (current.name, new.name)
 
 
 def test_reasons_are_required_where_the_domain_says(app):
@@ -121,12 +139,29 @@ def story(sftp_site):  # noqa: F811
         party.close()
 
 
+def _notices(party: Party, suffix: str = ".cdar.xml") -> list[etree._Element]:
+    """The CDAR status-returns a party received, in the order they were issued (the status row's id, in the
+    file name, breaks ties of the second)."""
+    notices = [(name, etree.fromstring(party.read(name))) for name in party.files(suffix)]
+    notices.sort(key=lambda item: (item[1].findtext("rsm:ExchangedDocument/ram:IssueDateTime/*", namespaces=CDAR_NS),
+                                   _row_id(item[0])))
+    return [notice for _, notice in notices]
+
+
+def _row_id(name: str) -> int:
+    found = re.search(r"\.status-(\d+)\.", name)
+    return int(found.group(1)) if found else 0
+
+
 def _codes(party: Party, suffix: str = ".cdar.xml") -> list[str]:
     """The CDAR codes of the status-returns a party received, in the order they were issued."""
-    notices = [etree.fromstring(party.read(name)) for name in party.files(suffix)]
-    notices.sort(key=lambda n: n.findtext("rsm:ExchangedDocument/ram:IssueDateTime/*", namespaces=CDAR_NS))
     return [n.findtext(".//ram:ReferenceReferencedDocument/ram:ProcessConditionCode", namespaces=CDAR_NS)
-            for n in notices]
+            for n in _notices(party, suffix)]
+
+
+def _comments(party: Party) -> list[str | None]:
+    """The comment (status detail note without subject) of each CDAR a party received, in order."""
+    return [_cdar_fields(n)[3] for n in _notices(party)]
 
 
 def _recipient_cdar(number: str, status: Status, reason_code: str | None = None) -> bytes:
@@ -169,9 +204,10 @@ def test_main_path_deposit_to_payment(story):
     acme.wait(".cdar.xml", 3, "SERVICE_FAIT")
     mairie.drop(_recipient_cdar("LC-1", Status.MISE_EN_PAIEMENT))
     acme.wait(".cdar.xml", 4, "MISE_EN_PAIEMENT")
-    assert _codes(acme) == ["200", "203", "205", "211"]
+    assert _codes(acme) == ["200", "203", "204", "211"]
     for name in acme.files(".cdar.xml"):
         _check_cdar(acme.read(name), "LC-1")
+    assert _comments(acme) == [None, None, "Le destinataire public a réalisé le service fait", None]
     assert _statuses(site, "LC-1") == [("01", "gateway"), ("03", "gateway"), ("07", "mairie-exemple"),
                                        ("11", "mairie-exemple")]
 
@@ -188,6 +224,15 @@ def test_supplier_receives_statuses_in_its_format(story, status_format, suffix, 
     for name in names:
         assert_valid(schema, p["acme"].read(name))
     assert p["acme"].files(".cdar.xml") == []
+    service_fait = etree.fromstring(p["acme"].read(max(names, key=_row_id)))
+    comment = "Le destinataire public a réalisé le service fait"
+    if status_format == "gateway":
+        assert [service_fait.findtext(f"{{urn:gateway:status:1}}{tag}") for tag in
+                ("statusName", "cdarCode", "cdarLabel", "cdarComment")] == ["SERVICE_FAIT", "204", "Prise en charge",
+                                                                            comment]
+    else:
+        assert [e.text for e in service_fait.iterfind(".//{*}Response/{*}ResponseCode")] == ["IP"]
+        assert [e.text for e in service_fait.iterfind(".//{*}Response/{*}Status/{*}StatusReason")] == [comment]
 
 
 def test_suspended_invoice_is_completed_and_goes_on(story):
@@ -208,17 +253,24 @@ def test_suspended_invoice_is_completed_and_goes_on(story):
     assert [s for s, _ in _statuses(site, "LC-3")] == ["01", "03", "06", "12", "07"]
 
 
-def test_recycled_invoice_is_sent_again_to_the_right_structure(story):
+def test_recycling_request_rejects_the_invoice_and_its_number_stays_taken(story):
+    """Recycling is withdrawn: the recipient's 210 with an addressing reason makes the invoice REJETEE, the
+    supplier is told 210 with that reason, and the number sent again to the right structure is a duplicate."""
     site, p = story
     acme, mairie, hopital = p["acme"], p["mairie-exemple"], p["hopital-exemple"]
     acme.drop(renumber(UBL_OK, "LC-4"))
     mairie.wait_invoices(1, "the invoice")
-    mairie.drop(_recipient_cdar("LC-4", Status.A_RECYCLER, "DEST_ERR"))
-    acme.wait(".cdar.xml", 3, "A_RECYCLER")
+    assert _state(mairie.report_of(mairie.drop(_recipient_cdar("LC-4", Status.A_RECYCLER, "DEST_ERR")))) == "INTEGRE"
+    acme.wait(".cdar.xml", 3, "REJETEE")
+    refused = _notices(acme)[-1]
+    assert [refused.findtext(f".//ram:ReferenceReferencedDocument/{path}", namespaces=CDAR_NS) for path in
+            ("ram:ProcessConditionCode", "ram:SpecifiedDocumentStatus/ram:ReasonCode")] == ["210", "DEST_ERR"]
+    assert _statuses(site, "LC-4")[-1] == ("05", "mairie-exemple")
     again = readdress(renumber(UBL_OK, "LC-4"), HOPITAL, "PHARMACIE")
-    assert _state(acme.report_of(acme.drop(again))) == "INTEGRE"
-    assert [hopital.read(n) for n in hopital.wait_invoices(1, "the re-addressed invoice")] == [again]
-    assert len(mairie.invoices()) == 1
+    report = acme.report_of(acme.drop(again))
+    assert _state(report) == "REJETE"
+    assert report.xpath("//r:rule/text()", namespaces=REPORT_NS) == ["B2G-DUPLICATE"]
+    assert hopital.invoices() == [] and len(mairie.invoices()) == 1
 
 
 def test_rejected_invoice_number_cannot_be_used_again(story):
@@ -267,6 +319,166 @@ def test_operator_sets_statuses_and_payment_is_not_reported_where_the_directory_
         == "operator"
     flow = json.loads(cli(site.config, "flows", "show", shown["flow_id"], "--json"))
     assert "status_not_reported" in [e["kind"] for e in flow["events"]]
-    assert _codes(acme) == ["200", "203", "205"]
+    assert _codes(acme) == ["200", "203", "204"]
     refused = CliRunner().invoke(main, ["--config", str(site.config), "status", "set", "LC-7", "SERVICE_FAIT"])
     assert refused.exit_code == 1 and "cannot become SERVICE_FAIT" in refused.output
+
+
+# ---------------------------------------------------------------- stories in the zones, on each database
+
+TAKEN_IN_HAND = [  # the public buyer's statuses, each told as 204 Prise en charge with its comment
+    ("SERVICE_FAIT", "07", "Le destinataire public a réalisé le service fait"),
+    ("MANDATEE", "08", "Le destinataire public a mandaté la facture"),
+    ("MISE_A_DISPOSITION_COMPTABLE", "09", "Le destinataire public a mis la facture à disposition du comptable public"),
+    ("COMPTABILISEE", "10", "Le comptable public a comptabilisé la facture"),
+]
+STATUS_NS = "{urn:gateway:status:1}"
+
+
+def _returns(root: Path, suffix: str = ".cdar.xml") -> list[etree._Element]:
+    """The status-returns acme received in its zone, in the order the statuses were set."""
+    paths = [p for p in files(outbox(root, "acme"), suffix) if ".status-" in p.name]
+    return [etree.parse(str(p)).getroot() for p in sorted(paths, key=lambda p: _row_id(p.name))]
+
+
+def _wait_returns(root: Path, count: int, what: str, suffix: str = ".cdar.xml") -> list[etree._Element]:
+    return wait_for(lambda: _returns(root, suffix) if len(_returns(root, suffix)) >= count else None, 20, what)
+
+
+def _cdar_fields(notice: etree._Element) -> tuple[str | None, ...]:
+    """Code, label, reason code, comment and mandate of a CDAR status-return."""
+    reference = notice.find(".//ram:ReferenceReferencedDocument", CDAR_NS)
+
+    def text(path: str) -> str | None:
+        found = reference.xpath(f"{path}/text()", namespaces=CDAR_NS)
+        return found[0] if found else None
+
+    return tuple(text(path) for path in (
+        "ram:ProcessConditionCode", "ram:ProcessCondition", "ram:SpecifiedDocumentStatus/ram:ReasonCode",
+        "ram:SpecifiedDocumentStatus/ram:IncludedNote[not(ram:SubjectCode)]/ram:Content",
+        "ram:SpecifiedDocumentStatus/ram:IncludedNote[ram:SubjectCode='PMT']/ram:Content"))
+
+
+def _deposit(config: Path, number: str, content: bytes | None = None, name: str | None = None) -> str:
+    """acme deposits an invoice (the UBL sample under number) in its zone; its id, once it is INTEGRE and
+    made available (DEPOSEE and MISE_A_DISPOSITION told)."""
+    root, name = config.parent, name or f"{number}.xml"
+    drop(root, "acme", name, content or renumber(UBL_OK, number))
+    report = wait_report(root, "acme", name)
+    assert _state(report) == "INTEGRE", report.xpath("//r:rule/text()", namespaces=REPORT_NS)
+    invoice_id = report.findtext("r:invoices/r:invoice/r:invoiceId", namespaces=REPORT_NS)
+    wait_for(lambda: json.loads(cli(config, "invoices", "show", invoice_id, "--json"))["status"] == "03", 20,
+             f"{number} made available")
+    return invoice_id
+
+
+@pytest.mark.parametrize("status_format", ["cdar", "gateway", "peppol"])
+def test_public_buyer_statuses_reach_the_supplier_as_204_with_their_comment(config_file, running, status_format):
+    """SERVICE_FAIT, MANDATEE, MISE_A_DISPOSITION_COMPTABLE, COMPTABILISEE are each 204 Prise en charge for
+    the supplier, with the comment naming the precise status (IP with it for Peppol); `invoices show` says
+    what the supplier was told."""
+    root = config_file.parent
+    cli(config_file, "accounts", "add", "acme", "--role", "supplier", "--status-format", status_format)
+    suffix = {"cdar": ".cdar.xml", "gateway": ".status.xml", "peppol": ".ir.xml"}[status_format]
+    invoice_id = _deposit(config_file, "PC-1")
+    for name, _code, _comment in TAKEN_IN_HAND:
+        cli(config_file, "status", "set", invoice_id, name, *(["--mandate", "M-77"] if name == "MANDATEE" else []))
+    told = _wait_returns(root, 6, "the four statuses told", suffix)[2:]
+    if status_format == "cdar":
+        assert [_cdar_fields(n) for n in told] == [
+            ("204", "Prise en charge", None, comment, "M-77" if name == "MANDATEE" else None)
+            for name, _code, comment in TAKEN_IN_HAND]
+    elif status_format == "gateway":
+        assert [tuple(n.findtext(STATUS_NS + tag) for tag in ("statusName", "cdarCode", "cdarLabel", "cdarComment"))
+                for n in told] == [(name, "204", "Prise en charge", comment) for name, _code, comment in TAKEN_IN_HAND]
+    else:
+        assert [(n.findtext(".//{*}Response/{*}ResponseCode"), n.findtext(".//{*}Response/{*}Status/{*}StatusReason"))
+                for n in told] == [("IP", comment) for _name, _code, comment in TAKEN_IN_HAND]
+    shown = cli(config_file, "invoices", "show", invoice_id)
+    assert "cdar           204 Prise en charge: Le comptable public a comptabilisé la facture" in shown
+    assert re.search(r"03 MISE_A_DISPOSITION +203 Mise à disposition +gateway", shown)
+    assert re.search(r"07 SERVICE_FAIT +204 Prise en charge +operator", shown)
+    data = json.loads(cli(config_file, "invoices", "show", invoice_id, "--json"))
+    assert [(s["status"], s["cdar"]["code"], s["cdar"]["comment"]) for s in data["statuses"]][2:] == [
+        (code, "204", comment) for _name, code, comment in TAKEN_IN_HAND]
+
+
+def _status_update(invoice_id: str, code: str, reason_code: str) -> bytes:
+    return (f'<statusUpdate xmlns="urn:gateway:status:1"><invoiceId>{invoice_id}</invoiceId>'
+            f'<statusCode>{code}</statusCode><reasonCode>{reason_code}</reasonCode></statusUpdate>').encode()
+
+
+@pytest.mark.parametrize(("channel", "reason_code"), [("cdar", "DEST_ERR"), ("status-xml", "DEST_INC"),
+                                                      ("cli", "SIRET_ERR")])
+def test_recycling_is_withdrawn_whoever_asks(config_file, running, channel, reason_code):
+    """A_RECYCLER asked by CDAR (210 with an addressing reason), by the gateway's status file (04) or with
+    `gateway status set` makes the invoice REJETEE with that reason; the supplier is told 210 with it, and the
+    number sent again, re-addressed, is refused as a duplicate (REJ_UNI)."""
+    root = config_file.parent
+    number = f"RW-{channel}"
+    invoice_id = _deposit(config_file, number)
+    if channel == "cdar":
+        drop(root, "mairie-exemple", "back.xml", _recipient_cdar(number, Status.A_RECYCLER, reason_code))
+        assert _state(wait_report(root, "mairie-exemple", "back.xml")) == "INTEGRE"
+    elif channel == "status-xml":
+        drop(root, "mairie-exemple", "back.xml", _status_update(invoice_id, "04", reason_code))
+        assert _state(wait_report(root, "mairie-exemple", "back.xml")) == "INTEGRE"
+    else:
+        said = cli(config_file, "status", "set", number, "A_RECYCLER", "--reason", reason_code)
+        assert said == (f"invoice {invoice_id} is now REJETEE (05) (A_RECYCLER is withdrawn: "
+                        "see [lifecycle] recycling)\n")
+    refused = _wait_returns(root, 3, "the refusal told")[-1]
+    assert _cdar_fields(refused)[:3] == ("210", "Refusée", reason_code)
+    shown = json.loads(cli(config_file, "invoices", "show", invoice_id, "--json"))
+    assert (shown["status_name"], shown["statuses"][-1]["reason_code"], shown["cdar"]["code"]) == (
+        "REJETEE", reason_code, "210")
+    flow = json.loads(cli(config_file, "flows", "show", shown["flow_id"], "--json"))
+    changed = [e for e in flow["events"] if e["kind"] == "status_changed"][-1]
+    assert (changed["status"], changed["requested"]) == ("REJETEE", "A_RECYCLER")
+
+    drop(root, "acme", "again.xml", readdress(renumber(UBL_OK, number), HOPITAL, "PHARMACIE"))
+    report = wait_report(root, "acme", "again.xml")
+    assert (_state(report), report.xpath("//r:rule/text()", namespaces=REPORT_NS)) == ("REJETE", ["B2G-DUPLICATE"])
+    rejected = wait_for(lambda: files(outbox(root, "acme"), ".rejected.cdar.xml"), what="the 213 notice")
+    assert [_cdar_fields(etree.parse(str(p)).getroot())[::2] for p in rejected] == [("213", "REJ_UNI", None)]
+    assert files(outbox(root, "hopital-exemple"), ".xml") == []
+
+
+@pytest.fixture
+def recycling(config_file: Path) -> Path:
+    """The test's configuration with `[lifecycle] recycling = true` (requested before `app`)."""
+    config_file.write_text(config_file.read_text() + "[lifecycle]\nrecycling = true\n")
+    return config_file
+
+
+def test_recycling_kept_by_configuration_frees_the_number(recycling, app, running):
+    """With `[lifecycle] recycling = true` the historic behaviour stays: A_RECYCLER, 210 with the reason to
+    the supplier, and the invoice sent again under its number to the right structure is delivered there."""
+    assert app.settings.lifecycle.recycling is True
+    root = recycling.parent
+    invoice_id = _deposit(recycling, "RK-1")
+    drop(root, "mairie-exemple", "back.xml", _recipient_cdar("RK-1", Status.A_RECYCLER, "DEST_ERR"))
+    assert _state(wait_report(root, "mairie-exemple", "back.xml")) == "INTEGRE"
+    assert _cdar_fields(_wait_returns(root, 3, "A_RECYCLER told")[-1])[:3] == ("210", "Refusée", "DEST_ERR")
+    assert json.loads(cli(recycling, "invoices", "show", invoice_id, "--json"))["status_name"] == "A_RECYCLER"
+    again = readdress(renumber(UBL_OK, "RK-1"), HOPITAL, "PHARMACIE")
+    again_id = _deposit(recycling, "RK-1", again, name="again.xml")
+    assert (outbox(root, "hopital-exemple") / f"{again_id}.xml").read_bytes() == again
+
+
+def test_invoice_recycled_before_the_upgrade_may_be_sent_again_once(config_file, app, running):
+    """An invoice left A_RECYCLER by the historic behaviour keeps what it was promised: its number may be
+    used once more, by the re-addressed invoice; after that, the number is taken."""
+    root = config_file.parent
+    invoice_id = _deposit(config_file, "RL-1")
+    with session_scope(app.engine) as session:  # as the gateway before the upgrade left it
+        invoice = session.get(Invoice, invoice_id)
+        invoice.status = Status.A_RECYCLER.value
+        session.add(InvoiceStatus(invoice_id=invoice_id, status=Status.A_RECYCLER.value, actor="mairie-exemple",
+                                  reason_code="DEST_ERR", source="before-the-upgrade"))
+    again = readdress(renumber(UBL_OK, "RL-1"), HOPITAL, "PHARMACIE")
+    again_id = _deposit(config_file, "RL-1", again, name="again.xml")
+    assert (outbox(root, "hopital-exemple") / f"{again_id}.xml").read_bytes() == again
+    drop(root, "acme", "third.xml", readdress(renumber(UBL_OK, "RL-1"), HOPITAL, "PHARMACIE", note="3e envoi"))
+    report = wait_report(root, "acme", "third.xml")
+    assert (_state(report), report.xpath("//r:rule/text()", namespaces=REPORT_NS)) == ("REJETE", ["B2G-DUPLICATE"])

@@ -166,7 +166,7 @@ def sample_sirets() -> Iterator[tuple[str, str]]:
     for name in ("directory.csv", "services.csv"):
         with (SAMPLES / name).open(encoding="utf-8", newline="") as stream:
             for row in csv.DictReader(stream, delimiter=";"):
-                if row.get("TypeIdentifiant", "SIRET") == "SIRET":
+                if row.get("TypeIdentifiant", "SIRET") in ("SIRET", "1"):  # by name or numeric code
                     yield name, restore_siret(row["Identifiant"])
     with (SAMPLES / "accounts.csv").open(encoding="utf-8", newline="") as stream:
         for row in csv.DictReader(stream, delimiter=";"):

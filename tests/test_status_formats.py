@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -32,6 +33,27 @@ AT = datetime(2024, 3, 1, 9, 30, 15)
 EVERY_NOTICE = [*Status, None]  # None: the platform's rejection at integration (213)
 REASONS = {Status.A_RECYCLER: "DEST_ERR", Status.REJETEE: "DOUBLON", Status.SUSPENDUE: "JUSTIF_ABS", None: "REJ_SEMAN"}
 PLATFORM_ISSUED = {"200", "201", "202", "203", "213"}
+# The reform's correspondence table (domain notes, "The reform"), written out here so that a change of
+# EQUIVALENTS cannot pass unseen: status -> (CDAR code, label, Peppol code).
+CORRESPONDENCE = {
+    Status.DEPOSEE: ("200", "Déposée", "AB"), Status.EN_COURS_ACHEMINEMENT: ("201", "Émise", "AB"),
+    Status.MISE_A_DISPOSITION: ("203", "Mise à disposition", "AB"), Status.A_RECYCLER: ("210", "Refusée", "RE"),
+    Status.REJETEE: ("210", "Refusée", "RE"), Status.SUSPENDUE: ("208", "Suspendue", "UQ"),
+    Status.SERVICE_FAIT: ("204", "Prise en charge", "IP"), Status.MANDATEE: ("204", "Prise en charge", "IP"),
+    Status.MISE_A_DISPOSITION_COMPTABLE: ("204", "Prise en charge", "IP"),
+    Status.COMPTABILISEE: ("204", "Prise en charge", "IP"),
+    Status.MISE_EN_PAIEMENT: ("211", "Paiement transmis", "PD"), Status.COMPLETEE: ("209", "Complétée", "IP"),
+}
+# The comment that tells the supplier which status a 204 Prise en charge stands for.
+COMMENTS = {
+    Status.SERVICE_FAIT: "Le destinataire public a réalisé le service fait",
+    Status.MANDATEE: "Le destinataire public a mandaté la facture",
+    Status.MISE_A_DISPOSITION_COMPTABLE: "Le destinataire public a mis la facture à disposition du comptable public",
+    Status.COMPTABILISEE: "Le comptable public a comptabilisé la facture",
+}
+TAKEN_IN_HAND = list(COMMENTS)
+CDAR_XSD = (Path(__file__).resolve().parents[2] / "shared" / "rules" / "france-rfe-cdar" / "1xsd-CDAR_D22B_uncoupled"
+            / "CrossDomainAcknowledgementAndResponse_100pD22B.xsd")
 
 
 def notice(status: Status | None, **fields: object) -> StatusNotice:
@@ -81,10 +103,61 @@ def test_cdar_carries_the_mandatory_elements(status: Status | None) -> None:
     assert texts(cdar, reference_path("ram:IssuerTradeParty/ram:GlobalID[@schemeID='0002']"), CDAR) == ["123456789"]
     if code in {"206", "207", "208", "210", "213"}:
         assert texts(cdar, reference_path("ram:SpecifiedDocumentStatus/ram:ReasonCode"), CDAR) == [REASONS[status]]
+    elif code == "204":  # no reason, but the comment naming the precise status
+        assert texts(cdar, reference_path("ram:SpecifiedDocumentStatus/ram:IncludedNote/ram:Content"),
+                     CDAR) == [COMMENTS[status]]
+        assert cdar.xpath(reference_path("ram:SpecifiedDocumentStatus/ram:ReasonCode"), namespaces=CDAR) == []
     else:
         assert cdar.xpath(reference_path("ram:SpecifiedDocumentStatus"), namespaces=CDAR) == []
     expected_type = "305" if code in PLATFORM_ISSUED else "23"
     assert texts(cdar, "//rsm:AcknowledgementDocument/ram:TypeCode", CDAR) == [expected_type]
+
+
+def test_codes_follow_the_reform_correspondence_table() -> None:
+    """Every status's CDAR code, label and Peppol code; a comment for exactly the statuses sharing 204."""
+    assert {s: (e.cdar, e.cdar_label, e.peppol) for s, e in EQUIVALENTS.items()} == CORRESPONDENCE
+    assert {s: e.comment for s, e in EQUIVALENTS.items() if e.comment} == COMMENTS
+    assert (PLATFORM_REJECTION.cdar, PLATFORM_REJECTION.peppol) == ("213", "RE")
+
+
+@pytest.mark.parametrize("status", TAKEN_IN_HAND, ids=lambda s: s.name)
+def test_public_buyer_statuses_are_204_with_the_comment_in_every_format(status: Status) -> None:
+    """SERVICE_FAIT, MANDATEE, MISE_A_DISPOSITION_COMPTABLE, COMPTABILISEE: 204 Prise en charge and the
+    comment naming the status in the CDAR and the gateway's XML, IP with the comment as text for Peppol."""
+    sent = notice(status, mandate_number="M-9" if status is Status.MANDATEE else None)
+    cdar = safexml.parse(build_cdar(sent))
+    assert texts(cdar, reference_path("ram:ProcessConditionCode"), CDAR) == ["204"]
+    assert texts(cdar, reference_path("ram:ProcessCondition"), CDAR) == ["Prise en charge"]
+    detail = reference_path("ram:SpecifiedDocumentStatus")
+    assert texts(cdar, f"{detail}/ram:ProcessConditionCode", CDAR) == ["204"]
+    assert texts(cdar, f"{detail}/ram:IncludedNote[not(ram:SubjectCode)]/ram:Content", CDAR) == [COMMENTS[status]]
+    mandate = texts(cdar, f"{detail}/ram:IncludedNote[ram:SubjectCode='PMT']/ram:Content", CDAR)
+    assert mandate == (["M-9"] if status is Status.MANDATEE else [])
+    own = build_status_xml(sent)
+    assert_valid("status", own)
+    assert texts(safexml.parse(own), "s:cdarCode | s:cdarLabel | s:cdarComment", STATUS) == [
+        "204", "Prise en charge", COMMENTS[status]]
+    response = build_invoice_response(sent)
+    assert_valid(APPLICATION_RESPONSE, response)
+    assert texts(etree.fromstring(response), "//cac:Response/cbc:ResponseCode | //cac:Response/cac:Status/*",
+                 UBL) == ["IP", COMMENTS[status]]
+
+
+@pytest.mark.parametrize("status", [*TAKEN_IN_HAND, Status.MISE_EN_PAIEMENT], ids=lambda s: s.name)
+def test_204_cdar_is_valid_against_the_official_schema(status: Status) -> None:
+    """The comment's IncludedNote sits where the CDAR D22B schema (FNFE-MPE 1.4.0.01) allows it."""
+    if not CDAR_XSD.exists():
+        pytest.skip(f"the official CDAR schema is not at {CDAR_XSD} (../shared/rules/france-rfe-cdar)")
+    xsd = etree.XMLSchema(etree.parse(str(CDAR_XSD)))
+    cdar = etree.fromstring(build_cdar(notice(status, mandate_number="M-9", reason="commentaire")))
+    assert xsd.validate(cdar), xsd.error_log
+
+
+def test_status_xml_of_a_status_without_comment_has_its_label_only() -> None:
+    """cdarLabel always, cdarComment only where the code stands for several statuses."""
+    document = safexml.parse(build_status_xml(notice(Status.SUSPENDUE)))
+    assert texts(document, "s:cdarCode | s:cdarLabel", STATUS) == ["208", "Suspendue"]
+    assert document.xpath("s:cdarComment", namespaces=STATUS) == []
 
 
 @pytest.mark.parametrize(("status", "issuer"), [
@@ -119,7 +192,7 @@ def test_cdar_of_an_invoice_read_without_number_or_seller() -> None:
 # --- CDAR, read ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("status", "code", "reason_code"), [
-    (Status.SERVICE_FAIT, "205", None),
+    (Status.SERVICE_FAIT, "204", None),
     (Status.SUSPENDUE, "208", "JUSTIF_ABS"),
     (Status.REJETEE, "210", "DOUBLON"),
     (Status.A_RECYCLER, "210", "DEST_ERR"),
@@ -201,7 +274,7 @@ def test_cdar_codes_a_recipient_may_not_send_are_refused(code: str) -> None:
 @pytest.mark.parametrize(("status", "path", "text", "message"), [
     (Status.SERVICE_FAIT, "ram:IssuerAssignedID", None, "no IssuerAssignedID"),
     (Status.SERVICE_FAIT, "ram:IssuerAssignedID", "  ", "no IssuerAssignedID"),
-    (Status.SERVICE_FAIT, "ram:ProcessConditionCode", None, "no ProcessConditionCode"),
+    (Status.MISE_EN_PAIEMENT, "ram:ProcessConditionCode", None, "no ProcessConditionCode"),  # no status detail
     (Status.REJETEE, "ram:SpecifiedDocumentStatus", None, "status code 210 needs a reason"),
     (Status.SERVICE_FAIT, "ram:FormattedIssueDateTime/qdt:DateTimeString", "20240231", "is not a date"),
     (Status.SERVICE_FAIT, "ram:FormattedIssueDateTime/qdt:DateTimeString", "28/02/2024", "is not a date"),

@@ -16,7 +16,7 @@ from gateway import events, wakeups
 from gateway.app import App
 from gateway.db import session_scope
 from gateway.findings import Finding, loads
-from gateway.lifecycle.statuses import REASON_REQUIRED, TRANSITIONS, Status, can_move
+from gateway.lifecycle.statuses import REASON_REQUIRED, TRANSITIONS, Status, can_move, requested
 from gateway.models import (Account, Delivery, Flow, FlowState, Invoice, InvoiceStatus, StatusFormat, Structure,
                             Verdict, utcnow)
 from gateway.notify import outbox as notifications
@@ -41,17 +41,23 @@ class StatusRefused(ValueError):
 def set_status(app: App, session: Session, invoice: Invoice, status: Status, actor: str, *,
                reason_code: str | None = None, reason: str | None = None, mandate_number: str | None = None,
                source: str | None = None) -> InvoiceStatus:
-    """Move invoice to status, or raise StatusRefused saying why not."""
+    """Move invoice to status, or raise StatusRefused saying why not.
+
+    A_RECYCLER is withdrawn unless `[lifecycle] recycling`: asked for, it makes the invoice REJETEE with the
+    reason given (the returned row says which status was set)."""
     if invoice.status is None:
         raise StatusRefused(f"Invoice {invoice.id} was rejected at integration: it has no lifecycle.")
-    current = Status(invoice.status)
+    current, asked = Status(invoice.status), status
+    status = requested(asked, recycling=app.settings.lifecycle.recycling)
+    withdrawn = f" (A_RECYCLER is withdrawn: it is {status.name})" if status is not asked else ""
     if not can_move(current, status):
         allowed = ", ".join(s.name for s in sorted(TRANSITIONS[current])) or "none: its life has ended"
-        raise StatusRefused(f"Invoice {invoice.id} is {current.name}: it cannot become {status.name} "
+        raise StatusRefused(f"Invoice {invoice.id} is {current.name}: it cannot become {status.name}{withdrawn} "
                             f"(allowed next: {allowed}).")
-    if status in REASON_REQUIRED and not (reason_code or reason):
-        raise StatusRefused(f"Status {status.name} needs a reason (reason code or text).")
-    return _record(app, session, invoice, status, actor, reason_code, reason, mandate_number, source)
+    if asked in REASON_REQUIRED and not (reason_code or reason):
+        raise StatusRefused(f"Status {asked.name} needs a reason (reason code or text).")
+    return _record(app, session, invoice, status, actor, reason_code, reason, mandate_number, source,
+                   asked=asked)
 
 
 def change_status(app: App, ref: str, status: Status, actor: str, *, recipient: str | None = None,
@@ -80,14 +86,16 @@ def deposit(app: App, session: Session, invoice: Invoice, source: str) -> Invoic
 
 
 def _record(app: App, session: Session, invoice: Invoice, status: Status, actor: str, reason_code: str | None,
-            reason: str | None, mandate_number: str | None, source: str | None) -> InvoiceStatus:
+            reason: str | None, mandate_number: str | None, source: str | None,
+            asked: Status | None = None) -> InvoiceStatus:
     row = InvoiceStatus(invoice_id=invoice.id, status=status.value, actor=actor, reason_code=reason_code,
                         reason=reason, mandate_number=mandate_number, source=source)
     invoice.status = status.value
     session.add_all([row, invoice])
     session.flush()
+    asked_for = {"requested": asked.name} if asked not in (None, status) else {}
     events.record(session, invoice.flow_id, "status_changed", invoice_id=invoice.id, status=status.name,
-                  code=status.value, actor=actor, reason_code=reason_code, source=source)
+                  code=status.value, actor=actor, reason_code=reason_code, source=source, **asked_for)
     if _reported(session, invoice, status):
         _notify(app, session, invoice, _notice(app, invoice, row), f"status-{row.id}")
         notifications.invoice_status(app, session, invoice, row)

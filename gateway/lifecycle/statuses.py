@@ -8,9 +8,18 @@ supplier sends it again under the same number), SUSPENDUE (documents missing) ->
 sent them; the invoice then goes on as if just made available), REJETEE. REJETEE, MISE_EN_PAIEMENT and
 A_RECYCLER end an invoice's life (an A_RECYCLER invoice lives on as the new invoice the supplier sends).
 
+The reform withdrew recycling (Chorus Pro's external specification, §2.4.2: an invoice's content is
+intangible once issued): unless `[lifecycle] recycling` is true, a recipient asking for A_RECYCLER makes the
+invoice REJETEE with its addressing reason (`requested`), and the supplier issues a new invoice under a new
+number. TRANSITIONS keeps the historic table; A_RECYCLER invoices made before stay what they are.
+
 The domain notes leave the exact matrix open; the choices made here: A_RECYCLER only before the
 recipient has acted on the invoice (made available or completed); SUSPENDUE up to SERVICE_FAIT; REJETEE
 until the invoice is mandated.
+
+EQUIVALENTS follows the reform's correspondence table (Chorus Pro document, table 8): the public buyer's
+SERVICE_FAIT, MANDATEE, MISE_A_DISPOSITION_COMPTABLE and COMPTABILISEE are all 204 Prise en charge for the
+supplier, each with a comment naming the precise status; their Peppol code is IP (in process), as 204's is.
 """
 
 from __future__ import annotations
@@ -83,13 +92,27 @@ def can_move(current: Status, new: Status) -> bool:
     return new in TRANSITIONS[current]
 
 
+def answers(current: Status, *, recycling: bool) -> list[Status]:
+    """The statuses a recipient may set on an invoice at current (those the gateway sets are not its own;
+    A_RECYCLER only where recycling is kept), in code order."""
+    withdrawn = set() if recycling else {Status.A_RECYCLER}
+    return sorted(TRANSITIONS[current] - SET_BY_GATEWAY - withdrawn)
+
+
+def requested(status: Status, *, recycling: bool) -> Status:
+    """The status a request for status sets: A_RECYCLER is REJETEE where recycling is withdrawn."""
+    return Status.REJETEE if status is Status.A_RECYCLER and not recycling else status
+
+
 @dataclass(frozen=True)
 class Equivalent:
     cdar: str  # reform lifecycle code (ProcessConditionCode)
     cdar_label: str
     peppol: str  # Peppol Invoice Response code (UNCL 4343 subset)
+    comment: str | None = None  # what the supplier is told beside a code several statuses share
 
 
+_TAKEN_IN_HAND = "204", "Prise en charge", "IP"
 EQUIVALENTS: dict[Status, Equivalent] = {
     Status.DEPOSEE: Equivalent("200", "Déposée", "AB"),
     Status.EN_COURS_ACHEMINEMENT: Equivalent("201", "Émise", "AB"),
@@ -97,10 +120,11 @@ EQUIVALENTS: dict[Status, Equivalent] = {
     Status.A_RECYCLER: Equivalent("210", "Refusée", "RE"),
     Status.REJETEE: Equivalent("210", "Refusée", "RE"),
     Status.SUSPENDUE: Equivalent("208", "Suspendue", "UQ"),
-    Status.SERVICE_FAIT: Equivalent("205", "Approuvée", "AP"),
-    Status.MANDATEE: Equivalent("205", "Approuvée", "AP"),
-    Status.MISE_A_DISPOSITION_COMPTABLE: Equivalent("205", "Approuvée", "AP"),
-    Status.COMPTABILISEE: Equivalent("205", "Approuvée", "AP"),
+    Status.SERVICE_FAIT: Equivalent(*_TAKEN_IN_HAND, "Le destinataire public a réalisé le service fait"),
+    Status.MANDATEE: Equivalent(*_TAKEN_IN_HAND, "Le destinataire public a mandaté la facture"),
+    Status.MISE_A_DISPOSITION_COMPTABLE: Equivalent(
+        *_TAKEN_IN_HAND, "Le destinataire public a mis la facture à disposition du comptable public"),
+    Status.COMPTABILISEE: Equivalent(*_TAKEN_IN_HAND, "Le comptable public a comptabilisé la facture"),
     Status.MISE_EN_PAIEMENT: Equivalent("211", "Paiement transmis", "PD"),
     Status.COMPLETEE: Equivalent("209", "Complétée", "IP"),
 }
@@ -109,6 +133,8 @@ PLATFORM_REJECTION = Equivalent("213", "Rejetée", "RE")
 
 # Reform reasons that say the invoice was wrongly addressed: a 210 carrying one means A_RECYCLER.
 ADDRESSING_REASONS = frozenset({"DEST_INC", "DEST_ERR", "CODE_ROUTAGE_ERR", "SIRET_ERR"})
+# The business reasons a recipient gives (the domain's list), as the console offers them.
+RECIPIENT_REASONS = ("DOUBLON", "DEST_INC", "DEST_ERR", "CODE_ROUTAGE_ERR", "SIRET_ERR", "JUSTIF_ABS", "REF_CT_ABSENT")
 
 
 def from_cdar(code: str, reason: str | None) -> Status | None:

@@ -13,7 +13,10 @@ The gateway's choices where the format leaves room:
 - every party is named by SIREN (scheme 0002), the platform too (role WK; seller SE, buyer BY);
 - TypeCode 305 for a status the platform issued while carrying the invoice, 23 for a party's own;
 - the mandate number of MANDATEE travels as an IncludedNote of subject PMT (UNTDID 4451, payment
-  information): the format has no field of its own for it.
+  information): the format has no field of its own for it;
+- a code several statuses share (204 Prise en charge: service fait, mandatée, mise à disposition du
+  comptable, comptabilisée) comes with a comment naming the precise status, an IncludedNote of the status
+  detail without a subject code, before the mandate's.
 """
 
 from __future__ import annotations
@@ -121,16 +124,22 @@ def _issue_date(iso: str) -> etree._Element:
 
 
 def _document_status(notice: StatusNotice) -> etree._Element | None:
-    """The reason and mandate detail; a status that has neither needs none."""
-    if not (notice.reason_code or notice.reason or notice.mandate_number):
+    """The reason, the comment naming the precise status and the mandate; a status that has none needs none."""
+    comment = notice.equivalent.comment
+    if not (notice.reason_code or notice.reason or notice.mandate_number or comment):
         return None
     return RAM.SpecifiedDocumentStatus(
         optional(RAM.ReasonCode, notice.reason_code),
         optional(RAM.Reason, notice.reason),
         RAM.ProcessConditionCode(notice.cdar_code),
         RAM.SequenceNumeric("1"),
+        optional(_comment_note, comment),
         optional(_mandate_note, notice.mandate_number),
     )
+
+
+def _comment_note(comment: str) -> etree._Element:
+    return RAM.IncludedNote(RAM.Content(comment))
 
 
 def _mandate_note(number: str) -> etree._Element:

@@ -8,7 +8,9 @@ Validated against the OASIS ApplicationResponse schema (schemas/UBL-ApplicationR
 
 The reform's reason codes become Peppol clarification codes (OPStatusReason); the reform's code itself
 stays readable at the head of the clarification text. Peppol requires a clarification for UQ and RE,
-which the notice always has: a suspension or refusal carries a reason. A mandate number has no place
+which the notice always has: a suspension or refusal carries a reason. The statuses the reform tells as
+204 Prise en charge are IP (in process) here, with the comment naming the precise status as clarification
+text. A mandate number has no place
 in an Invoice Response; CDAR and the gateway's own format carry it.
 """
 
@@ -77,9 +79,11 @@ def _response(notice: StatusNotice) -> etree._Element:
 
 
 def _clarification(notice: StatusNotice) -> etree._Element | None:
-    """Why, for a status given with a reason: a clarification code and the reform's code and text."""
+    """Why, for a status given with a reason: a clarification code and the reform's code and text; for a
+    status without one whose code stands for several (IP for 204), the comment naming it, as text only."""
     if not (notice.reason_code or notice.reason):
-        return None
+        comment = notice.equivalent.comment
+        return CAC.Status(CBC.StatusReason(comment)) if comment else None
     code = CLARIFICATIONS.get((notice.reason_code or "").upper(), OTHER_REASON)
     text = ": ".join(part for part in (notice.reason_code, notice.reason) if part)
     return CAC.Status(CBC.StatusReasonCode(code, listID=REASON_LIST), CBC.StatusReason(text))

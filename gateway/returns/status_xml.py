@@ -26,7 +26,8 @@ _validation = threading.Lock()
 
 
 def build_status_xml(notice: StatusNotice) -> bytes:
-    """The status message telling the supplier of notice, with both the Chorus and the reform code."""
+    """The status message telling the supplier of notice, with both the Chorus and the reform code, the
+    reform code's label and, where that code stands for several statuses (204), the comment naming this one."""
     document = root(STATUS_NS, "statusUpdate")
     child(document, "messageId", notice.message_id)
     child(document, "invoiceId", notice.invoice_id)
@@ -43,6 +44,8 @@ def build_status_xml(notice: StatusNotice) -> bytes:
     optional_child(document, "reasonCode", notice.reason_code)
     optional_child(document, "comment", notice.reason)
     optional_child(document, "mandateNumber", notice.mandate_number)
+    child(document, "cdarLabel", notice.equivalent.cdar_label)
+    optional_child(document, "cdarComment", notice.equivalent.comment)
     return serialize(document)
 
 

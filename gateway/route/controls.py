@@ -4,10 +4,14 @@ Like the routing rules, each control is a small function marked with `@rule(rule
 supplier's message when the invoice breaks it. They read a `Deposit`: the invoice's data, the account
 that deposited it, the day it did, and the numbers already accepted earlier in the same flow.
 
-The duplicate key is (seller SIRET, invoice number): the domain notes leave open whether the year is
-part of it, and the stricter key is the one that never lets a supplier be paid twice. An invoice rejected
-at integration never held its number; one the recipient sent back as A_RECYCLER gives it back; one
-that is SUSPENDUE is completed, not duplicated, by a document under its number.
+The duplicate key is the reform's (year of issue, seller SIREN, invoice number): the same number from two
+establishments (SIRETs) of one company is a duplicate, the same number issued in another year is not. It is
+read off the rows as they are (the SIREN is the first nine digits of the seller SIRET, the year the first
+four characters of the ISO issue date), so invoices recorded before this key need no migration; the
+query goes through the index on the number. An invoice without an issue date (none passes the rules)
+matches the number in any year. An invoice rejected at integration never held its number; one the
+recipient sent back as A_RECYCLER (before recycling was withdrawn, or with `[lifecycle] recycling`) gives
+it back; one that is SUSPENDUE is completed, not duplicated, by a document under its number.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ class Deposit:
     data: InvoiceData
     account: str
     day: date
-    numbers_in_flow: set[tuple[str | None, str | None]] = field(default_factory=set)
+    numbers_in_flow: set[tuple[str | None, str | None, str | None]] = field(default_factory=set)
 
     @cached_property
     def seller_siret(self) -> str | None:
@@ -52,16 +56,22 @@ class Deposit:
         return (self.data.number or "").strip() or None
 
     @cached_property
+    def key(self) -> tuple[str | None, str | None, str | None]:
+        return duplicate_key(self.data)
+
+    @cached_property
     def earlier(self) -> Invoice | None:
-        """The live invoice this seller already deposited under this number (one sent back as A_RECYCLER
-        frees its number, so the supplier can send it again to the right address)."""
-        if self.seller_siret is None or self.number is None:
+        """The live invoice of the same key (year of issue, seller SIREN, number) already deposited (one
+        sent back as A_RECYCLER frees its number, so the supplier can send it again to the right address)."""
+        year, siren, number = self.key
+        if siren is None or number is None:
             return None
-        return self.session.exec(
-            select(Invoice).where(Invoice.seller_siret == self.seller_siret, Invoice.number == self.number,
-                                  Invoice.status.is_not(None), Invoice.status != Status.A_RECYCLER.value)
-            .order_by(Invoice.id.desc()).limit(1)
-        ).first()
+        query = select(Invoice).where(Invoice.number == number,
+                                      Invoice.seller_siret.startswith(siren, autoescape=True),
+                                      Invoice.status.is_not(None), Invoice.status != Status.A_RECYCLER.value)
+        if year is not None:
+            query = query.where(Invoice.issue_date.startswith(f"{year}-", autoescape=True))
+        return self.session.exec(query.order_by(Invoice.id.desc()).limit(1)).first()
 
     @cached_property
     def completes(self) -> Invoice | None:
@@ -70,8 +80,12 @@ class Deposit:
         return earlier if earlier is not None and earlier.status == Status.SUSPENDUE.value else None
 
 
-def duplicate_key(data: InvoiceData) -> tuple[str | None, str | None]:
-    return siret_number.compact(data.seller_siret or "") or None, (data.number or "").strip() or None
+def duplicate_key(data: InvoiceData) -> tuple[str | None, str | None, str | None]:
+    """(year of issue, seller SIREN, invoice number); None where the invoice does not say."""
+    issued = (data.issue_date or "").strip()
+    year = issued[:4] if len(issued) >= 4 and issued[:4].isdigit() else None
+    siren = siret_number.compact(data.seller_siret or "")[:9] or None
+    return year, siren, (data.number or "").strip() or None
 
 
 def _invalid(label: str, value: str | None) -> str | None:
@@ -146,15 +160,17 @@ def credit_note_reference(deposit: Deposit) -> str | None:
 
 @rule("B2G-DUPLICATE")
 def duplicate(deposit: Deposit) -> str | None:
-    if deposit.seller_siret is None or deposit.number is None:
+    year, siren, number = deposit.key
+    if siren is None or number is None:
         return None
-    key = (deposit.seller_siret, deposit.number)
-    if key in deposit.numbers_in_flow:
-        return f"Invoice number {deposit.number!r} appears twice in this flow for seller {deposit.seller_siret}."
+    issued = f" issued in {year}" if year else ""
+    if deposit.key in deposit.numbers_in_flow:
+        return f"Invoice number {number!r}{issued} appears twice in this flow for seller SIREN {siren}."
     earlier = deposit.earlier
     if earlier is not None and deposit.completes is None:
-        return (f"Invoice number {deposit.number!r} of seller {deposit.seller_siret} was already deposited "
-                f"(invoice {earlier.id}, {Status(earlier.status).name}): a new invoice needs a new number.")
+        return (f"Invoice number {number!r}{issued} of seller SIREN {siren} was already deposited (invoice "
+                f"{earlier.id}, seller SIRET {earlier.seller_siret}, {Status(earlier.status).name}): "
+                "an invoice is unique by year of issue, seller SIREN and number; a new invoice needs a new number.")
     return None
 
 

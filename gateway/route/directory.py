@@ -5,6 +5,14 @@ through a spreadsheet before they reach us, so the reader tolerates a UTF-8 BOM,
 cp1252, accepts French and English booleans, and restores the leading zeros a spreadsheet strips
 from SIRETs and French postal codes.
 
+`TypeIdentifiant` is read as a name (`SIRET`, `UE_HORS_FRANCE`, `HORS_UE`, `RIDET`, `TAHITI`, `AUTRE`,
+`PARTICULIER`) or as the numeric code the published file may carry (1 SIRET, the one the domain notes
+confirm; 2-7 in the order of Chorus Pro's list of identifier types, unconfirmed), and stored as the name.
+Any other type refuses the file, naming the line and the column. A SIRET's all-digit identifier shorter
+than 14 digits gets its zeros back where that makes a valid SIRET (python-stdnum: Luhn, La Poste's
+rule); a SIRET that still fails its check is imported as written and reported (`problems`): no invoice
+can name it.
+
 Every importer reads and checks the whole file before it touches the session: a bad row raises
 `DirectoryImportError` naming the file, line and column, and the session is left unchanged.
 Good rows are upserted (rows missing from the file are kept) in the session's transaction, never
@@ -24,14 +32,18 @@ from typing import TypeVar
 from sqlalchemy import delete, insert, inspect, update
 from sqlmodel import Session, SQLModel, select
 
+from stdnum.fr import siret as siret_number
+
 from gateway.models import Account, AccountSiret, Role, Service, Structure
 from gateway.zones import is_account_name
 
 __all__ = [
     "ACCOUNT_COLUMNS",
+    "ID_TYPES",
     "SERVICE_COLUMNS",
     "STRUCTURE_COLUMNS",
     "DirectoryImportError",
+    "id_type",
     "import_accounts",
     "import_services",
     "import_structures",
@@ -84,6 +96,11 @@ SERVICE_COLUMNS = (
     "DateFin",
 )
 ACCOUNT_COLUMNS = ("name", "role", "sirets")
+SIRET_TYPE = "SIRET"
+# Identifier types by the numeric code of the published export: 1 is SIRET (domain notes); the others
+# follow Chorus Pro's list of identifier types, an order no source at hand confirms.
+ID_TYPES: dict[str, str] = {"1": SIRET_TYPE, "2": "UE_HORS_FRANCE", "3": "HORS_UE", "4": "RIDET", "5": "TAHITI",
+                            "6": "AUTRE", "7": "PARTICULIER"}
 
 _TRUE = frozenset({"true", "vrai", "oui", "o", "1"})
 _FALSE = frozenset({"false", "faux", "non", "n", "0"})
@@ -121,20 +138,50 @@ not a boolean (expected true/false, vrai/faux, oui/non, o/n or 1/0)
 
 
 def restore_siret(identifier: str) -> str:
-    """Give back the leading zeros a spreadsheet strips from a numeric SIRET.
+    """Give back the leading zeros a spreadsheet strips from a numeric SIRET, where the 14 digits make a
+    valid SIRET; anything else is returned stripped, as written.
 
-    >>> restore_siret("1370999300011"), restore_siret(" 21370999100011 ")
-    ('01370999300011', '21370999100011')
+    >>> restore_siret("1370999300011"), restore_siret(" 21370999100011 "), restore_siret("1370999300012")
+    ('01370999300011', '21370999100011', '1370999300012')
     """
     identifier = identifier.strip()
     if identifier.isdigit() and len(identifier) < _SIRET_LENGTH:
-        return identifier.zfill(_SIRET_LENGTH)
+        padded = identifier.zfill(_SIRET_LENGTH)
+        if siret_number.is_valid(padded):
+            return padded
     return identifier
 
 
-def import_structures(session: Session, path: Path | str) -> int:
-    """Upsert the structures of a Chorus Pro directory export; return how many rows were read."""
-    return _upsert(session, Structure, _read(Path(path), tuple(STRUCTURE_COLUMNS), _structure))
+def id_type(text: str, *, where: str) -> str:
+    """The identifier type a TypeIdentifiant cell names, by name or by numeric code.
+
+    >>> id_type(" siret ", where="x"), id_type("1", where="x"), id_type("01", where="x"), id_type("4", where="x")
+    ('SIRET', 'SIRET', 'SIRET', 'RIDET')
+    >>> id_type("9", where="f.csv line 3, column TypeIdentifiant")
+    Traceback (most recent call last):
+    ...
+    gateway.route.directory.DirectoryImportError: f.csv line 3, column TypeIdentifiant: '9' is not an \
+identifier type (SIRET, UE_HORS_FRANCE, HORS_UE, RIDET, TAHITI, AUTRE, PARTICULIER, or codes 1-7)
+    """
+    word = text.strip().upper()
+    if word.isdigit():
+        word = ID_TYPES.get(word.lstrip("0"), word)
+    if word in ID_TYPES.values():
+        return word
+    raise DirectoryImportError(
+        f"{where}: {text!r} is not an identifier type ({', '.join(ID_TYPES.values())}, or codes 1-{len(ID_TYPES)})"
+    )
+
+
+def import_structures(session: Session, path: Path | str, problems: list[str] | None = None) -> int:
+    """Upsert the structures of a Chorus Pro directory export; return how many rows were read.
+
+    Rows imported despite a fault (a SIRET failing its check) are told in problems, one message each,
+    naming the line and the column."""
+    def structure(row: Row, where: Where) -> dict[str, object]:
+        return _structure(row, where, problems if problems is not None else [])
+
+    return _upsert(session, Structure, _read(Path(path), tuple(STRUCTURE_COLUMNS), structure))
 
 
 def import_services(session: Session, path: Path | str) -> int:
@@ -226,14 +273,20 @@ def _header_key(name: str) -> str:
     return name.strip().lower().replace(" ", "").replace("_", "")
 
 
-def _structure(row: Row, where: Where) -> dict[str, object]:
+def _structure(row: Row, where: Where, problems: list[str]) -> dict[str, object]:
     values: dict[str, object] = {
         attribute: row[column].strip() for column, attribute in STRUCTURE_COLUMNS.items()
     }
     for column in _STRUCTURE_FLAGS:
         values[STRUCTURE_COLUMNS[column]] = parse_bool(row[column], where=where(column))
-    if values["id_type"] == "SIRET":
+    values["id_type"] = id_type(row["TypeIdentifiant"], where=where("TypeIdentifiant"))
+    if not values["siret"]:
+        raise DirectoryImportError(f"{where('Identifiant')}: no identifier")
+    if values["id_type"] == SIRET_TYPE:
         values["siret"] = restore_siret(row["Identifiant"])
+        if not siret_number.is_valid(values["siret"]):
+            problems.append(f"{where('Identifiant')}: SIRET {values['siret']!r} fails its check (14 digits, "
+                            "Luhn or La Poste's rule): imported as written, no invoice can be addressed to it")
     postal_code = row["CodePostal"].strip()
     if values["country_code"] == "FR" and postal_code.isdigit():
         values["postal_code"] = postal_code.zfill(_FR_POSTAL_CODE_LENGTH)

@@ -1,5 +1,6 @@
-"""The gateway's HTTP face: the API for programs (gateway.web.api, gateway.web.subscriptions), health and
-metrics (gateway.web.health), served by uvicorn in the `web` role of `gateway run` (gateway.web.server)."""
+"""The gateway's HTTP face: the API for programs (gateway.web.api, gateway.web.subscriptions), the browser
+console for people (gateway.web.console), health and metrics (gateway.web.health), served by uvicorn in the
+`web` role of `gateway run` (gateway.web.server)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fastapi import FastAPI, Request
 from gateway.app import App
 from gateway.log import log
 from gateway.throttle import FailureThrottle
-from gateway.web import api, health, problems, subscriptions
+from gateway.web import api, console, health, problems, subscriptions
 
 
 def create_app(gateway: App) -> FastAPI:
@@ -26,6 +27,7 @@ def create_app(gateway: App) -> FastAPI:
     app.include_router(api.router)
     app.include_router(subscriptions.router)
     app.include_router(health.router)
+    console.install(app)
 
     @app.middleware("http")
     async def _log_request(request: Request, call_next):

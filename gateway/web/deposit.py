@@ -2,7 +2,8 @@
 intake like a file from any other channel (channel `api`).
 
 The body is the file itself (its name in ?name=), or a multipart/form-data form whose `file` part carries
-it (its name from the part's filename, unless ?name= gives one), as a browser sends it. Past
+it (its name from the part's filename, unless ?name= gives one), as a browser sends it; the form's other
+fields (short text: the console's CSRF token) are handed to a check before the flow is taken. Past
 [ingest] max_flow_bytes the deposit is refused with 413 while it is read (at once if Content-Length says
 so). The file is written under a locked dot-name in the spool, which recovery removes if the process dies
 before intake took it.
@@ -14,7 +15,7 @@ import hashlib
 import os
 import secrets
 from dataclasses import dataclass, field
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable, Mapping
 
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -31,6 +32,7 @@ from gateway.web.problems import Problem
 
 CHANNEL = "api"
 _KEY_MAX = 200
+_FIELDS_MAX, _FIELD_BYTES = 20, 4096  # a form's fields besides its file: how many, how long each
 
 
 @dataclass
@@ -76,9 +78,11 @@ def check_key(key: str | None) -> str | None:
     return key
 
 
-async def receive(request: Request, app: App, account: str, name: str | None, key: str | None) -> tuple[Flow, bool]:
+async def receive(request: Request, app: App, account: str, name: str | None, key: str | None,
+                  check: Callable[[Mapping[str, str]], None] | None = None) -> tuple[Flow, bool]:
     """Take the request's file for account; returns its flow and whether it is the first flow of a retried
-    deposit (same Idempotency-Key)."""
+    deposit (same Idempotency-Key). check is given the form's other fields (none for a bare body) once
+    the body is read, before the flow is taken: raising refuses it."""
     limit = app.settings.ingest.max_flow_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -91,12 +95,16 @@ async def receive(request: Request, app: App, account: str, name: str | None, ke
     path = app.settings.spool_dir / f".api-{secrets.token_hex(8)}.tmp"
     with locks.scratch(path) as fd:
         sink = _Sink(fd, limit)
+        fields: dict[str, str] = {}
         if multipart:
-            name = await _read_form(request.stream(), content_type, sink, name)
-            check_name(app, name)
+            name, fields = await _read_form(request.stream(), content_type, sink, name)
         else:
             async for chunk in request.stream():
                 sink.write(chunk)
+        if check is not None:
+            check(fields)
+        if multipart:
+            check_name(app, name)
         arrival = Arrival(account, name, CHANNEL, key)
         return await run_in_threadpool(_take, app, path, arrival, sink.digest.hexdigest())
 
@@ -129,8 +137,10 @@ def _replay(flow: Flow, digest: str) -> Flow:
     return flow
 
 
-async def _read_form(stream: AsyncIterator[bytes], content_type: str, sink: _Sink, name: str | None) -> str | None:
-    """Stream the form's `file` part into sink; returns its filename unless name was given."""
+async def _read_form(stream: AsyncIterator[bytes], content_type: str, sink: _Sink,
+                     name: str | None) -> tuple[str | None, dict[str, str]]:
+    """Stream the form's `file` part into sink; returns its filename unless name was given, and the other
+    fields."""
     _kind, options = parse_options_header(content_type)
     boundary = options.get(b"boundary")
     if not boundary:
@@ -147,20 +157,24 @@ async def _read_form(stream: AsyncIterator[bytes], content_type: str, sink: _Sin
         raise Problem(400, "form-invalid", "Form refused", f"The multipart form cannot be read: {exc}") from exc
     if not form.found:
         raise Problem(400, "form-invalid", "Form refused", "The form has no 'file' part.")
-    return name or form.filename
+    return name or form.filename, form.fields
 
 
 class _Form:
-    """The callbacks of python-multipart's streaming parser: the `file` part's bytes go to the sink."""
+    """The callbacks of python-multipart's streaming parser: the `file` part's bytes go to the sink, the other
+    parts are kept as short text fields."""
 
     def __init__(self, sink: _Sink) -> None:
         self.sink = sink
         self.found = False
         self.filename: str | None = None
+        self.fields: dict[str, str] = {}
         self._header: bytes = b""
         self._headers: dict[bytes, bytes] = {}
         self._value: bytes = b""
         self._in_file = False
+        self._named: str | None = None
+        self._text = bytearray()
 
     def callbacks(self) -> dict:
         return {"on_part_begin": self._begin, "on_header_field": self._field, "on_header_value": self._value_part,
@@ -168,7 +182,7 @@ class _Form:
                 "on_part_data": self._data, "on_part_end": self._end}
 
     def _begin(self) -> None:
-        self._headers, self._in_file = {}, False
+        self._headers, self._in_file, self._named = {}, False, None
 
     def _field(self, data: bytes, start: int, end: int) -> None:
         self._header += data[start:end]
@@ -182,14 +196,25 @@ class _Form:
 
     def _headers_done(self) -> None:
         _disposition, params = parse_options_header(self._headers.get(b"content-disposition", b""))
-        if params.get(b"name") == b"file" and not self.found:
+        field = params.get(b"name", b"")
+        if field == b"file" and not self.found:
             self._in_file = self.found = True
             filename = params.get(b"filename")
             self.filename = filename.decode("utf-8", "replace") if filename else None
+        elif field != b"file":
+            if len(self.fields) >= _FIELDS_MAX:
+                raise Problem(400, "form-invalid", "Form refused", f"More than {_FIELDS_MAX} fields in the form.")
+            self._named, self._text = field.decode("utf-8", "replace"), bytearray()
 
     def _data(self, data: bytes, start: int, end: int) -> None:
         if self._in_file:
             self.sink.write(data[start:end])
+        elif self._named is not None:
+            self._text += data[start:end]
+            if len(self._text) > _FIELD_BYTES:
+                raise Problem(400, "form-invalid", "Form refused", f"A form field is longer than {_FIELD_BYTES} bytes.")
 
     def _end(self) -> None:
-        self._in_file = False
+        if self._named is not None:
+            self.fields[self._named] = self._text.decode("utf-8", "replace")
+        self._in_file, self._named = False, None
