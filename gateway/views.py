@@ -193,13 +193,20 @@ def find_invoice(session: Session, viewer: Viewer, ref: str, by_number: bool = F
     """An invoice the viewer may see, by its gateway id (or else, if by_number, the latest live invoice with
     that number), and the account that sent it."""
     query = select(Invoice, Flow.account).join(Flow, Flow.id == Invoice.flow_id).where(*_invoices_seen(viewer))
+    found = by_reference(session, query, ref, by_number)
+    return found[0], found[1]
+
+
+def by_reference(session: Session, query: Any, ref: str, by_number: bool) -> Any:
+    """The first row of query (which selects invoices) for the invoice id ref or else, if by_number, for the
+    latest live invoice with that number; NotFound if none."""
     found = session.exec(query.where(Invoice.id == ref)).first()
     if found is None and by_number:
         found = session.exec(query.where(Invoice.number == ref, Invoice.status.is_not(None))
                              .order_by(Invoice.id.desc())).first()
     if found is None:
         raise NotFound(f"no invoice with id {'or number ' if by_number else ''}{ref!r}")
-    return found[0], found[1]
+    return found
 
 
 def invoice(app: App, viewer: Viewer, ref: str, by_number: bool = False) -> dict:

@@ -292,6 +292,11 @@ def test_another_accounts_invoice_and_flow_are_not_found(site, new_page):
     shown = intruder.goto(urls[0])
     assert shown.status == 404
     expect(intruder.get_by_role("heading", level=1)).to_have_text("Not found")
+    intruder.goto("/console/")
+    with session_client(site, intruder) as http:  # nor may it act on them, with its own valid token
+        acted = http.post(f"/console/invoices/{invoice_id}/status",
+                          data={"status": "SERVICE_FAIT", "csrf": csrf_of(intruder)})
+        assert (acted.status_code, _main(acted.text)) == (404, _main(nothing.text()))
     # the recipient sees the invoice, not its supplier's flow
     mairie = new_page(site.url)
     log_in(mairie, RECIPIENT)
@@ -359,6 +364,8 @@ def test_a_form_without_its_csrf_token_is_refused(site, new_page):
         assert acme.post("/console/deposit", files=upload).status_code == 403
         assert acme.post("/console/deposit", files=upload, data={"csrf": "x" * 43}).status_code == 403
         assert acme.post("/console/logout").status_code == 403
+        assert acme.post("/console/notifications", data={"kind": "email", "target": "x@acme.example"}).status_code == 403
+        assert acme.post("/console/notifications/1/remove").status_code == 403
         assert acme.get("/console/").status_code == 200  # still logged in
         taken = acme.post("/console/deposit", files=upload, data={"csrf": csrf_of(supplier)})
         assert taken.status_code == 303  # the same form with its token

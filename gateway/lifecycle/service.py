@@ -24,7 +24,7 @@ from gateway.returns.cdar import build_cdar
 from gateway.returns.invoice_response import build_invoice_response
 from gateway.returns.notice import StatusNotice
 from gateway.returns.status_xml import build_status_xml
-from gateway.views import NotFound
+from gateway.views import by_reference
 
 __all__ = ["StatusRefused", "change_status", "deposit", "notify_rejection", "rejection_reason", "set_status"]
 
@@ -70,12 +70,7 @@ def change_status(app: App, ref: str, status: Status, actor: str, *, recipient: 
     if recipient is not None:
         query = query.where(Invoice.recipient == recipient, Invoice.verdict == Verdict.ACCEPTED)
     with session_scope(app.engine) as session:
-        invoice = session.exec(query.where(Invoice.id == ref)).first()
-        if invoice is None and by_number:
-            invoice = session.exec(query.where(Invoice.number == ref, Invoice.status.is_not(None))
-                                   .order_by(Invoice.id.desc())).first()
-        if invoice is None:
-            raise NotFound(f"no invoice with id {'or number ' if by_number else ''}{ref!r}")
+        invoice = by_reference(session, query, ref, by_number)
         return set_status(app, session, invoice, status, actor, reason_code=reason_code, reason=reason,
                           mandate_number=mandate_number, source=source)
 
