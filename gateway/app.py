@@ -10,7 +10,8 @@ from sqlalchemy.engine import Engine
 
 from gateway.config import Settings
 from gateway.db import make_engine
-from gateway.diskfull import DiskAlarm
+from gateway import dbdown, diskfull
+from gateway.alarm import Alarm
 from gateway.store import ContentStore
 from gateway.zones import Zones
 
@@ -31,8 +32,13 @@ class App:
     wakeup: threading.Event = field(default_factory=threading.Event)
     # The business rules' validator processes: started by the runner, which alone needs them.
     rules: RulesStage | None = None
-    # What every component tells of a full disk, logged once rather than once per file and retry.
-    disk: DiskAlarm = field(default_factory=DiskAlarm)
+    # What every component tells of a full disk, or of the database out of reach, logged once rather than
+    # once per file and retry.
+    disk: Alarm = field(default_factory=diskfull.alarm)
+    database: Alarm = field(default_factory=dbdown.alarm)
+
+    def __post_init__(self) -> None:
+        dbdown.watch(self.engine, self.database)
 
     def emit(self, account: str, name: str, content: bytes) -> str:
         """Keep what the gateway sends in the content store, then publish it in the account's out/; returns

@@ -5,7 +5,7 @@ queue instead of failing, and every transaction that may write started with BEGI
 that one which reads then writes cannot fail half-way on a lock upgrade. A session that only
 reads (session_scope(write=False)) begins DEFERRED instead: it neither waits for the writer nor
 holds the others up, which matters when several processes share the file. PostgreSQL needs none
-of this and gets a plain engine.
+of this and gets a plain engine, whose pooled connections are checked before use.
 
 Writers queue for SQLite's write lock on a lock file beside the database (flock, from BEGIN IMMEDIATE
 until the connection goes back to the pool after its COMMIT or ROLLBACK): a waiting writer starts as soon
@@ -100,7 +100,9 @@ def _queue_for_writing(info: dict, dbapi_conn, lock_path: str) -> None:
 
 def open_engine(url: str) -> Engine:
     """An engine on the database as it is, whatever its schema (for `gateway db`)."""
-    return _sqlite_engine(url) if url.startswith("sqlite") else create_engine(url)
+    # PostgreSQL: a pooled connection is checked before use, so that one the server closed (a restart) is
+    # replaced quietly instead of failing the work that took it
+    return _sqlite_engine(url) if url.startswith("sqlite") else create_engine(url, pool_pre_ping=True)
 
 
 def make_engine(url: str) -> Engine:

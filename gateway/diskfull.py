@@ -4,17 +4,15 @@ A data volume that fills up (ENOSPC or EDQUOT on a write, SQLite's "database or 
 PostgreSQL's disk_full) is no fault of the file or flow at hand, and it passes once space is freed.
 So intake refuses files without acknowledging them, leaving them where they were, and workers keep
 what they hold and try it again, without counting it as a failed attempt. Every component tells the
-app's one DiskAlarm, so that a full disk makes one error line (and a reminder a minute while it
+app's one alarm (gateway.alarm), so that a full disk makes one error line (and a reminder a minute while it
 lasts) rather than one per file and per retry, and one line when it is over.
 """
 
 from __future__ import annotations
 
 import errno
-import threading
-import time
 
-from gateway.log import log
+from gateway.alarm import Alarm
 
 RETRY_SECONDS = 2.0  # work held up by a full disk is tried again after this, then after twice as long...
 RETRY_MAX_SECONDS = 30.0  # ...up to this: a flow judged again and again would fill the log with its events
@@ -42,37 +40,7 @@ def is_disk_full(exc: BaseException | None) -> bool:
     return False
 
 
-class DiskAlarm:
-    """Error lines about a full disk, at most one per remind_every seconds, and one line once it has room.
-
-    Each line counts the refusals since the previous one, so nothing is hidden, only summed up.
-    """
-
-    def __init__(self, remind_every: float = 60.0) -> None:
-        self.remind_every = remind_every
-        self._lock = threading.Lock()
-        self._last_line = -float("inf")
-        self._raised = False  # an error line has been logged and its end not yet
-        self._refusals = 0
-
-    def full(self, step: str, exc: BaseException, **context: object) -> None:
-        """Step (intake, a worker...) found no room; context says for what (account, flow...)."""
-        now = time.monotonic()
-        with self._lock:
-            self._refusals += 1
-            if now - self._last_line < self.remind_every:
-                return
-            self._last_line, self._raised = now, True
-            refusals, self._refusals = self._refusals, 0
-        log.error("disk_full", step=step, error=str(exc), refusals=refusals,
-                  hint="free space on the data volume: files wait unacknowledged, work resumes by itself",
-                  **context)
-
-    def clear(self) -> None:
-        """A step that writes went through: the disk has room again."""
-        with self._lock:
-            if not self._raised:
-                return
-            self._raised = False
-            refusals, self._refusals = self._refusals, 0
-        log.info("disk_space_recovered", refusals=refusals)
+def alarm() -> Alarm:
+    """The alarm every component tells of a full disk."""
+    return Alarm("disk_full", "disk_space_recovered",
+                 hint="free space on the data volume: files wait unacknowledged, work resumes by itself")

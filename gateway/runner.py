@@ -28,6 +28,7 @@ from sqlmodel import select
 from gateway import metrics, queue
 from gateway.app import App
 from gateway.db import session_scope
+from gateway.dbdown import is_database_down, log_failure
 from gateway.diskfull import is_disk_full
 from gateway.ingest.intake import recover
 from gateway.ingest.poller import Poller
@@ -135,9 +136,10 @@ class Gateway:
         try:
             self._unregister(release=not busy)
         except Exception as exc:  # the leases expire instead, as if the process had died
-            if not is_disk_full(exc):
+            if is_disk_full(exc):
+                self.app.disk.report("stop", exc)
+            elif not is_database_down(exc):
                 raise
-            self.app.disk.full("stop", exc)
         log.info("gateway_stopped", owner=self.owner)
 
     def _start_rules(self) -> None:
@@ -174,8 +176,8 @@ class Gateway:
         while not self._stop_intake.wait(self.app.settings.ingest.recover_interval):
             try:
                 recovered = recover(self.app)
-            except Exception:  # the database away for a moment: the entries wait for the next turn
-                log.exception("recovery_failed")
+            except Exception:  # the entries wait for the next turn
+                log_failure("recovery_failed")
                 continue
             if recovered:
                 log.info("spool_recovered", flows=recovered)
@@ -189,8 +191,8 @@ class Gateway:
                     session.get(WorkerRow, self.owner).heartbeat_at = utcnow()
             except Exception as exc:  # no room, or the database away: beat again next period, never stop
                 if is_disk_full(exc):
-                    self.app.disk.full("heartbeat", exc)
-                else:
+                    self.app.disk.report("heartbeat", exc)
+                elif not is_database_down(exc):
                     log.exception("heartbeat_failed")
 
     def _accounts(self) -> list[str]:

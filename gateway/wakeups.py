@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from gateway.app import App
+from gateway.dbdown import is_database_down
 from gateway.log import log
 
 CHANNEL = "gateway_work"
@@ -89,6 +90,9 @@ class Listener:
                         for _ in connection.notifies(timeout=_STOP_LATENCY):
                             self.app.wakeup.set()
             except psycopg.Error as exc:
-                log.warning("wakeups_lost", error=str(exc), retry_in=delay)
+                if is_database_down(exc):  # said once by the alarm; the workers poll meanwhile
+                    self.app.database.report("wakeups", exc)
+                else:
+                    log.warning("wakeups_lost", error=str(exc), retry_in=delay)
                 self._stop.wait(delay)
                 delay = min(2 * delay, _RETRY_MAX)

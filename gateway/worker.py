@@ -3,8 +3,8 @@
 A worker serves the queues it is given: flows (the `worker` role of `gateway run`), deliveries (the
 `deliver` role), or both in turn. All workers of a process share one lease owner id; the process's
 heartbeat renews the leases they hold, so a row is taken over by others only when the whole process
-has died. A full disk is no failure of the work in hand: the worker keeps it, and tries it again until
-there is room.
+has died. A full disk or the database out of reach is no failure of the work in hand: the worker keeps
+it, and tries it again until there is room or an answer.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Sequence
 
-from gateway import pipeline, queue
+from gateway import dbdown, diskfull, pipeline, queue
 from gateway.route import delivery
 from gateway.app import App
-from gateway.diskfull import RETRY_MAX_SECONDS, RETRY_SECONDS, is_disk_full
 from gateway.log import log
 from gateway.models import Delivery, Flow
 
@@ -53,20 +52,29 @@ class Worker:
         return True
 
     def _until_room(self, step: Callable[[], None], **context: Any) -> None:
-        """Run step again while it fails for want of room, holding its row (the heartbeat renews the lease),
-        unless the worker is stopped meanwhile: the runner then gives the row back."""
-        delay = RETRY_SECONDS
+        """Run step again while it fails for want of room or of the database, holding its row (the heartbeat
+        renews the lease), unless the worker is stopped meanwhile: the runner then gives the row back."""
+        failures = 0
         while True:
             try:
                 return step()
             except Exception as exc:
-                if not is_disk_full(exc):
-                    raise
-                self.app.disk.full("worker", exc, **context)
-                log.debug("work_waits_for_room", seconds=delay, **context)
-            if self._stop.wait(delay):
+                first, most = self._held_up(exc, **context)
+            if self._stop.wait(min(first * 2 ** failures, most)):
                 return
-            delay = min(2 * delay, RETRY_MAX_SECONDS)
+            failures += 1
+
+    def _held_up(self, exc: Exception, **context: Any) -> tuple[float, float]:
+        """The first and longest waits before trying again work that exc held up (a full disk, the database
+        away: each said once by its alarm); exc itself if it is any other failure."""
+        if diskfull.is_disk_full(exc):
+            self.app.disk.report("worker", exc, **context)
+            log.debug("work_waits_for_room", **context)
+            return diskfull.RETRY_SECONDS, diskfull.RETRY_MAX_SECONDS
+        if dbdown.is_database_down(exc):  # the engine told the database alarm
+            log.debug("work_waits_for_database", **context)
+            return dbdown.RETRY_SECONDS, dbdown.RETRY_MAX_SECONDS
+        raise exc
 
     def run(self, stop: threading.Event) -> None:
         """Work until stop is set; a flow in hand is finished first, unless it is waiting for room."""
@@ -74,12 +82,8 @@ class Worker:
         while not stop.is_set():
             try:
                 worked = self.run_once()
-            except Exception as exc:  # a claim, or giving a row back, found no room in the database
-                if not is_disk_full(exc):
-                    raise
-                self.app.disk.full("worker", exc)
-                log.debug("work_waits_for_room", queue=None)
-                stop.wait(RETRY_SECONDS)
+            except Exception as exc:  # a claim, or giving a row back, found no room or no database
+                stop.wait(self._held_up(exc, queue=None)[0])
                 continue
             if not worked:
                 self.app.wakeup.wait(self.app.settings.worker.poll_interval)
@@ -91,3 +95,4 @@ class Worker:
         while self.run_once():
             count += 1
         return count
+

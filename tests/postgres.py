@@ -36,8 +36,11 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, durable: bool = False) -> None:
+        """durable: commits survive a crash of the server (fsync, synchronous commit), which the tests that
+        stop it with `-m immediate` need; the others go faster without."""
         self.bindir = bindir
+        self.durable = durable
         self.root = Path(tempfile.mkdtemp(prefix="gateway-pg-"))
         self.data = self.root / "data"
         self.port = _free_port()
@@ -53,15 +56,30 @@ class PostgresServer:
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
         self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "gateway", "--auth=trust",
                   "--encoding=UTF8", "--no-sync")
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=300 "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options, "-l",
-                  str(self.root / "server.log"), "-w", "start")
+        self.up()
         return self
+
+    def _pg_ctl(self, *args: str) -> None:
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), *args)
+
+    def up(self) -> None:
+        """Start the server on its cluster (again, after down())."""
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=300"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        self._pg_ctl("-o", options, "-l", str(self.root / "server.log"), "-w", "start")
+
+    def down(self, mode: str = "fast") -> None:
+        """Stop the server, keeping its cluster (`pg_ctl stop -m mode`)."""
+        self._pg_ctl("-m", mode, "-w", "stop")
+
+    def restart(self, mode: str = "fast") -> None:
+        """`pg_ctl restart -m mode`: every connection cut, the server back at once."""
+        self._pg_ctl("-m", mode, "-l", str(self.root / "server.log"), "-w", "restart")
 
     def stop(self) -> None:
         try:
-            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+            self.down("immediate")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 

@@ -90,7 +90,7 @@ def intake(app: App, path: Path, arrival: Arrival, expected: tuple[int, int] | N
             raise
         log.debug("intake_refused", reason="disk_full", account=arrival.account,
                   original_name=arrival.original_name)
-        app.disk.full("intake", exc, account=arrival.account, original_name=arrival.original_name)
+        app.disk.report("intake", exc, account=arrival.account, original_name=arrival.original_name)
         raise DiskFull(errno.ENOSPC, f"no room to take {arrival.original_name}") from exc
 
 
@@ -124,7 +124,7 @@ def _recover_entry(app: App, sidecar: Path, fd: int) -> int:
     except Exception as exc:
         if not is_disk_full(exc):
             raise
-        app.disk.full("recover", exc, flow_id=sidecar.stem)  # the entry waits for the next recovery
+        app.disk.report("recover", exc, flow_id=sidecar.stem)  # the entry waits for the next recovery
         return 0
     return 1
 
@@ -233,7 +233,7 @@ def _acknowledge_if_room(app: App, flow: Flow) -> None:
     except Exception as exc:
         if not is_disk_full(exc):
             raise
-        app.disk.full("acknowledge", exc)
+        app.disk.report("acknowledge", exc)
 
 
 def _commit(app: App, flow_id: str, arrival: Arrival, digest: str, size: int) -> Flow:

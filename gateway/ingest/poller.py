@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from gateway import queue
 from gateway.app import App
+from gateway.dbdown import log_failure
 from gateway.ingest import pull
 from gateway.log import log
 from gateway.models import Endpoint, utcnow
@@ -32,7 +33,10 @@ class Poller:
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            self.poll_due(utcnow())
+            try:
+                self.poll_due(utcnow())
+            except Exception:  # claiming or releasing an endpoint: tried again at the next turn
+                log_failure("pull_poll_failed")
             stop.wait(_RELOAD)
 
     def poll_due(self, now: datetime) -> None:
@@ -55,4 +59,4 @@ class Poller:
         except RemoteError as exc:
             log.warning("pull_failed", account=endpoint.account, error=str(exc))
         except Exception:
-            log.exception("pull_failed", account=endpoint.account, remote=location(endpoint))
+            log_failure("pull_failed", account=endpoint.account, remote=location(endpoint))

@@ -29,6 +29,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
 from gateway.app import App
+from gateway.dbdown import log_failure
 from gateway.diskfull import DiskFull
 from gateway.ingest.intake import Arrival, intake
 from gateway.log import log
@@ -184,7 +185,7 @@ class ZoneWatcher:
                             self._seen.setdefault(path, _Seen(-1, -1, now))
                     self.tick(now)
                 except Exception:  # one file or folder that fails must not stop intake for every account
-                    log.exception("zone_watch_failed")  # tried again: from in/ at the next scan, or by recover()
+                    log_failure("zone_watch_failed")  # tried again: from in/ at the next scan, or by recover()
                 self._hinted.wait(self.settings.stable_interval / 2 if self._seen else self.settings.scan_interval)
                 self._hinted.clear()
         finally:

@@ -131,7 +131,7 @@ def _failed(app: App, session: Session, delivery: Delivery, error: DeliveryError
     no_room = is_disk_full(error)
     dead = isinstance(error, PermanentDeliveryError) or (delivery.attempts >= settings.max_attempts and not no_room)
     if no_room:
-        app.disk.full("delivery", error, invoice_id=delivery.invoice_id, recipient=delivery.destination)
+        app.disk.report("delivery", error, invoice_id=delivery.invoice_id, recipient=delivery.destination)
     stored = session.get(Delivery, delivery.id)
     stored.last_error = str(error)
     stored.lease_owner = stored.lease_expires_at = None

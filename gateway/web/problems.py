@@ -8,7 +8,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway.dbdown import RETRY_MAX_SECONDS, is_database_down
 
 MEDIA_TYPE = "application/problem+json"
 _PREFIX = "urn:gateway:problem:"
@@ -34,6 +37,13 @@ class Problem(Exception):
 
 def not_found(detail: str) -> Problem:
     return Problem(404, "not-found", "Not found", detail)
+
+
+def database_unavailable() -> Problem:
+    return Problem(503, "database-unavailable", "Database unavailable",
+                   "The gateway's database does not answer for now; try again shortly. A deposit may already be "
+                   "stored: send it again with the same Idempotency-Key to get its flow, not a duplicate.",
+                   headers={"Retry-After": str(int(RETRY_MAX_SECONDS))})
 
 
 def response(problem: Problem, instance: str | None = None) -> JSONResponse:
@@ -63,3 +73,10 @@ def install(app: FastAPI) -> None:
         kind, title = _HTTP_KINDS.get(exc.status_code, ("http-error", "HTTP error"))
         return response(Problem(exc.status_code, kind, title, str(exc.detail), headers=exc.headers),
                         request.url.path)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        """The database out of reach (its alarm says so once in the log): 503, to be tried again."""
+        if not is_database_down(exc):
+            raise exc
+        return response(database_unavailable(), request.url.path)

@@ -27,6 +27,7 @@ from paramiko.sftp import SFTP_FAILURE, SFTP_OK, SFTP_PERMISSION_DENIED
 
 from gateway import locks
 from gateway.app import App
+from gateway.dbdown import log_failure
 from gateway.diskfull import DiskFull
 from gateway.ingest.intake import Arrival, intake
 from gateway.ingest.watcher import is_final_name
@@ -82,7 +83,7 @@ class Handoff:
             except DiskFull:  # logged by intake; the file waits in in/ under its final name for the watcher
                 pass
             except Exception:  # the file stays in in/ under its final name: the watcher retries it
-                log.exception("sftp_intake_failed", account=account, original_name=name)
+                log_failure("sftp_intake_failed", account=account, original_name=name)
 
     def _sweep(self) -> None:
         """Delete uploads a dead process left unfinished; those another live one is writing are locked."""
