@@ -91,6 +91,18 @@ def _run(config: Path, root: Path) -> tuple[list[GatewayProcess], str]:
     return processes, url
 
 
+def _alive(processes: list[GatewayProcess]) -> bool:
+    return all(p.proc.poll() is None for p in processes)
+
+
+def _watch_alive(processes: list[GatewayProcess], seconds: float) -> None:
+    """Check every half second, for the outage's whole length, that no process has exited."""
+    began = time.monotonic()
+    while time.monotonic() - began < seconds:
+        assert _alive(processes), "a process exited during the outage"
+        time.sleep(0.5)
+
+
 def _deposit(api: httpx.Client, name: str, content: bytes, key: str) -> httpx.Response:
     return api.post("/api/v1/flows", params={"name": name}, content=content, headers={"Idempotency-Key": key})
 
@@ -126,9 +138,7 @@ def test_postgresql_restarted_and_stopped_under_a_stream_of_flows(tmp_path):
                 assert refused.json()["type"] == "urn:gateway:problem:database-unavailable"
                 assert int(refused.headers["Retry-After"]) > 0
                 assert _deposit(api, api_name, api_content, "outage-1").status_code == 503
-                while time.monotonic() - stopped < 20:  # the outage itself: 20 s, watching the processes live
-                    assert [p.proc.poll() for p in processes] == [None] * len(processes)
-                    time.sleep(0.5)
+                _watch_alive(processes, 20 - (time.monotonic() - stopped))  # the outage itself: 20 s
                 server.up()
                 taken = wait_for(lambda: (r := _deposit(api, api_name, api_content, "outage-1")).status_code == 202
                                  and r, 60, "the deposit taken once the database is back", 0.5)
@@ -138,7 +148,7 @@ def test_postgresql_restarted_and_stopped_under_a_stream_of_flows(tmp_path):
             accepted = _accepted(contents) + 1
             contents[api_name] = api_content
             _check_everything_once(tmp_path, config, contents, accepted)
-            assert [p.proc.poll() for p in processes] == [None] * len(processes), "every process stayed up"
+            assert _alive(processes), "every process stayed up"
         finally:
             stop.set()
             codes = [p.stop() for p in processes]
@@ -166,17 +176,14 @@ def test_sqlite_write_lock_held_for_30_seconds_slows_and_loses_nothing(tmp_path)
         wait_for(lambda: reports() >= 50, 120, "the first reports", 0.1)
         holder = sqlite3.connect(tmp_path / "var" / "gateway.db", isolation_level=None)
         holder.execute("BEGIN IMMEDIATE")  # another program (a backup, an operator's sqlite3) holds the lock
-        held = time.monotonic()
         try:
-            while time.monotonic() - held < 30:
-                assert [p.proc.poll() for p in processes] == [None] * len(processes)
-                time.sleep(0.5)
+            _watch_alive(processes, 30)
         finally:
             holder.execute("ROLLBACK")
             holder.close()
         streaming.join(300)
         _check_everything_once(tmp_path, config, contents, _accepted(contents))
-        assert [p.proc.poll() for p in processes] == [None] * len(processes), "every process stayed up"
+        assert _alive(processes), "every process stayed up"
     finally:
         stop.set()
         codes = [p.stop() for p in processes]
