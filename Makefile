@@ -8,8 +8,12 @@ CONFIG ?= config.toml
 SAMPLE_PASSWORD ?= acme-demo
 RECIPIENT_PASSWORD ?= mairie-demo
 OPERATOR_PASSWORD ?= ops-demo
+# Made once the samples are loaded: the next `make run` upgrades the database but leaves the directory, the
+# accounts and their passwords as they are (an operator may have changed them). Remove it to load them again;
+# with another CONFIG (another data_dir), give its own.
+SAMPLES_LOADED ?= var/samples-loaded
 
-.PHONY: run test samples install bench bench-e2e clean
+.PHONY: run test samples upgrade install bench bench-e2e clean
 
 $(BIN)/gateway: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,13 +25,19 @@ $(BIN)/gateway: pyproject.toml
 install: $(BIN)/gateway
 	$(BIN)/gateway --config $(CONFIG) rules fetch
 
-samples: install
+upgrade: install
 	$(BIN)/gateway --config $(CONFIG) db upgrade
+
+samples: upgrade $(SAMPLES_LOADED)
+	@echo "samples loaded the first time ($(SAMPLES_LOADED)); remove that file to load them (and their passwords) again"
+
+$(SAMPLES_LOADED): | upgrade
 	$(BIN)/gateway --config $(CONFIG) directory import samples/directory.csv --services samples/services.csv
 	$(BIN)/gateway --config $(CONFIG) accounts import samples/accounts.csv
-	printf '%s\n' '$(SAMPLE_PASSWORD)' | $(BIN)/gateway --config $(CONFIG) accounts add acme --role supplier --password-stdin
-	printf '%s\n' '$(RECIPIENT_PASSWORD)' | $(BIN)/gateway --config $(CONFIG) accounts add mairie-exemple --role recipient --password-stdin
+	printf '%s\n' '$(SAMPLE_PASSWORD)' | $(BIN)/gateway --config $(CONFIG) accounts add acme --update --role supplier --password-stdin
+	printf '%s\n' '$(RECIPIENT_PASSWORD)' | $(BIN)/gateway --config $(CONFIG) accounts add mairie-exemple --update --role recipient --password-stdin
 	printf '%s\n' '$(OPERATOR_PASSWORD)' | $(BIN)/gateway --config $(CONFIG) operators add ops --password-stdin
+	mkdir -p $(@D) && touch $@
 
 run: samples
 	$(BIN)/gateway --config $(CONFIG) run

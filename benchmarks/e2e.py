@@ -97,7 +97,7 @@ class Cluster:
         config = write_config(root, {**settings, "sftp": sftp}, database_url)
         load_samples(config)
         self.key = make_key(root / "client_key")
-        cli(config, "accounts", "add", SUPPLIER, "--role", "supplier", "--key", str(public(self.key)))
+        cli(config, "accounts", "add", SUPPLIER, "--update", "--role", "supplier", "--key", str(public(self.key)))
         self.sshd = Sshd(root, inbox(root, SUPPLIER), self.key) if sshd else None
         if roles:
             front = front_roles.replace("sftp,", "") if sshd else front_roles

@@ -86,7 +86,7 @@ def main() -> None:
         root = Path(tmp)
         config = write_config(root, {"worker": {"threads": args.threads, "lease_seconds": 30.0}})
         load_samples(config)
-        cli(config, "accounts", "add", SUPPLIER, "--role", "supplier", "--status-format", "gateway")
+        cli(config, "accounts", "add", SUPPLIER, "--update", "--role", "supplier", "--status-format", "gateway")
         gateway = GatewayProcess(config)
         gateway.start()
         try:

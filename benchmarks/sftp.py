@@ -87,7 +87,7 @@ def run_embedded(base: Path, staging: Path, names: list[str]) -> Result:
     port = free_port()
     root, config = gateway_root(base, {"enabled": True, "port": port})
     key = make_key(base / "client_key")
-    cli(config, "accounts", "add", SUPPLIER, "--role", "supplier", "--key", str(public(key)))
+    cli(config, "accounts", "add", SUPPLIER, "--update", "--role", "supplier", "--key", str(public(key)))
     gateway = GatewayProcess(config)
     gateway.start()
     try:

@@ -11,14 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+from sqlalchemy import delete
 from sqlmodel import select
 from stdnum.fr import siret as siret_number
 
 from gateway.app import App
 from gateway.db import session_scope
-from gateway.ingest.sftp.auth import hash_password
 from gateway.models import (Account, AccountKey, AccountPassword, AccountSiret, Direction, Endpoint, Operator,
-                            OperatorPassword, Role, StatusFormat)
+                            OperatorPassword, Role, StatusFormat, WebSession)
 from gateway.zones import is_account_name
 
 
@@ -30,14 +30,25 @@ class AccountError(ValueError):
         self.field = field
 
 
+class AccountExists(AccountError):
+    """The name is an existing account's, and the caller asked to create one (not to update it)."""
+
+
+class SiretHeld(AccountError):
+    """A SIRET another account holds, and the caller did not ask for it to be shared."""
+
+
 def check_name(name: str, field: str = "NAME") -> None:
     if not is_account_name(name):
         raise AccountError("letters, digits, '-' and '_' only", field)
 
 
 def add(app: App, name: str, role: Role, sirets: Iterable[str] = (), password: str | None = None,
-        keys: Iterable[tuple[str, str]] = (), status_format: StatusFormat | None = None) -> Path:
-    """Create or update an account, its SIRETs, its SFTP credentials and its zone; returns the zone.
+        keys: Iterable[tuple[str, str]] = (), status_format: StatusFormat | None = None, new: bool = False,
+        shared: bool = False) -> Path:
+    """Create or update an account (new: only create it, AccountExists otherwise), its SIRETs, its SFTP
+    credentials and its zone; returns the zone. A SIRET another account holds is refused (SiretHeld) unless
+    shared: two accounts then hold it, as `accounts list` shows.
 
     keys are (key, comment) pairs as gateway.ingest.sftp.auth.parse_key_line gives them."""
     check_name(name)
@@ -49,7 +60,12 @@ def add(app: App, name: str, role: Role, sirets: Iterable[str] = (), password: s
     if password is not None and not password:
         raise AccountError("empty password", "--password")
     with session_scope(app.engine) as session:
-        account = session.get(Account, name) or Account(name=name, role=role)
+        account = session.get(Account, name)
+        if account is not None and new:
+            raise AccountExists(f"account {name} exists already ({account.role.value})", "NAME")
+        if not shared:
+            _refuse_held(session, name, compact)
+        account = account or Account(name=name, role=role)
         account.role = role
         if status_format:
             account.status_format = status_format
@@ -59,11 +75,32 @@ def add(app: App, name: str, role: Role, sirets: Iterable[str] = (), password: s
             if session.get(AccountSiret, (name, siret)) is None:
                 session.add(AccountSiret(account=name, siret=siret))
         if password is not None:
-            session.merge(AccountPassword(account=name, hash=hash_password(password)))
+            session.merge(AccountPassword(account=name, hash=_hash(password)))
         for key, comment in keys:
             session.merge(AccountKey(account=name, key=key, comment=comment))
     app.zones.ensure(name)
     return app.zones.zone(name)
+
+
+def _hash(password: str) -> str:
+    """The stored form of a password, made as the SFTP server checks it (imported only when one is set: the
+    server's package costs a command that sets none its start-up time)."""
+    from gateway.ingest.sftp.auth import hash_password
+
+    return hash_password(password)
+
+
+def _refuse_held(session, name: str, sirets: list[str]) -> None:
+    """SiretHeld for the first of sirets, not held by name yet, that another account holds."""
+    sirets = [siret for siret in sirets if session.get(AccountSiret, (name, siret)) is None]
+    if not sirets:
+        return
+    held = session.exec(select(AccountSiret).where(AccountSiret.siret.in_(sirets), AccountSiret.account != name)
+                        .order_by(AccountSiret.siret, AccountSiret.account)).all()
+    if held:
+        siret = held[0].siret
+        others = ", ".join(h.account for h in held if h.siret == siret)
+        raise SiretHeld(f"SIRET {siret} is held by account {others} already", "--siret")
 
 
 def require(session, name: str) -> Account:
@@ -71,6 +108,15 @@ def require(session, name: str) -> Account:
     if account is None:
         raise AccountError(f"no account {name}")
     return account
+
+
+def disable(app: App, name: str, disabled: bool = True) -> None:
+    """Refuse (or, disabled False, allow again) every login of the account, over SFTP, the console and the
+    API; its console sessions end at once. Its flows, invoices and deliveries go on as before."""
+    with session_scope(app.engine) as session:
+        require(session, name).disabled = disabled
+        if disabled:
+            session.execute(delete(WebSession).where(WebSession.account == name))
 
 
 def set_endpoint(app: App, name: str, direction: Direction, url: str, key_path: Path, host_key: str,
@@ -98,7 +144,7 @@ def remove_endpoint(app: App, name: str, direction: Direction) -> None:
 
 
 def listing(app: App) -> list[dict]:
-    """Every account with its SIRETs and its own SFTP servers."""
+    """Every account with its SIRETs (shared: those other accounts hold too, and which) and its own SFTP servers."""
     from gateway.remote.endpoints import location
 
     with session_scope(app.engine, write=False) as session:
@@ -106,13 +152,18 @@ def listing(app: App) -> list[dict]:
         sirets = session.exec(select(AccountSiret)).all()
         remotes = session.exec(select(Endpoint).order_by(Endpoint.direction)).all()
     held: dict[str, list[str]] = {}
+    holders: dict[str, list[str]] = {}
     servers: dict[str, list[str]] = {}
     for s in sirets:
         held.setdefault(s.account, []).append(s.siret)
+        holders.setdefault(s.siret, []).append(s.account)
     for e in remotes:
         servers.setdefault(e.account, []).append(f"{e.direction.value} {location(e)}")
-    return [{"name": a.name, "role": a.role.value, "status_format": a.status_format.value,
-             "sirets": held.get(a.name, []), "remote": servers.get(a.name, [])} for a in rows]
+    return [{"name": a.name, "role": a.role.value, "status_format": a.status_format.value, "disabled": a.disabled,
+             "created_at": a.created_at, "sirets": held.get(a.name, []), "remote": servers.get(a.name, []),
+             "shared": {siret: sorted(set(holders[siret]) - {a.name}) for siret in held.get(a.name, [])
+                        if len(holders[siret]) > 1}}
+            for a in rows]
 
 
 def add_operator(app: App, name: str, password: str | None = None) -> None:
@@ -125,4 +176,4 @@ def add_operator(app: App, name: str, password: str | None = None) -> None:
             session.add(Operator(name=name))
             session.flush()
         if password is not None:
-            session.merge(OperatorPassword(operator=name, hash=hash_password(password)))
+            session.merge(OperatorPassword(operator=name, hash=_hash(password)))

@@ -26,8 +26,6 @@ class App:
     engine: Engine
     store: ContentStore
     zones: Zones
-    # Connections to accounts' own SFTP servers (push and pull), closed when the gateway stops.
-    remote: SftpPool
     # Set by intake when a flow is committed, so idle workers start at once instead of polling.
     wakeup: threading.Event = field(default_factory=threading.Event)
     # The business rules' validator processes: started by the runner, which alone needs them.
@@ -36,9 +34,22 @@ class App:
     # once per file and retry.
     disk: Alarm = field(default_factory=diskfull.alarm)
     database: Alarm = field(default_factory=dbdown.alarm)
+    _remote: SftpPool | None = field(default=None, init=False, repr=False)
+    _remote_made: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         dbdown.watch(self.engine, self.database)
+
+    @property
+    def remote(self) -> SftpPool:
+        """Connections to accounts' own SFTP servers (push and pull), closed when the gateway stops; made at first
+        use, so that a command never connecting does not import paramiko."""
+        with self._remote_made:
+            if self._remote is None:
+                from gateway.remote import SftpPool  # its paramiko client imports modules that import this one
+
+                self._remote = SftpPool(self.settings.remote.timeout)
+        return self._remote
 
     def emit(self, account: str, name: str, content: bytes) -> str:
         """Keep what the gateway sends in the content store, then publish it in the account's out/; returns
@@ -49,8 +60,6 @@ class App:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "App":
-        from gateway.remote import SftpPool  # its paramiko client imports modules that import this one
-
         for directory in (settings.gateway.data_dir, settings.spool_dir, settings.store_dir,
                           settings.gateway.zones_dir):
             directory.mkdir(parents=True, exist_ok=True)
@@ -59,5 +68,4 @@ class App:
             engine=make_engine(settings.gateway.database_url),
             store=ContentStore(settings.store_dir),
             zones=Zones(settings.gateway.zones_dir),
-            remote=SftpPool(settings.remote.timeout),
         )

@@ -1,37 +1,56 @@
-"""The `gateway` command: run the gateway, check files, manage the directory, accounts and flows."""
+"""The `gateway` command: run the gateway, check files, manage the directory, accounts and flows.
+
+Each command imports what it needs when it runs: a command's start-up time is mostly its imports
+(benchmarks/cli_startup.py measures those an operator types most).
+
+Text meant for a person goes through _shown, which escapes what a terminal would obey rather than show (control
+characters, bidirectional and other format characters, line separators): a file name or an invoice number
+cannot move the cursor, retitle the window or forge a row. `--json` output is exact.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import unicodedata
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import click
-from sqlalchemy.engine import Engine
-from sqlmodel import select
 
 from gateway import config as config_module
-from gateway.app import App
-from gateway import accounts as accounts_service
-from gateway import queue, schema, tokens, views
-from gateway.accounts import AccountError
-from gateway.db import open_engine, session_scope
-from gateway.findings import any_fatal
-from gateway.log import configure_logging
-from gateway.validate.rules import profiles as rules_profiles
-from gateway.models import Account, Delivery, DeliveryState, Direction, Flow, FlowState, Role, StatusFormat
+from gateway.models import DeliveryState, Direction, FlowState, Role, StatusFormat
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from gateway.app import App
+    from gateway.config import IngestSettings
     from gateway.validate.rules import RulesStage
+
+_ESCAPED = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # controls, format characters, surrogates, line separators
+_ALL_PAGE = 1000  # flows read at a time by `flows list --all`
+
+
+def _shown(value: Any) -> str:
+    """value as text a terminal shows as it is: what it would obey written as an escape (\\x1b, \\n, \\u202e)."""
+    text = "" if value is None else str(value)
+    if text.isprintable():
+        return text
+    return "".join(c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in _ESCAPED else c
+                   for c in text)
+
+
+def _field(key: str, value: Any) -> None:
+    """One `key value` line of a record shown to a person."""
+    click.echo(f"{key:14} {_shown(value)}")
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """Print rows as aligned columns, for a person to read."""
-    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in row] for row in rows]
+    cells = [[_shown(h) for h in headers]] + [[_shown(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for n, row in enumerate(cells):
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
@@ -53,6 +72,9 @@ class _Context:
 
     @property
     def app(self) -> App:
+        from gateway import schema
+        from gateway.app import App
+
         if self._app is None:
             try:
                 self._app = App.from_settings(self.settings())
@@ -62,6 +84,8 @@ class _Context:
 
     def settings(self, required: bool = True) -> config_module.Settings:
         """The settings; commands that touch no database run on defaults when no file exists."""
+        from gateway.log import configure_logging
+
         if self._settings is None:
             try:
                 settings = config_module.load(self.config_path)
@@ -108,51 +132,100 @@ def run(ctx: _Context, roles: str | None) -> None:
         gateway = Gateway(ctx.app, chosen)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--role") from exc
-    gateway.run()
+    gateway.run(started=lambda: click.echo(gateway.where()))
+
+
+class _LazyChoice(click.Choice):
+    """A Choice whose values are read when first needed: reading them may cost an import most commands never make."""
+
+    def __init__(self, values: Callable[[], Sequence[str]]) -> None:
+        self._values = values
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(self._values())
+
+
+def _profiles() -> list[str]:
+    from gateway.validate.rules import profiles
+
+    return profiles()
 
 
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
-@click.option("--profile", type=click.Choice(rules_profiles()), default="en16931", show_default=True,
+@click.option("--profile", type=_LazyChoice(_profiles), default="en16931", show_default=True,
               help="Rule packs: en16931 as the official validators apply them; auto chooses by the "
                    "specification identifier each invoice declares, as the gateway does.")
 @pass_ctx
 def validate(ctx: _Context, files: tuple[Path, ...], as_json: bool, profile: str) -> None:
-    """Check invoice files offline. Exit 0 if all are valid, 1 if any is invalid."""
+    """Check files offline as the gateway would take them as flows: XML invoices, Factur-X PDFs (judged on the
+    CII they embed), and .zip or .tar.gz batches, judged member by member. Exit 0 if all are valid, 1 if any is
+    invalid."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from gateway.validate.rules import PoolError, RulesStage
 
-    settings = ctx.settings(required=False).validation
-    processes = min(settings.pool_size, len(files))
+    settings = ctx.settings(required=False)
+    processes = min(settings.validation.pool_size, len(files))
     try:
-        with RulesStage.from_settings(settings, profile, processes) as stage, ThreadPoolExecutor(processes) as threads:
-            results = list(threads.map(lambda file: _file_verdict(stage, file), files))
+        with RulesStage.from_settings(settings.validation, profile, processes) as stage, \
+                ThreadPoolExecutor(processes) as threads:
+            results = list(threads.map(lambda file: _file_verdict(stage, settings.ingest, file), files))
     except PoolError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
         _json(results)
     else:
         for r in results:
-            click.echo(f"{r['file']}: {r['verdict']} ({r['syntax'] or 'unknown syntax'})")
-            if r["rules"]:
-                packs = ", ".join(f"{p['name']} {p['version']}" for p in r["rules"]["packs"]) or "none"
-                click.echo(f"  rules: profile {r['rules']['profile']}, packs {packs}")
-            for e in r["errors"]:
-                where = f" line {e['line']}" if e["line"] else ""
-                click.echo(f"  [{e['stage']}] {e['rule']} {e['severity']}{where}: {e['message']}")
+            _show_verdict(r["file"], r, "")
+            for document in r.get("documents", ()):
+                _show_verdict(document["name"], document, "  ")
     sys.exit(0 if all(r["verdict"] == "valid" for r in results) else 1)
 
 
-def _file_verdict(stage: RulesStage, file: Path) -> dict[str, Any]:
-    """Admissibility and XSD, then the rules for a document that passed them: what the pipeline does."""
-    from gateway.validate import check_document
-    from gateway.validate.rules import after_xsd
+def _show_verdict(name: str, verdict: dict[str, Any], indent: str) -> None:
+    click.echo(_shown(f"{indent}{name}: {verdict['verdict']} ({verdict['syntax'] or 'unknown syntax'})"))
+    if verdict["rules"]:
+        packs = ", ".join(f"{p['name']} {p['version']}" for p in verdict["rules"]["packs"]) or "none"
+        click.echo(_shown(f"{indent}  rules: profile {verdict['rules']['profile']}, packs {packs}"))
+    for e in verdict["errors"]:
+        where = f" line {e['line']}" if e["line"] else ""
+        click.echo(_shown(f"{indent}  [{e['stage']}] {e['rule']} {e['severity']}{where}: {e['message']}"))
 
-    content = file.read_bytes()
-    checked = check_document(content)
-    rules = after_xsd(stage, content, checked)
-    findings = checked.findings + list(rules.findings if rules else ())
-    return {"file": str(file), "syntax": checked.syntax, "verdict": "invalid" if any_fatal(findings) else "valid",
+
+def _file_verdict(stage: RulesStage, ingest: IngestSettings, file: Path) -> dict[str, Any]:
+    """What the pipeline decides of file as a flow: a refusal of the whole file (type, size, a batch that cannot
+    be opened safely), else each document's admissibility and XSD, then the rules for one that passed them. A
+    batch's verdict lists its documents'."""
+    from gateway.validate.contents import ArchiveRefused, is_batch, kind_of, members
+    from gateway.validate.judge import file_refusal, judge_member, limits_of
+
+    refusal = file_refusal(file.name, file.stat().st_size, ingest)
+    if refusal is not None:
+        return {"file": str(file), **_verdict(None, [refusal], None)}
+    limits, archive_limits = limits_of(ingest)
+    documents, errors = [], []
+    try:
+        for member in members(file, file.name, archive_limits):
+            checked, rules = judge_member(member, limits, stage)
+            documents.append({"name": member.name, **_verdict(checked.syntax, checked.findings, rules)})
+    except ArchiveRefused as refused:
+        errors.append(refused.finding)
+    if not is_batch(kind_of(file.name)):
+        return {"file": str(file), **{k: v for k, v in documents[0].items() if k != "name"}}
+    return {"file": str(file), **_verdict(kind_of(file.name), errors, None),
+            "verdict": "valid" if not errors and all(d["verdict"] == "valid" for d in documents) else "invalid",
+            "documents": documents}
+
+
+def _verdict(syntax: str | None, findings: list, rules: Any) -> dict[str, Any]:
+    from gateway.findings import any_fatal
+
+    findings = list(findings) + list(rules.findings if rules else ())
+    return {"syntax": syntax, "verdict": "invalid" if any_fatal(findings) else "valid",
             "errors": [f.to_dict() for f in findings], "rules": rules.describe() if rules else None}
 
 
@@ -191,7 +264,7 @@ def rules_install(ctx: _Context, path: Path, sha256: str | None) -> None:
     with _rules_errors():
         packs = install(path, packs_dir(ctx.settings(required=False).validation.packs_dir), try_pack, sha256)
     for pack in packs:
-        click.echo(f"installed {pack.name} {pack.version} sha256 {pack.sha256}")
+        click.echo(_shown(f"installed {pack.name} {pack.version} sha256 {pack.sha256}"))
 
 
 @rules.command("fetch")
@@ -204,7 +277,7 @@ def rules_fetch(ctx: _Context) -> None:
     with _rules_errors():
         packs = fetch(packs_dir(ctx.settings(required=False).validation.packs_dir), try_pack)
     for pack in packs:
-        click.echo(f"fetched {pack.name} {pack.version} sha256 {pack.sha256}")
+        click.echo(_shown(f"fetched {pack.name} {pack.version} sha256 {pack.sha256}"))
 
 
 @contextmanager
@@ -241,17 +314,14 @@ def directory() -> None:
 @pass_ctx
 def directory_import(ctx: _Context, csv_file: Path, services: Path | None) -> None:
     """Import Chorus Pro's directory export (21 columns, ';')."""
-    from gateway.route import import_services, import_structures
+    from gateway.route import import_directory
 
-    problems: list[str] = []
-    with _import_errors(), session_scope(ctx.app.engine) as session:
-        count = import_structures(session, csv_file, problems)
-        session.flush()
-        service_count = import_services(session, services) if services else 0
-    for problem in problems:
-        click.echo(f"warning: {problem}", err=True)
-    failing = f" ({len(problems)} with a SIRET failing its check)" if problems else ""
-    click.echo(f"imported {count} structures{failing}, {service_count} services")
+    with _import_errors():
+        imported = import_directory(ctx.app.engine, csv_file, services)
+    for problem in imported.problems:
+        click.echo(_shown(f"warning: {problem}"), err=True)
+    failing = f" ({len(imported.problems)} with a SIRET failing its check)" if imported.problems else ""
+    click.echo(f"imported {imported.structures} structures{failing}, {imported.services} services")
 
 
 @directory.command("show")
@@ -260,6 +330,8 @@ def directory_import(ctx: _Context, csv_file: Path, services: Path | None) -> No
 @pass_ctx
 def directory_show(ctx: _Context, siret: str, as_json: bool) -> None:
     """Show one structure, its flags and its services."""
+    from gateway import views
+
     with _not_found():
         data = views.structure(ctx.app, siret)
     if as_json:
@@ -267,8 +339,8 @@ def directory_show(ctx: _Context, siret: str, as_json: bool) -> None:
         return
     for key, value in data.items():
         if key not in ("services", "accounts"):
-            click.echo(f"{key:24} {value}")
-    click.echo(f"{'accounts':24} {', '.join(data['accounts']) or '-'}")
+            click.echo(f"{key:24} {_shown(value)}")
+    click.echo(f"{'accounts':24} {_shown(', '.join(data['accounts']) or '-')}")
     click.echo()
     _table(["service", "name", "active", "ej_required", "start", "end"],
            [(s["code"], s["name"], s["active"], s["ej_required"], s["start_date"], s["end_date"])
@@ -291,16 +363,29 @@ def accounts() -> None:
               help="OpenSSH public key file (authorized_keys lines) the account may log in with (repeatable).")
 @click.option("--status-format", type=click.Choice([f.value for f in StatusFormat]),
               help="Format of the status-return files it receives (default cdar).")
+@click.option("--update", is_flag=True, help="Change an existing account (its role, SIRETs, password, keys, format); "
+              "without it an existing name is refused.")
+@click.option("--shared", is_flag=True, help="Let the account hold a SIRET another account holds too (refused "
+              "otherwise); `accounts list` shows the SIRETs shared.")
 @pass_ctx
 def accounts_add(ctx: _Context, name: str, role: str, sirets: tuple[str, ...], password: str | None,
-                 password_stdin: bool, keys: tuple[Path, ...], status_format: str | None) -> None:
-    """Create or update an account, its zone and its SFTP login."""
+                 password_stdin: bool, keys: tuple[Path, ...], status_format: str | None, update: bool,
+                 shared: bool) -> None:
+    """Create an account, its zone and its SFTP login; with --update, change one."""
+    from gateway import accounts as accounts_service
+
     password = _password(password, password_stdin)
     key_lines = _key_lines(keys)
     with _account_errors():
-        zone = accounts_service.add(ctx.app, name, Role(role), sirets, password, key_lines,
-                                    StatusFormat(status_format) if status_format else None)
-    click.echo(f"account {name} ({role}) ready, zone {zone}")
+        try:
+            zone = accounts_service.add(ctx.app, name, Role(role), sirets, password, key_lines,
+                                        StatusFormat(status_format) if status_format else None, new=not update,
+                                        shared=shared)
+        except accounts_service.AccountExists as exc:
+            raise click.BadParameter(f"{exc}: --update changes it", param_hint="NAME") from exc
+        except accounts_service.SiretHeld as exc:
+            raise click.BadParameter(f"{exc}: --shared lets {name} hold it too", param_hint="--siret") from exc
+    click.echo(_shown(f"account {name} ({role}) ready, zone {zone}"))
 
 
 def _password(password: str | None, from_stdin: bool) -> str | None:
@@ -329,6 +414,8 @@ def _key_lines(files: tuple[Path, ...]) -> list[tuple[str, str]]:
 @contextmanager
 def _account_errors() -> Iterator[None]:
     """A refused account change is the user's mistake: say what is wrong, pointing at the option."""
+    from gateway.accounts import AccountError
+
     try:
         yield
     except AccountError as exc:
@@ -339,6 +426,8 @@ def _account_errors() -> Iterator[None]:
 
 @contextmanager
 def _not_found() -> Iterator[None]:
+    from gateway import views
+
     try:
         yield
     except views.NotFound as exc:
@@ -350,6 +439,10 @@ def _not_found() -> Iterator[None]:
 @pass_ctx
 def accounts_import(ctx: _Context, csv_file: Path) -> None:
     """Create or update accounts from a 'name;role;sirets' file (SIRETs separated by ',')."""
+    from sqlmodel import select
+
+    from gateway.db import session_scope
+    from gateway.models import Account
     from gateway.route import import_accounts
 
     with _import_errors(), session_scope(ctx.app.engine) as session:
@@ -379,6 +472,8 @@ def accounts_import(ctx: _Context, csv_file: Path) -> None:
 def accounts_remote(ctx: _Context, name: str, push_url: str | None, pull_url: str | None, remove: str | None,
                     key_path: Path | None, host_key: str | None, interval: float | None, after: str | None) -> None:
     """Set or remove the account's own SFTP server: --push delivers to it, --pull collects from it."""
+    from gateway import accounts as accounts_service
+    from gateway.accounts import AccountError
     from gateway.remote.endpoints import location
 
     if len([o for o in (push_url, pull_url, remove) if o]) != 1:
@@ -396,15 +491,38 @@ def accounts_remote(ctx: _Context, name: str, push_url: str | None, pull_url: st
                                                  host_key, interval, after)
     except AccountError as exc:
         raise (click.ClickException(str(exc)) if str(exc).startswith("no account") else click.UsageError(str(exc)))
-    click.echo(f"account {name}: {direction.value} {location(endpoint)}")
+    click.echo(_shown(f"account {name}: {direction.value} {location(endpoint)}"))
 
 
 @accounts.command("list")
 @pass_ctx
 def accounts_list(ctx: _Context) -> None:
-    """List accounts with their SIRETs and their own SFTP servers (push, pull)."""
-    _table(["name", "role", "sirets", "remote"], [(a["name"], a["role"], ", ".join(a["sirets"]), ", ".join(a["remote"]))
-                                                  for a in accounts_service.listing(ctx.app)])
+    """List accounts with their SIRETs (those other accounts hold too: shared with whom) and their own SFTP servers
+    (push, pull), and those disabled."""
+    from gateway import accounts as accounts_service
+
+    _table(["name", "role", "sirets", "remote", "logins"],
+           [(a["name"], a["role"], ", ".join(_held(siret, a["shared"]) for siret in a["sirets"]),
+             ", ".join(a["remote"]), "disabled" if a["disabled"] else "")
+            for a in accounts_service.listing(ctx.app)])
+
+
+def _held(siret: str, shared: dict[str, list[str]]) -> str:
+    return f"{siret} (shared with {' '.join(shared[siret])})" if siret in shared else siret
+
+
+@accounts.command("disable")
+@click.argument("name")
+@click.option("--enable", is_flag=True, help="Allow the account's logins again instead.")
+@pass_ctx
+def accounts_disable(ctx: _Context, name: str, enable: bool) -> None:
+    """Refuse every login of the account (SFTP, console, API tokens) until `--enable`; its console sessions end
+    at once, its flows and deliveries go on."""
+    from gateway import accounts as accounts_service
+
+    with _account_errors():
+        accounts_service.disable(ctx.app, name, not enable)
+    click.echo(f"account {name} {'enabled' if enable else 'disabled'}")
 
 
 @accounts.command("token")
@@ -451,7 +569,7 @@ def accounts_notify(ctx: _Context, name: str, url: str | None, secret: str | Non
         wanted = Wanted("webhook" if url else "email", url or address, secret,
                         None if events is None else [e.strip() for e in events.split(",") if e.strip()])
         made = subscriptions.add(ctx.app, name, wanted)
-    click.echo(f"subscription {made['id']}: {made['kind']} {made['target']} ({', '.join(made['events'])})")
+    click.echo(_shown(f"subscription {made['id']}: {made['kind']} {made['target']} ({', '.join(made['events'])})"))
     if "secret" in made:
         click.echo(f"secret {made['secret']}")
         click.echo("the secret is shown once: keep it now (webhook requests are signed with it)", err=True)
@@ -469,6 +587,8 @@ def operators() -> None:
 @pass_ctx
 def operators_add(ctx: _Context, name: str, password: str | None, password_stdin: bool) -> None:
     """Create an operator or set its console password (then `gateway operators token NAME`)."""
+    from gateway import accounts as accounts_service
+
     password = _password(password, password_stdin)
     with _account_errors():
         accounts_service.add_operator(ctx.app, name, password)
@@ -486,6 +606,8 @@ def operators_token(ctx: _Context, name: str, revoke_id: str | None, show: bool)
 
 
 def _token_command(ctx: _Context, revoke_id: str | None, show: bool, **holder: str) -> None:
+    from gateway import tokens
+
     if revoke_id and show:
         raise click.UsageError("--revoke and --list exclude each other")
     with _account_errors():
@@ -510,19 +632,30 @@ def flows() -> None:
 @flows.command("list")
 @click.option("--state", type=click.Choice([s.value for s in FlowState]))
 @click.option("--account")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1),
+              help="Show at most this many flows, the most recent.")
+@click.option("--all", "every", is_flag=True, help="Show every flow (no limit).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def flows_list(ctx: _Context, state: str | None, account: str | None, limit: int, as_json: bool) -> None:
-    """List the most recent flows."""
-    rows = views.flows(ctx.app, views.OPERATOR, state=FlowState(state) if state else None, account=account,
-                       limit=limit).items
+def flows_list(ctx: _Context, state: str | None, account: str | None, limit: int, every: bool, as_json: bool) -> None:
+    """List the most recent flows, newest first; when more are left out than shown, standard error says so."""
+    from gateway import views
+
+    rows: list[dict] = []
+    page = None
+    while page is None or every and page.next:
+        page = views.flows(ctx.app, views.OPERATOR, state=FlowState(state) if state else None, account=account,
+                           after=page.next if page else None, limit=_ALL_PAGE if every else limit)
+        rows += page.items
     if as_json:
         _json(rows)
-        return
-    _table(["flow", "account", "received", "state", "syntax", "name"],
-           [(f["id"], f["account"], f"{f['received_at']:%Y-%m-%d %H:%M:%S}", f["state"], f["syntax"],
-             f["original_name"]) for f in rows])
+    else:
+        _table(["flow", "account", "received", "state", "syntax", "name"],
+               [(f["id"], f["account"], f"{f['received_at']:%Y-%m-%d %H:%M:%S}", f["state"], f["syntax"],
+                 f["original_name"]) for f in rows])
+    if page.next:
+        click.echo(f"only the {limit} most recent flows are shown, there are more: --limit N or --all shows them",
+                   err=True)
 
 
 @flows.command("show")
@@ -531,6 +664,8 @@ def flows_list(ctx: _Context, state: str | None, account: str | None, limit: int
 @pass_ctx
 def flows_show(ctx: _Context, flow_id: str, as_json: bool) -> None:
     """Show a flow, its invoices and its whole event timeline."""
+    from gateway import views
+
     with _not_found():
         data = views.flow(ctx.app, views.OPERATOR, flow_id)
     if as_json:
@@ -538,9 +673,9 @@ def flows_show(ctx: _Context, flow_id: str, as_json: bool) -> None:
         return
     for key in ("id", "account", "original_name", "size", "sha256", "channel", "received_at", "state",
                 "syntax", "finished_at", "attempts"):
-        click.echo(f"{key:14} {data[key]}")
+        _field(key, data[key])
     for e in data["errors"]:
-        click.echo(f"  error [{e['stage']}] {e['rule']}: {e['message']}")
+        click.echo(_shown(f"  error [{e['stage']}] {e['rule']}: {e['message']}"))
     click.echo("\ninvoices:")
     _table(["invoice", "number", "buyer", "recipient", "verdict", "errors"],
            [(i["id"], i["number"], i["buyer_siret"], i["recipient"], i["verdict"],
@@ -574,6 +709,8 @@ def deliveries() -> None:
 @pass_ctx
 def deliveries_list(ctx: _Context, state: str | None, limit: int, as_json: bool) -> None:
     """List the most recent deliveries (--state dead: those waiting for an operator)."""
+    from gateway import views
+
     rows = views.deliveries(ctx.app, DeliveryState(state) if state else None, limit)
     if as_json:
         _json(rows)
@@ -600,20 +737,28 @@ def deliveries_retry(ctx: _Context, delivery_id: int) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def queue_show(ctx: _Context, as_json: bool) -> None:
-    """Show the work queue: flows and deliveries waiting, held, due later or dead, and the processes at work."""
-    engine, lease = ctx.app.engine, ctx.app.settings.worker.lease_seconds
-    backlogs = {"flows": queue.backlog(engine, Flow), "deliveries": queue.backlog(engine, Delivery)}
-    processes = queue.processes(engine, lease)
+    """Show the work queue: flows and deliveries waiting, held, due later or dead, the processes at work, and
+    what each zone holds."""
+    from gateway import queue
+
+    shown = queue.overview(ctx.app.engine, ctx.app.settings.worker.lease_seconds)
+    zones = ctx.app.zones.holdings()
     if as_json:
-        _json({**{name: asdict(b) for name, b in backlogs.items()}, "processes": [asdict(p) for p in processes]})
+        _json({**asdict(shown), "zones": {account: {"in": asdict(inbox), "out": asdict(outbox)}
+                                          for account, (inbox, outbox) in zones.items()}})
         return
     _table(["queue", "ready", "oldest", "leased", "later", "dead"],
-           [(name, b.ready, _seconds(b.waited), b.leased, b.later, b.dead) for name, b in backlogs.items()])
+           [(name, b.ready, _seconds(b.waited), b.leased, b.later, b.dead)
+            for name, b in (("flows", shown.flows), ("deliveries", shown.deliveries))])
     click.echo()
-    _table(["process", "host", "pid", "started", "heartbeat", "state"],
-           [(p.id, p.host, p.pid, f"{p.started_at:%Y-%m-%d %H:%M:%S}", f"{_seconds(p.heartbeat_age)} ago",
-             "alive" if p.alive else "stale")
-            for p in processes])
+    _table(["process", "host", "pid", "roles", "started", "heartbeat", "state"],
+           [(p.id, p.host, p.pid, ",".join(p.roles), f"{p.started_at:%Y-%m-%d %H:%M:%S}",
+             f"{_seconds(p.heartbeat_age)} ago", "alive" if p.alive else "stale")
+            for p in shown.processes])
+    click.echo()
+    _table(["zone", "in files", "in bytes", "temporary", "temporary bytes", "out files", "out bytes"],
+           [(account, i.files, i.bytes, i.temporary_files, i.temporary_bytes, o.files, o.bytes)
+            for account, (i, o) in zones.items()])
 
 
 def _seconds(value: float | None) -> str:
@@ -666,6 +811,8 @@ def invoices() -> None:
 @pass_ctx
 def invoices_show(ctx: _Context, invoice_ref: str, as_json: bool) -> None:
     """Show an invoice (by id or number) and its statuses: when, who, why."""
+    from gateway import views
+
     with _not_found():
         data = views.invoice(ctx.app, views.OPERATOR, invoice_ref, by_number=True)
     if as_json:
@@ -673,10 +820,10 @@ def invoices_show(ctx: _Context, invoice_ref: str, as_json: bool) -> None:
         return
     for key in ("id", "flow_id", "number", "issue_date", "seller_siret", "buyer_siret", "recipient", "verdict",
                 "status_name", "completes"):
-        click.echo(f"{key:14} {data[key]}")
+        _field(key, data[key])
     if data["cdar"]:  # what the supplier was told, in the reform's terms
         cdar = data["cdar"]
-        click.echo(f"{'cdar':14} {cdar['code']} {cdar['label']}" + (f": {cdar['comment']}" if cdar["comment"] else ""))
+        _field("cdar", f"{cdar['code']} {cdar['label']}" + (f": {cdar['comment']}" if cdar["comment"] else ""))
     click.echo("\nstatuses:")
     _table(["at", "status", "cdar", "actor", "reason", "comment", "mandate"],
            [(f"{h['at']:%Y-%m-%d %H:%M:%S}", f"{h['status']} {h['name']}",
@@ -695,6 +842,8 @@ def db() -> None:
 @contextmanager
 def _engine_as_is(ctx: _Context) -> Iterator[Engine]:
     """The database whatever its schema: ctx.app would refuse one that is not at head."""
+    from gateway.db import open_engine
+
     engine = open_engine(ctx.settings().gateway.database_url)
     try:
         yield engine
@@ -706,6 +855,8 @@ def _engine_as_is(ctx: _Context) -> Iterator[Engine]:
 @pass_ctx
 def db_current(ctx: _Context) -> None:
     """Print the database schema's revision, and the one this gateway needs if it differs."""
+    from gateway import schema
+
     with _engine_as_is(ctx) as engine, engine.connect() as connection:
         current = schema.version(connection)
     click.echo(f"{current} (head)" if current == schema.head() else f"{current} (this gateway needs {schema.head()})")
@@ -716,6 +867,8 @@ def db_current(ctx: _Context) -> None:
 def db_upgrade(ctx: _Context) -> None:
     """Upgrade the database schema to this gateway's, with the gateway stopped; a database made before
     migrations is stamped at 0001 first, an empty one is created."""
+    from gateway import schema
+
     with _engine_as_is(ctx) as engine:
         try:
             before, after = schema.upgrade(engine)

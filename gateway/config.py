@@ -11,7 +11,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ENV_VAR = "GATEWAY_CONFIG"
 DEFAULT_FILE = "config.toml"
@@ -57,20 +57,43 @@ class SftpSettings(_Section):
     idle_timeout: float = Field(600.0, gt=0)
     max_connections: int = Field(64, ge=1)
     max_connections_per_ip: int = Field(8, ge=1)
+    max_startups: str = Field("10:30:100", pattern=r"^\d+:\d+:\d+$")  # start:rate:full, as OpenSSH's MaxStartups
+    max_startups_per_ip: int = Field(10, ge=1)
+    penalty_seconds: float = Field(30.0, ge=0)
+    penalty_max: float = Field(600.0, ge=0)
     auth_delay: float = Field(1.0, ge=0)
     auth_delay_max: float = Field(16.0, ge=0)
     ban_after: int = Field(10, ge=1)
+    ban_accounts: int = Field(5, ge=2)
     ban_seconds: float = Field(900.0, gt=0)
     max_file_bytes: int = Field(100 * 1024 * 1024, gt=0)
     max_files_per_session: int = Field(10000, ge=1)
+    max_open_handles: int = Field(32, ge=1)
+    max_open_handles_per_account: int = Field(128, ge=1)
+    inbox_max_bytes: int = Field(1 << 30, gt=0)
+    inbox_max_files: int = Field(10000, ge=1)
+    stale_upload_seconds: float = Field(86400.0, gt=0)
     file_name_pattern: re.Pattern[str] = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+    @property
+    def startups(self) -> tuple[int, int, int]:
+        """max_startups as (start, rate in %, full)."""
+        start, rate, full = (int(part) for part in self.max_startups.split(":"))
+        return start, rate, full
+
+    @model_validator(mode="after")
+    def _startups_make_sense(self) -> SftpSettings:
+        start, rate, full = self.startups
+        if not (1 <= start <= full and rate <= 100):
+            raise ValueError("max_startups is start:rate:full with 1 <= start <= full and rate <= 100")
+        return self
 
 
 class ValidateSettings(_Section):
     processes: int = Field(0, ge=0)  # 0: one per worker thread in `gateway run`, one per core elsewhere
     time_budget: float = Field(30.0, gt=0)
     max_bytes: int = Field(20 * 1024 * 1024, gt=0)
-    max_lines: int = Field(20000, gt=0)
+    max_elements: int = Field(20000, gt=0)
     profile: str = "auto"
     packs_dir: Path | None = None  # None: gateway.validate.rules.packs_dir()
 
@@ -103,6 +126,7 @@ class WebSettings(_Section):
     auth_delay: float = Field(1.0, ge=0)
     auth_delay_max: float = Field(16.0, ge=0)
     ban_after: int = Field(10, ge=1)
+    ban_accounts: int = Field(5, ge=2)
     ban_seconds: float = Field(900.0, gt=0)
     session_idle: float = Field(1800.0, gt=0)  # seconds a console session lives unused
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from enum import StrEnum
 
+from sqlalchemy import false
 from sqlmodel import Field, SQLModel
 
 
@@ -67,6 +68,9 @@ class Account(SQLModel, table=True):
     role: Role
     status_format: StatusFormat = StatusFormat.CDAR
     created_at: datetime = Field(default_factory=utcnow)
+    # an operator's choice: no login (SFTP, console, API) until enabled again; a server default, which SQLite
+    # adds to a table in place (dropping it would rebuild the table, which other tables' rows refer to)
+    disabled: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class AccountSiret(SQLModel, table=True):
@@ -341,3 +345,15 @@ class Worker(SQLModel, table=True):
     pid: int
     started_at: datetime = Field(default_factory=utcnow)
     heartbeat_at: datetime = Field(default_factory=utcnow)
+    roles: str = ""  # what it does (`gateway run --role`), separated by ','
+
+
+class LoginFailure(SQLModel, table=True):
+    """A failed login from an address, or one waiting for its turn to be checked (gateway.throttle): SFTP and
+    console passwords under the name given (an account's or not), API tokens under none. Deleted once older
+    than twice ban_seconds."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    ip: str = Field(index=True)
+    account: str | None = None
+    at: datetime = Field(index=True)

@@ -31,23 +31,24 @@ from gateway.ingest.intake import acknowledge
 from gateway.lifecycle import inbound
 from gateway.lifecycle import service as lifecycle
 from gateway.lifecycle.statuses import Status
-from gateway.models import Delivery, DeliveryState, Flow, FlowState, Invoice, Verdict, utcnow
+from gateway.models import Account, Delivery, DeliveryState, Flow, FlowState, Invoice, Role, Verdict, utcnow
 from gateway.notify import outbox as notifications
 from gateway.returns import build_report
 from gateway.route import route
 from gateway.route.controls import Deposit, check_deposit, duplicate_key
 from gateway.route import delivery
-from gateway.validate import Checked, Limits, size_refusal
+from gateway.validate import Checked
 from gateway.returns.notice import StatusMessageError
 from gateway.validate.extract import InvoiceData
 from gateway.validate.safexml import RefusedXML, parse, root_tag
-from gateway.validate.pdf import embedded_xml
-from gateway.validate.rules import RulesVerdict, after_xsd
-from gateway.validate.contents import (ArchiveLimits, ArchiveRefused, Member, check_member, is_batch,
-                                       kind_of, members, type_refusal)
+from gateway.validate.rules import RulesVerdict
+from gateway.validate.contents import ArchiveRefused, is_batch, kind_of, members
+from gateway.validate.judge import file_refusal, judge_member, limits_of
 
 
 STATUSES = "statuses"  # Flow.kind of a status message
+ROLE_REFUSED = "FLOW-ROLE-REFUSED"
+REJECTED_WHOLE = frozenset({"FLOW-DUPLICATE", ROLE_REFUSED})  # refusals that processing again would not change
 # A document's name, its stored SHA-256, its verdicts: not its bytes, so a batch is never all in memory.
 Judged = tuple[str, str, Checked, RulesVerdict | None]
 
@@ -109,6 +110,8 @@ def _judge_flow(app: App, work: _Work, attempts: int) -> None:
     judged: list[Judged] = []
     if refusal is None and _judge_status_flow(app, work):
         return
+    if refusal is None:
+        refusal = _role_refusal(app, flow, Role.SUPPLIER)
     if refusal is None:
         try:
             judged = _judge_documents(app, flow)
@@ -176,8 +179,9 @@ def _judge_status_flow(app: App, work: _Work) -> bool:
     syntax = inbound.status_syntax(root_tag(content))
     if syntax is None:
         return False
+    refused = _role_refusal(app, flow, Role.RECIPIENT)
     try:
-        requests, refusal = inbound.requests_of(parse(content)), None
+        requests, refusal = ([], refused[0]) if refused else (inbound.requests_of(parse(content)), None)
     except (RefusedXML, StatusMessageError) as exc:
         requests, refusal = [], Finding(stage=inbound.STAGE, rule="STATUS-MESSAGE-INVALID", message=str(exc))
     with session_scope(app.engine) as session:
@@ -195,32 +199,31 @@ def _judge_status_flow(app: App, work: _Work) -> bool:
     return True
 
 
+def _role_refusal(app: App, flow: Flow, role: Role) -> list[Finding] | None:
+    """FLOW-ROLE-REFUSED unless the flow's account has the role that deposits what it carries: invoices come from
+    suppliers, status messages from recipients (whatever the channel: all of them lead here)."""
+    with session_scope(app.engine, write=False) as session:
+        account = session.get(Account, flow.account)
+    if account is None or account.role is role:
+        return None
+    carried = "invoices" if role is Role.SUPPLIER else "status messages"
+    return [Finding(stage="flow", rule=ROLE_REFUSED,
+                    message=f"Account {flow.account!r} is a {account.role.value} account: it may not deposit "
+                            f"{carried}. Invoices are deposited by supplier accounts, status messages (CDAR, statusUpdate) by the "
+                            "recipient accounts of the invoices they answer.")]
+
+
 def _judge_documents(app: App, flow: Flow) -> list[Judged]:
     """Check each document the flow carries; archive members are kept in the store for delivery."""
-    settings = app.settings.ingest
-    limits = Limits(max_bytes=settings.max_flow_bytes)
-    archive_limits = ArchiveLimits(settings.batch_max_members, settings.batch_max_expanded_bytes,
-                                   settings.batch_max_ratio, max_member_bytes=settings.max_flow_bytes)
+    limits, archive_limits = limits_of(app.settings.ingest)
     batch = is_batch(kind_of(flow.original_name))
     judged = []
     for member in members(app.store.path(flow.sha256), flow.original_name, archive_limits):
         sha256 = app.store.put(member.content) if batch else flow.sha256
         with metrics.validating():
-            checked = check_member(member, limits)
-            rules = _check_rules(app, member, checked)
+            checked, rules = judge_member(member, limits, app.rules)
         judged.append((member.name, sha256, checked, rules))
     return judged
-
-
-def _check_rules(app: App, member: Member, checked: Checked) -> RulesVerdict | None:
-    """The business rules on the invoice XML (a Factur-X PDF's embedded CII) of a document past its XSD."""
-    if not checked.valid:
-        return None
-    xml = member.content
-    if kind_of(member.name) == "pdf":
-        found = embedded_xml(member.content)
-        xml = found[1] if found else b""  # found: the PDF passed its checks
-    return after_xsd(app.rules, xml, checked)
 
 
 def _flow_refusal(app: App, flow: Flow, attempts: int) -> list[Finding] | None:
@@ -229,10 +232,8 @@ def _flow_refusal(app: App, flow: Flow, attempts: int) -> list[Finding] | None:
         return [Finding(stage="flow", rule="FLOW-PROCESSING-FAILED",
                         message=f"Processing failed {attempts - 1} times; the operator has been alerted. "
                                 "Send the flow again or contact support.")]
-    too_large = size_refusal(flow.size, Limits(max_bytes=app.settings.ingest.max_flow_bytes))
-    if too_large:
-        return [too_large]
-    return None if kind_of(flow.original_name) else [type_refusal(flow.original_name)]
+    refusal = file_refusal(flow.original_name, flow.size, app.settings.ingest)
+    return None if refusal is None else [refusal]
 
 
 def _judge(session: Session, flow: Flow, seq: int, name: str, sha256: str, checked: Checked,
@@ -284,7 +285,7 @@ def _data_fields(data: InvoiceData) -> dict:
 
 def final_state(flow_findings: list[Finding], invoices: list[Invoice]) -> FlowState:
     """INCIDENTE when the flow itself could not be processed, else by its invoices' verdicts."""
-    if any(f.rule == "FLOW-DUPLICATE" for f in flow_findings):
+    if any(f.rule in REJECTED_WHOLE for f in flow_findings):
         return FlowState.REJETE
     if any_fatal(flow_findings) or not invoices:
         return FlowState.INCIDENTE

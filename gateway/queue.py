@@ -159,6 +159,7 @@ class Process:
     id: str
     host: str
     pid: int
+    roles: tuple[str, ...]  # what it does (`gateway run --role`); none for a row older than migration 0006
     started_at: datetime
     heartbeat_age: float  # seconds since its last heartbeat
     alive: bool
@@ -187,8 +188,23 @@ def processes(engine: Engine, lease_seconds: float) -> list[Process]:
     found = []
     for row in rows:
         age = _age(now, row.heartbeat_at)
-        found.append(Process(row.id, row.host, row.pid, row.started_at, age, age < lease_seconds))
+        found.append(Process(row.id, row.host, row.pid, tuple(r for r in row.roles.split(",") if r), row.started_at,
+                             age, age < lease_seconds))
     return found
+
+
+@dataclass(frozen=True)
+class Overview:
+    """What an operator watching the gateway sees (`gateway queue`, the console's queue page): each queue's
+    backlog and the processes at work."""
+
+    flows: Backlog
+    deliveries: Backlog
+    processes: list[Process]
+
+
+def overview(engine: Engine, lease_seconds: float) -> Overview:
+    return Overview(backlog(engine, Flow), backlog(engine, Delivery), processes(engine, lease_seconds))
 
 
 def _age(now: datetime, moment: datetime) -> float:

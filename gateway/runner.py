@@ -33,6 +33,7 @@ from gateway.diskfull import is_disk_full
 from gateway.ingest.intake import recover
 from gateway.ingest.poller import Poller
 from gateway.ingest.sftp import SftpServer
+from gateway.ingest.sftp.hostkey import fingerprint
 from gateway.ingest.watcher import ZoneWatcher
 from gateway.log import log
 from gateway.models import Account, Delivery, Flow, Worker as WorkerRow, utcnow
@@ -68,13 +69,15 @@ class Gateway:
     def handle_signal(self, signum: int, _frame) -> None:
         self.should_exit.set()
 
-    def run(self) -> None:
-        """The process's life: start, wait for a signal, stop; its counters are summed with those of the other
-        processes of this host (gateway.metrics)."""
+    def run(self, started: Callable[[], None] | None = None) -> None:
+        """The process's life: start (then call started), wait for a signal, stop; its counters are summed with
+        those of the other processes of this host (gateway.metrics)."""
         metrics.multiprocess(self.app.settings.gateway.data_dir)
         previous = {s: signal.signal(s, self.handle_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             self.start()
+            if started is not None:
+                started()
             while not self.should_exit.wait(0.5):
                 pass
         finally:
@@ -109,6 +112,18 @@ class Gateway:
         if "deliver" in self.roles:
             self._start_workers("deliver", self.app.settings.delivery.threads, Delivery)
         self._beat = self._spawn("heartbeat", self._heartbeat)
+
+    def where(self) -> str:
+        """One line for a person: where this process serves (SFTP address and host key fingerprint, the zones
+        folder, the web address)."""
+        parts = []
+        if self.sftp is not None:
+            host, port = self.sftp.address
+            parts.append(f"SFTP {_hostport(host, port)} (host key {fingerprint(self.sftp.host_key)})")
+        parts.append(f"zones {self.app.zones.root}")
+        if self.web is not None:
+            parts.append(f"web {'https' if self.web.tls else 'http'}://{_hostport(self.web.host, self.web.port)}/")
+        return f"gateway running ({', '.join(sorted(self.roles))}): {', '.join(parts)}"
 
     def stop(self) -> None:
         if self.web is not None:
@@ -202,7 +217,7 @@ class Gateway:
     def _register(self) -> None:
         host, pid, _ = self.owner.split(":")
         with session_scope(self.app.engine) as session:
-            session.add(WorkerRow(id=self.owner, host=host, pid=int(pid)))
+            session.add(WorkerRow(id=self.owner, host=host, pid=int(pid), roles=",".join(sorted(self.roles))))
 
     def _unregister(self, release: bool) -> None:
         """Remove this process's row, giving back first (if release) every lease it still holds."""
@@ -212,6 +227,10 @@ class Gateway:
             row = session.get(WorkerRow, self.owner)
             if row is not None:
                 session.delete(row)
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _joined(thread: threading.Thread, deadline: float) -> bool:

@@ -9,6 +9,10 @@ to be those of revision 0001, which it is then stamped at.
 Each step runs in one transaction that holds a lock (an advisory lock on PostgreSQL, the write lock taken
 by BEGIN IMMEDIATE on SQLite, see db.py), so processes starting together on an empty database create the
 schema once, and the others find it at head.
+
+Alembic is imported only when a database is not found at head: a database stamped with the revision of the
+newest migration file (migrations are numbered, each file named after its revision, which
+tests/test_migrations.py checks) is at head, and every command opening one is spared alembic's import.
 """
 
 from __future__ import annotations
@@ -16,19 +20,18 @@ from __future__ import annotations
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 from gateway import models  # noqa: F401  (registers the tables)
 from gateway.log import log
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 FOUNDING = "0001"  # the schema create_all made before there were migrations
@@ -42,6 +45,8 @@ class SchemaError(Exception):
 
 def alembic_config(connection: Connection) -> Config:
     """Alembic's configuration, made in code (no alembic.ini): our migrations, run on this connection."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -50,7 +55,21 @@ def alembic_config(connection: Connection) -> Config:
 
 @cache
 def _scripts() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory(str(MIGRATIONS))
+
+
+def newest_file() -> str:
+    """The revision of the newest migration file, read from its name (its number) without importing alembic."""
+    return max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+
+
+def _stamped(connection: Connection) -> str | None:
+    """The revision in alembic's table, read with plain SQL; None if there is none."""
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def head() -> str:
@@ -60,6 +79,8 @@ def head() -> str:
 
 def revision(connection: Connection) -> str | None:
     """The revision the database is stamped at; None if none (empty, or made before migrations)."""
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(connection).get_current_revision()
 
 
@@ -74,6 +95,10 @@ def version(connection: Connection) -> str:
 def ensure_schema(engine: Engine) -> None:
     """Create an empty database at head; refuse (SchemaError) one at any other revision."""
     with _locked(engine) as connection:
+        if _stamped(connection) == newest_file():
+            return
+        from alembic import command
+
         current = revision(connection)
         if current == head():
             return
@@ -85,6 +110,8 @@ def ensure_schema(engine: Engine) -> None:
 
 def upgrade(engine: Engine) -> tuple[str, str]:
     """Bring the database to head, stamping one made before migrations at 0001 first; (before, after)."""
+    from alembic import command
+
     with _locked(engine) as connection:
         before = version(connection)
         config = alembic_config(connection)
@@ -107,6 +134,8 @@ def _mismatch(current: str) -> str:
 
 
 def _known(current: str) -> bool:
+    from alembic.util import CommandError
+
     try:
         return _scripts().get_revision(current) is not None
     except CommandError:
@@ -150,6 +179,8 @@ def _check_founding(connection: Connection) -> None:
 @cache
 def _founding_columns() -> dict[str, set[str]]:
     """The tables and columns revision 0001 makes, read back from a scratch database upgraded to it."""
+    from alembic import command
+
     scratch = create_engine("sqlite://")
     try:
         with scratch.begin() as connection:

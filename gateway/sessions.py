@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete, update
+from sqlmodel import select
 
 from gateway.app import App
 from gateway.db import session_scope
 from gateway.ingest.sftp.auth import verify_password
-from gateway.models import AccountPassword, OperatorPassword, WebSession, as_utc, utcnow
+from gateway.models import Account, AccountPassword, OperatorPassword, WebSession, as_utc, utcnow
 from gateway.views import OPERATOR, Viewer
 
 _SEEN_PRECISION = 60.0  # seconds: a session's last use is written at most this often (and ten times per idle time)
@@ -53,9 +54,10 @@ def _login(row: WebSession) -> Login:
 
 def login(app: App, name: str, password: str) -> tuple[str, Login] | None:
     """A new session for the account (else the operator) name whose password this is: (cookie value, login);
-    None otherwise. Sessions past their idle time are swept out meanwhile."""
+    None otherwise, and for a disabled account. Sessions past their idle time are swept out meanwhile."""
     with session_scope(app.engine, write=False) as session:
-        account = session.get(AccountPassword, name)
+        account = session.exec(select(AccountPassword).join(Account, Account.name == AccountPassword.account)
+                               .where(AccountPassword.account == name, Account.disabled.is_(False))).first()
         operator = session.get(OperatorPassword, name)
     as_account = verify_password(password, account.hash if account else None)
     as_operator = verify_password(password, operator.hash if operator else None)

@@ -19,7 +19,7 @@ from sqlmodel import select
 from gateway.accounts import AccountError, require
 from gateway.app import App
 from gateway.db import session_scope
-from gateway.models import ApiToken, Operator, as_utc, utcnow
+from gateway.models import Account, ApiToken, Operator, as_utc, utcnow
 
 PREFIX = "gwt_"
 _ID_LENGTH = 12
@@ -73,13 +73,15 @@ def listing(app: App, account: str | None = None, operator: str | None = None) -
 
 
 def authenticate(app: App, token: str) -> Holder | None:
-    """The holder of a live token, or None (unknown, malformed, revoked); records its use."""
+    """The holder of a live token, or None (unknown, malformed, revoked, or its account disabled); records its
+    use."""
     if not token.startswith(PREFIX) or len(token) <= len(PREFIX) + _ID_LENGTH + 1:
         return None
     token_id, secret = token[len(PREFIX):len(PREFIX) + _ID_LENGTH], token[len(PREFIX) + _ID_LENGTH + 1:]
     with session_scope(app.engine, write=False) as session:
         row = session.get(ApiToken, token_id)
-    if row is None or row.revoked_at is not None or not hmac.compare_digest(row.hash, _digest(secret)):
+        disabled = row is not None and row.account is not None and session.get(Account, row.account).disabled
+    if row is None or row.revoked_at is not None or disabled or not hmac.compare_digest(row.hash, _digest(secret)):
         return None
     now = utcnow()
     if row.last_used_at is None or as_utc(row.last_used_at) < now - _LAST_USE_PRECISION:

@@ -116,11 +116,13 @@ def _page(rows: list, limit: int, to_dict, key) -> Page:
 
 
 def flows(app: App, viewer: Viewer, *, state: FlowState | None = None, account: str | None = None,
-          since: datetime | None = None, until: datetime | None = None, after: str | None = None,
-          limit: int = 50) -> Page:
-    """The viewer's flows, newest first; after: the `next` of the previous page."""
+          channel: str | None = None, since: datetime | None = None, until: datetime | None = None,
+          after: str | None = None, limit: int = 50) -> Page:
+    """The viewer's flows, newest first, received in [since, until) through channel; after: the `next` of the
+    previous page."""
     query = select(Flow).where(*_flows_seen(viewer)).order_by(Flow.id.desc()).limit(limit + 1)
     for value, clause in ((state, lambda v: Flow.state == v), (account, lambda v: Flow.account == v),
+                          (channel, lambda v: Flow.channel == v),
                           (since, lambda v: Flow.received_at >= v), (until, lambda v: Flow.received_at < v),
                           (after, lambda v: Flow.id < v)):
         if value is not None:
@@ -128,6 +130,12 @@ def flows(app: App, viewer: Viewer, *, state: FlowState | None = None, account: 
     with session_scope(app.engine, write=False) as session:
         rows = list(session.exec(query).all())
     return _page(rows, limit, flow_dict, lambda f: f.id)
+
+
+def channels(app: App) -> list[str]:
+    """The channels flows have come through (zone, sftp, sftp-pull, api...), for a filter to offer."""
+    with session_scope(app.engine, write=False) as session:
+        return sorted(session.exec(select(Flow.channel).distinct()).all())
 
 
 def find_flow(session: Session, viewer: Viewer, flow_id: str) -> Flow:
@@ -336,6 +344,15 @@ def deliveries(app: App, state: DeliveryState | None = None, limit: int = 50) ->
         query = query.where(Delivery.state == state)
     with session_scope(app.engine, write=False) as session:
         return [delivery_dict(d) for d in session.exec(query).all()]
+
+
+def structures(app: App, text: str, limit: int = 50) -> list[dict]:
+    """The directory's structures whose SIRET begins with text or whose name holds it (any case), by name."""
+    query = (select(Structure).where(or_(Structure.siret.startswith(text, autoescape=True),
+                                         Structure.name.icontains(text, autoescape=True)))
+             .order_by(Structure.name, Structure.siret).limit(limit))
+    with session_scope(app.engine, write=False) as session:
+        return [s.model_dump() for s in session.exec(query).all()]
 
 
 def structure(app: App, siret: str, with_accounts: bool = True) -> dict:

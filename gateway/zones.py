@@ -2,17 +2,59 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.store import write_atomic
 
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_TEMPORARY_SUFFIXES = (".part", ".tmp", ".filepart")
+UPLOAD_PREFIX = ".sftp-upload-"  # the embedded SFTP server's uploads being written (gateway.ingest.sftp.uploads)
+
+
+def is_final_name(name: str) -> bool:
+    """Names under which a file is still being written, by convention of SFTP clients and scripts."""
+    return not name.startswith(".") and not name.lower().endswith(_TEMPORARY_SUFFIXES)
 
 
 def is_account_name(name: str) -> bool:
     """Account names become folder names: letters, digits, '-' and '_' only, so none can escape the root."""
     return _ACCOUNT_NAME.fullmatch(name) is not None
+
+
+@dataclass(frozen=True)
+class Holding:
+    """What a folder holds: its files and their bytes, and those of them under a temporary name (a dot-name,
+    *.part...: uploads being written, or left so)."""
+
+    files: int = 0
+    bytes: int = 0
+    temporary_files: int = 0
+    temporary_bytes: int = 0
+
+
+def holding(folder: Path | int, leave_out: frozenset[str] = frozenset()) -> Holding:
+    """What folder (a path, or a descriptor open on it) holds now, but the names in leave_out; links and other
+    entries that are not files count as files of no bytes (the zone watcher removes them)."""
+    counts = [0, 0, 0, 0]
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name in leave_out:
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:  # gone meanwhile (taken by intake)
+                continue
+            size = st.st_size if stat.S_ISREG(st.st_mode) else 0
+            temporary = not is_final_name(entry.name)
+            counts[0] += 1
+            counts[1] += size
+            counts[2] += temporary
+            counts[3] += size if temporary else 0
+    return Holding(*counts)
 
 
 class Zones:
@@ -45,3 +87,9 @@ class Zones:
         if not self.root.is_dir():
             return []
         return sorted(p.parent.name for p in self.root.glob("*/in") if p.is_dir() and is_account_name(p.parent.name))
+
+    def holdings(self) -> dict[str, tuple[Holding, Holding]]:
+        """What each account's in/ and out/ hold now (`gateway queue`)."""
+        return {account: (holding(self.inbox(account)),
+                          holding(self.outbox(account)) if self.outbox(account).is_dir() else Holding())
+                for account in self.accounts()}

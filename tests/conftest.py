@@ -14,6 +14,10 @@ from gateway.validate.rules import RulesStage
 from tests.harness import load_samples, write_config
 from tests.postgres import PostgresServer, binaries
 
+# One headless Chromium for the whole session, whichever modules use it (a fixture imported into two modules
+# would start two Playwright drivers on one thread, which Playwright refuses).
+pytest_plugins = ["tests.browser_harness"]
+
 
 @pytest.fixture(scope="session")
 def postgres():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -130,6 +131,28 @@ class Sshd:
             self.proc.wait(timeout=10)
 
 
+def log_events(path: Path) -> list[dict]:
+    """The JSON events of a `gateway run` log file; threads logging at once may have run two lines into one."""
+    decoder, events = json.JSONDecoder(), []
+    for line in path.read_text(errors="replace").splitlines():
+        at = line.find("{")
+        while at != -1:
+            try:
+                event, end = decoder.raw_decode(line, at)
+            except ValueError:
+                at = line.find("{", at + 1)
+                continue
+            events.append(event)
+            at = line.find("{", end)
+    return events
+
+
+def sftp_port(log: Path, started: int = 0) -> int | None:
+    """The port of the started-th SFTP server (0: the first) a `gateway run` log file tells of, once it has."""
+    ports = [event["port"] for event in log_events(log) if event.get("event") == "sftp_started"]
+    return ports[started] if len(ports) > started else None
+
+
 def listening(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1):
@@ -162,9 +185,9 @@ class Site:
         self.config = write_config(root, {"sftp": {"enabled": True, "port": 0, **QUICK, **sftp}})
         load_samples(self.config)
         self.key = make_key(root / "acme_key")
-        cli(self.config, "accounts", "add", "acme", "--role", "supplier", "--password", PASSWORDS["acme"],
+        cli(self.config, "accounts", "add", "acme", "--update", "--role", "supplier", "--password", PASSWORDS["acme"],
             "--key", str(public(self.key)))
-        cli(self.config, "accounts", "add", "mairie-exemple", "--role", "recipient",
+        cli(self.config, "accounts", "add", "mairie-exemple", "--update", "--role", "recipient",
             "--password", PASSWORDS["mairie-exemple"])
         self.gateway = None
 
@@ -198,8 +221,12 @@ class Site:
         client = paramiko.SSHClient()
         client.get_host_keys().add(f"[127.0.0.1]:{self.port}", self.host_key.get_name(), self.host_key)
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        client.connect("127.0.0.1", self.port, username=account, password=password or PASSWORDS[account],
-                       look_for_keys=False, allow_agent=False, timeout=10, **kwargs)
+        try:
+            client.connect("127.0.0.1", self.port, username=account, password=password or PASSWORDS[account],
+                           look_for_keys=False, allow_agent=False, timeout=10, **kwargs)
+        except BaseException:  # a refused login would hold its connection (a startup) until the login grace
+            client.close()
+            raise
         return client
 
     def flows(self) -> list:

@@ -23,7 +23,7 @@ def site(tmp_path_factory):
     an operator."""
     root = tmp_path_factory.mktemp("api")
     config = web_config(root, overrides={"sftp": {"enabled": True, "port": 0, "auth_delay": 0.05}})
-    cli(config, "accounts", "add", SUPPLIER, "--role", "supplier", "--password", PASSWORD)
+    cli(config, "accounts", "add", SUPPLIER, "--update", "--role", "supplier", "--password", PASSWORD)
     tokens = {SUPPLIER: token(config, SUPPLIER), RECIPIENT: token(config, RECIPIENT), "ops": operator_token(config)}
     with web_gateway(config) as (process, url):
         yield {"config": config, "url": url, "tokens": tokens, "process": process}

@@ -13,7 +13,8 @@ from gateway.cli import main
 from gateway.ingest.intake import Arrival, intake
 from gateway.models import Flow
 from gateway.runner import Gateway
-from tests.harness import CORPUS, REPORT_NS, SAMPLES, cli, drop, renumber, wait_finished, wait_report
+from tests.harness import (CORPUS, REPORT_NS, SAMPLES, GatewayProcess, cli, drop, renumber, tar_gz_of, wait_finished,
+                           wait_for, wait_report, write_config, zip_of)
 
 
 def _invoke(*args: str):
@@ -67,16 +68,54 @@ def test_directory_show_restores_leading_zeros(config_file):
     assert result.exit_code == 1 and "no structure" in result.output
 
 
+def _refused(config_file, *args: str):
+    """A command that must fail as the user's mistake (exit 1 or 2), without a traceback; its result."""
+    result = CliRunner().invoke(main, ["--config", str(config_file), *args])
+    assert result.exit_code in (1, 2) and "Traceback" not in result.output, result.output
+    return result
+
+
 def test_accounts_add_and_list(config_file):
-    cli(config_file, "accounts", "add", "newco", "--role", "supplier", "--siret", "81234567600017")
+    cli(config_file, "accounts", "add", "newco", "--role", "supplier", "--siret", "35600000000048")
     assert (config_file.parent / "var" / "zones" / "newco" / "in").is_dir()
     listing = cli(config_file, "accounts", "list")
-    assert any(line.split()[:3] == ["newco", "supplier", "81234567600017"] for line in listing.splitlines())
+    assert any(line.split()[:3] == ["newco", "supplier", "35600000000048"] for line in listing.splitlines())
     bad = CliRunner().invoke(main, ["--config", str(config_file), "accounts", "add", "../evil", "--role", "supplier"])
     assert bad.exit_code == 2
     bad = CliRunner().invoke(main, ["--config", str(config_file), "accounts", "add", "x", "--role", "supplier",
                                     "--siret", "81234567600018"])
     assert bad.exit_code == 2 and "not a valid SIRET" in bad.output
+
+
+def test_accounts_add_refuses_an_existing_name_unless_update(config_file):
+    """acme exists (the samples): adding it again changes nothing, even its role, until --update says so."""
+    refused = _refused(config_file, "accounts", "add", "acme", "--role", "recipient")
+    assert refused.exit_code == 2 and "account acme exists already (supplier): --update changes it" in refused.output
+    assert _roles(config_file)["acme"] == "supplier"
+    cli(config_file, "accounts", "add", "acme", "--update", "--role", "recipient")
+    assert _roles(config_file)["acme"] == "recipient"
+    cli(config_file, "accounts", "add", "brand-new", "--update", "--role", "supplier")  # --update also creates
+    assert _roles(config_file)["brand-new"] == "supplier"
+
+
+def _roles(config_file) -> dict[str, str]:
+    return {line.split()[0]: line.split()[1] for line in cli(config_file, "accounts", "list").splitlines()[2:]}
+
+
+def test_accounts_add_refuses_a_siret_another_account_holds_unless_shared(config_file):
+    """81234567600017 is acme's: another account gets it only with --shared, and the listing says who shares it."""
+    refused = _refused(config_file, "accounts", "add", "acme-bis", "--role", "supplier", "--siret", "81234567600017")
+    assert refused.exit_code == 2 and "SIRET 81234567600017 is held by account acme already" in refused.output
+    assert "--shared" in refused.output and "acme-bis" not in _roles(config_file)  # nothing was written
+    update = _refused(config_file, "accounts", "add", "mairie-exemple", "--update", "--role", "recipient",
+                      "--siret", "81234567600017")
+    assert "held by account acme" in update.output
+    cli(config_file, "accounts", "add", "acme-bis", "--role", "supplier", "--siret", "81234567600017", "--shared")
+    lines = {line.split()[0]: line for line in cli(config_file, "accounts", "list").splitlines()[2:]}
+    assert "81234567600017 (shared with acme-bis)" in lines["acme"]
+    assert "81234567600017 (shared with acme)" in lines["acme-bis"]
+    assert "shared" not in lines["mairie-exemple"]
+    cli(config_file, "accounts", "add", "acme-bis", "--update", "--role", "supplier", "--siret", "81234567600017")
 
 
 def test_import_errors_are_reported_without_traceback(config_file, tmp_path):
@@ -136,3 +175,114 @@ def test_queue_shows_what_waits_what_is_held_and_who_works(config_file, app, rul
         assert f"{gateway.owner}" in cli(config_file, "queue") and "alive" in cli(config_file, "queue")
     finally:
         gateway.stop()
+
+
+HOSTILE = "evil\x1b]0;pwned\x07\n2099 fake-row INTEGRE\u202elmx.xml"  # retitles, forges a row, reverses
+
+
+def _unescaped(text: str) -> list[str]:
+    """What a terminal would obey in text: escapes, bells, line separators, bidirectional controls."""
+    return [c for c in text if c in "\x1b\x07\x85\u2028\u202e"]
+
+
+def test_text_output_escapes_what_a_terminal_would_obey(config_file, running):
+    """A file name and an invoice number carrying an escape sequence, a newline and a bidirectional override are
+    shown escaped by flows list, flows show and invoices show, each record on its own lines; --json keeps them
+    exact."""
+    root = config_file.parent
+    inbox = root / "var" / "zones" / "acme" / "in"
+    (inbox / ".hostile.part").write_bytes((SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes())
+    (inbox / ".hostile.part").rename(inbox / HOSTILE)
+    number = "ESC-\u202e1\n2099"
+    drop(root, "acme", "number.xml", renumber((SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes(), number))
+    flows = wait_for(lambda: _finished(config_file, 2), 30, "both flows' final state")
+    assert {f["original_name"] for f in flows} == {HOSTILE, "number.xml"}  # exact
+    listing = cli(config_file, "flows", "list")
+    assert _unescaped(listing) == [] and len(listing.splitlines()) == 2 + 2  # header, rule, one line a flow
+    assert "evil\\x1b]0;pwned\\x07\\n2099 fake-row INTEGRE\\u202elmx.xml" in listing
+    hostile = next(f for f in flows if f["original_name"] == HOSTILE)
+    shown = cli(config_file, "flows", "show", hostile["id"])
+    assert _unescaped(shown) == [] and "evil\\x1b" in shown and "FLOW-NAME-INVALID" in shown
+    assert not any(line.startswith("2099") for line in shown.splitlines())
+
+    invoice = json.loads(cli(config_file, "invoices", "show", number, "--json"))
+    assert invoice["number"] == number
+    text = cli(config_file, "invoices", "show", invoice["id"])
+    assert _unescaped(text) == [] and "ESC-\\u202e1\\n2099" in text
+    assert not any(line.startswith("2099") for line in text.splitlines())
+
+
+def _finished(config_file, count: int) -> list[dict] | None:
+    """The flows as `flows list --json` gives them, once count of them have their final state."""
+    flows = json.loads(cli(config_file, "flows", "list", "--json"))
+    return flows if sum(bool(f["finished_at"]) for f in flows) >= count else None
+
+
+def test_flows_list_says_when_it_stops_at_its_limit(config_file, app):
+    """Three flows: --limit 2 shows two and says more exist (on standard error: the output stays a table or
+    JSON); --all and a limit the flows fit in show them all and say nothing."""
+    root = config_file.parent
+    invoice = (SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes()
+    for n in range(3):
+        intake(app, drop(root, "acme", f"l{n}.xml", renumber(invoice, f"L-{n}")), Arrival("acme", f"l{n}.xml", "zone"))
+    runner = CliRunner()
+    cut = runner.invoke(main, ["--config", str(config_file), "flows", "list", "--limit", "2"])
+    assert cut.exit_code == 0 and len(cut.stdout.splitlines()) == 2 + 2
+    assert "only the 2 most recent flows are shown, there are more: --limit N or --all" in cut.stderr
+    cut = runner.invoke(main, ["--config", str(config_file), "flows", "list", "--limit", "2", "--json"])
+    assert [f["original_name"] for f in json.loads(cut.stdout)] == ["l2.xml", "l1.xml"] and "--all" in cut.stderr
+    for args in (["--all"], ["--limit", "3"], ["--all", "--json"]):
+        whole = runner.invoke(main, ["--config", str(config_file), "flows", "list", *args])
+        assert whole.exit_code == 0 and whole.stderr == "", (args, whole.stderr)
+        assert all(f"l{n}.xml" in whole.stdout for n in range(3))
+    assert _refused(config_file, "flows", "list", "--limit", "0").exit_code == 2
+
+
+def test_validate_takes_what_the_pipeline_takes(tmp_path):
+    """A Factur-X PDF is judged on its embedded CII, a batch member by member, as the pipeline judges them."""
+    flows = SAMPLES / "flows"
+    pdf = json.loads(_invoke("validate", "--json", str(flows / "facturx-ok.pdf")).stdout)
+    assert [(v["verdict"], v["syntax"], v["errors"]) for v in pdf] == [("valid", "cii", [])]
+    assert _invoke("validate", str(flows / "facturx-ok.pdf")).exit_code == 0
+    batch = tmp_path / "batch.zip"
+    batch.write_bytes(zip_of({"ok.xml": (flows / "ubl-invoice-ok.xml").read_bytes(),
+                              "bad.xml": (flows / "reject-xsd.xml").read_bytes(),
+                              "f.pdf": (flows / "facturx-ok.pdf").read_bytes()}))
+    tarball = tmp_path / "batch.tar.gz"
+    tarball.write_bytes(tar_gz_of({"ok.xml": (flows / "cii-invoice-ok.xml").read_bytes()}))
+    result = _invoke("validate", "--json", str(batch), str(tarball), str(flows / "reject-facturx-no-xml.pdf"))
+    assert result.exit_code == 1
+    zipped, tarred, no_xml = json.loads(result.stdout)
+    assert (zipped["verdict"], zipped["syntax"], zipped["errors"]) == ("invalid", "zip", [])
+    assert [(d["name"], d["verdict"], d["syntax"]) for d in zipped["documents"]] == [
+        ("ok.xml", "valid", "ubl-invoice"), ("bad.xml", "invalid", "ubl-invoice"), ("f.pdf", "valid", "cii")]
+    assert zipped["documents"][1]["errors"][0]["stage"] == "xsd"
+    assert (tarred["verdict"], [d["verdict"] for d in tarred["documents"]]) == ("valid", ["valid"])
+    assert [e["rule"] for e in no_xml["errors"]] == ["FX-NO-XML"]
+    text = _invoke("validate", str(batch)).stdout
+    assert f"{batch}: invalid (zip)" in text and "  bad.xml: invalid (ubl-invoice)" in text
+
+    odd = tmp_path / "invoice.txt"
+    odd.write_bytes((flows / "ubl-invoice-ok.xml").read_bytes())
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"PK\x03\x04 not a zip")
+    refused = json.loads(_invoke("validate", "--json", str(odd), str(broken)).stdout)
+    assert [[e["rule"] for e in r["errors"]] for r in refused] == [["IRR_TYPE_F"], ["IRR_SYNTAX"]]
+
+
+def test_run_prints_where_it_serves(tmp_path):
+    """After its start, `gateway run` prints one plain line: the SFTP address and host key fingerprint (those its
+    log lines give), the zones folder and the web address."""
+    config = write_config(tmp_path, {"sftp": {"enabled": True, "port": 0}, "validate": {"processes": 1}})
+    process = GatewayProcess(config)
+    process.start()
+    try:
+        line = wait_for(lambda: next((l for l in process.log.read_text().splitlines()
+                                      if l.startswith("gateway running")), None), 120, "the line")
+    finally:
+        assert process.stop() == 0
+    logged = {entry["event"]: entry for entry in map(json.loads, (l for l in process.log.read_text().splitlines()
+                                                                  if l.startswith("{")))}
+    sftp, web = logged["sftp_started"], logged["web_started"]
+    assert line == (f"gateway running (deliver, ingest, sftp, web, worker): SFTP 127.0.0.1:{sftp['port']} (host key "
+                    f"{sftp['host_key']}), zones {tmp_path / 'var' / 'zones'}, web http://127.0.0.1:{web['port']}/")

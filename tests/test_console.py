@@ -28,7 +28,6 @@ from gateway.lifecycle.service import change_status
 from gateway.lifecycle.statuses import Status
 from gateway.models import Verdict, WebSession, utcnow
 from gateway.views import OPERATOR as OPERATOR_VIEW, Viewer
-from tests.browser_harness import browser, new_page  # noqa: F401 (fixtures)
 from tests.harness import SAMPLES, GatewayProcess, cli, drop, outbox, renumber, wait_for, wait_report, zip_of
 from tests.web_harness import RECIPIENT, SUPPLIER, client, token, web_config, web_gateway
 
@@ -76,8 +75,8 @@ def site(tmp_path_factory):
     """A web process and a back process sharing one SQLite database, with passwords for acme, the mairie,
     another supplier and an operator."""
     config = web_config(tmp_path_factory.mktemp("console"), overrides={"sftp": {"enabled": False}})
-    cli(config, "accounts", "add", SUPPLIER, "--role", "supplier", "--password", PASSWORDS[SUPPLIER])
-    cli(config, "accounts", "add", RECIPIENT, "--role", "recipient", "--password", PASSWORDS[RECIPIENT])
+    cli(config, "accounts", "add", SUPPLIER, "--update", "--role", "supplier", "--password", PASSWORDS[SUPPLIER])
+    cli(config, "accounts", "add", RECIPIENT, "--update", "--role", "recipient", "--password", PASSWORDS[RECIPIENT])
     cli(config, "accounts", "add", OTHER, "--role", "supplier", "--siret", OTHER_SIRET, "--password", PASSWORDS[OTHER])
     cli(config, "operators", "add", OPERATOR, "--password", PASSWORDS[OPERATOR])
     back = Back(config)
@@ -468,8 +467,10 @@ def test_pages_speak_the_browsers_language_or_the_one_chosen(site, new_page):
 def strict(tmp_path_factory):
     """A web process whose failed logins are soon banned."""
     config = web_config(tmp_path_factory.mktemp("throttle"), overrides={
-        "sftp": {"enabled": False}, "web": {"auth_delay": 0.2, "auth_delay_max": 5.0, "ban_after": 4}})
-    cli(config, "accounts", "add", SUPPLIER, "--role", "supplier", "--password", PASSWORDS[SUPPLIER])
+        "sftp": {"enabled": False}, "web": {"auth_delay": 0.2, "auth_delay_max": 5.0, "ban_after": 3,
+                                            "ban_accounts": 3}})
+    cli(config, "accounts", "add", SUPPLIER, "--update", "--role", "supplier", "--password", PASSWORDS[SUPPLIER])
+    cli(config, "accounts", "add", RECIPIENT, "--update", "--role", "recipient", "--password", PASSWORDS[RECIPIENT])
     supplier_token = token(config, SUPPLIER)
     with web_gateway(config, "--role", "web") as (_web, url):
         yield url, supplier_token
@@ -489,16 +490,21 @@ def test_failed_logins_are_throttled_and_unknown_names_answered_alike(strict):
 
     good, _ = attempt(SUPPLIER, PASSWORDS[SUPPLIER])
     assert good.status_code == 303 and "gw_session" in good.cookies
-    refusals = [attempt(name, "wrong") for name in ("nobody", SUPPLIER, "nobody")]
+    refusals = [attempt(name, "wrong") for name in ("nobody", SUPPLIER, SUPPLIER)]
     messages = {re.search(r'class="error" role="alert">([^<]*)<', r.text).group(1) for r, _ in refusals}
     assert messages == {"Unknown user name or wrong password."}
     assert [r.status_code for r, _ in refusals] == [401, 401, 401]
-    for (_answer, seconds), delay in zip(refusals, (0.2, 0.4, 0.8), strict=True):  # the delay doubles at each failure
+    for (_answer, seconds), delay in zip(refusals, (0.2, 0.2, 0.4), strict=True):  # doubling for each name
         assert seconds >= delay
-    attempt(SUPPLIER, "wrong")  # the fourth failure bans the address
-    banned, _ = attempt(SUPPLIER, PASSWORDS[SUPPLIER])
-    assert banned.status_code == 429 and "Too many failed logins" in banned.text
-    assert "gw_session" not in banned.cookies
+    attempt(SUPPLIER, "wrong")  # the third failure of that name locks it from this address
+    locked, _ = attempt(SUPPLIER, PASSWORDS[SUPPLIER])
+    assert locked.status_code == 429 and "Too many failed logins" in locked.text
+    assert "gw_session" not in locked.cookies
+    other, _ = attempt(RECIPIENT, PASSWORDS[RECIPIENT])  # another account behind the same address
+    assert other.status_code == 303 and "gw_session" in other.cookies
+    attempt("root", "wrong")  # a third name failing from the address bans it
+    banned, _ = attempt(RECIPIENT, PASSWORDS[RECIPIENT])
+    assert banned.status_code == 429 and "gw_session" not in banned.cookies
     with client(url, supplier_token) as api:  # the API's throttle is the same
         assert api.get("/api/v1/flows").status_code == 429
 

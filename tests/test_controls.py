@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime, timezone
 
 import pytest
 from lxml import etree
@@ -58,7 +58,8 @@ REFUSALS = {
 
 
 def test_every_control_is_tested():
-    tested = set(REFUSALS) | {"B2G-SELLER-NOT-HELD", "B2G-PUBLIC-SERVICE-RESERVED", "B2G-DUPLICATE"}
+    tested = set(REFUSALS) | {"B2G-SELLER-NOT-HELD", "B2G-PUBLIC-SERVICE-RESERVED", "B2G-DUPLICATE",
+                              "B2G-CREDIT-NOTE-INVOICE-UNKNOWN"}
     assert tested == {c.rule_id for c in CONTROLS}
 
 
@@ -74,10 +75,39 @@ def test_limits_are_inclusive(session):
     assert _rules(session, replace(PLAIN, engagement="E" * 50, number="N" * 20, issue_date="2026-06-14")) == []
 
 
-def test_credit_note_with_reference_passes(session):
-    assert _rules(session, replace(PLAIN, syntax="ubl-creditnote", type_code="381",
-                                   preceding_invoice="FA-2026-000")) == []
-    assert _rules(session, replace(PLAIN, syntax="ubl-creditnote", type_code="381")) == ["B2G-CREDIT-NOTE-REFERENCE"]
+CREDIT_NOTE = replace(PLAIN, syntax="ubl-creditnote", type_code="381", number="AV-2026-001")
+UNKNOWN = "B2G-CREDIT-NOTE-INVOICE-UNKNOWN"
+
+
+def test_credit_note_references_an_invoice_of_its_seller(session):
+    """A credit note corrects an invoice the gateway accepted from the same seller (SIREN): not another seller's,
+    not one rejected at integration, not one the gateway never saw, unless that one was issued before the
+    depositing account existed (through another channel), which only its issue date (BT-26) can show."""
+    session.get(Account, "acme").created_at = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    session.add_all([Account(name="other", role=Role.SUPPLIER), AccountSiret(account="other", siret=OTHER_SELLER),
+                     Flow(id="F1", account="acme", original_name="a.xml", size=1, sha256="x")])
+    for n, (number, seller, status) in enumerate([("FA-2026-000", SELLER, "03"), ("FA-2026-100", SAME_COMPANY, "01"),
+                                                  ("OTHERS-1", OTHER_SELLER, "03"), ("NEVER-1", SELLER, None)]):
+        session.add(Invoice(id=f"F1-{n:03d}", flow_id="F1", number=number, seller_siret=seller, status=status,
+                            issue_date="2026-04-02", verdict=Verdict.ACCEPTED if status else Verdict.REJECTED))
+    session.commit()
+
+    def corrects(number: str | None, issued: str | None = None, seen: set | None = None) -> list[str]:
+        return _rules(session, replace(CREDIT_NOTE, preceding_invoice=number, preceding_issue_date=issued), seen=seen)
+
+    assert corrects("FA-2026-000") == [] and corrects("FA-2026-000", "2026-04-02") == []
+    assert corrects("FA-2026-100") == []  # another establishment of the same company (SIREN)
+    assert corrects("FA-2026-000", "2026-04-03") == [UNKNOWN]  # not the invoice of that date
+    assert corrects("OTHERS-1") == [UNKNOWN]  # another seller's number
+    assert corrects("NEVER-1") == [UNKNOWN]  # rejected at integration: never issued
+    assert corrects("UNSEEN-1") == [UNKNOWN]  # unknown, and no date to tell it came another way
+    assert corrects("UNSEEN-1", "2026-02-27") == []  # issued before acme's account existed (2026-03-01)
+    assert corrects("UNSEEN-1", "2026-03-01") == [UNKNOWN]  # issued once it could deposit here
+    assert corrects("IN-FLOW-1", seen={("2026", "812345676", "IN-FLOW-1")}) == []  # earlier in the same flow
+    assert corrects(None) == ["B2G-CREDIT-NOTE-REFERENCE"]
+    (finding,) = check_deposit(Deposit(session, replace(CREDIT_NOTE, preceding_invoice="UNSEEN-1"), "acme", DAY, set()))
+    assert "UNSEEN-1" in finding.message and "2026-03-01" in finding.message and "BT-26" in finding.message
+    assert _rules(session, replace(PLAIN, preceding_invoice="UNSEEN-1")) == []  # an invoice may cite any other
 
 
 def test_account_may_deposit_only_for_its_sirets(session):
@@ -174,7 +204,7 @@ def test_uniqueness_through_the_gateway_across_establishments_and_years(config_f
     of ACME reusing a number is refused (213 REJ_UNI), the same number issued another year is accepted, in
     separate flows and within one batch."""
     root = config_file.parent
-    cli(config_file, "accounts", "add", "acme", "--role", "supplier", "--siret", SAME_COMPANY)
+    cli(config_file, "accounts", "add", "acme", "--update", "--role", "supplier", "--siret", SAME_COMPANY)
     sample = renumber((SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes(), "UNI-1")
     assert sample.count(SELLER.encode()) == 2 and b"<cbc:IssueDate>2026-10-15</cbc:IssueDate>" in sample
 
@@ -197,3 +227,40 @@ def test_uniqueness_through_the_gateway_across_establishments_and_years(config_f
     assert outcome("batch.zip", batch) == ("INTEGRE_PARTIEL", ["B2G-DUPLICATE"])
     shown = json.loads(cli(config_file, "invoices", "show", "UNI-1", "--json"))
     assert shown["issue_date"] == "2025-10-15"  # the latest live UNI-1: last year's, accepted
+
+
+def _credit_note(number: str, corrects: str | None, issued: str | None) -> bytes:
+    """The sample credit note under number, correcting invoice corrects issued on issued (None: not said)."""
+    root = etree.fromstring(renumber((SAMPLES / "flows" / "ubl-creditnote-ok.xml").read_bytes(), number))
+    ns = {"cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
+          "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"}
+    reference = root.find("cac:BillingReference/cac:InvoiceDocumentReference", ns)
+    reference.find("cbc:ID", ns).text = corrects
+    date = reference.find("cbc:IssueDate", ns)
+    if issued is None:
+        reference.remove(date)
+    else:
+        date.text = issued
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def test_credit_notes_through_the_gateway(config_file, running):
+    """Through the pipeline: a credit note on an invoice acme deposited is accepted; on one it never issued
+    through the gateway, refused (B2G-CREDIT-NOTE-INVOICE-UNKNOWN), unless it gives that invoice's issue date,
+    earlier than acme's account: the sample credit note (2026-09-30) passes so."""
+    root = config_file.parent
+
+    def outcome(name: str, content: bytes) -> tuple[str, list[str]]:
+        drop(root, "acme", name, content)
+        report = wait_report(root, "acme", name)
+        return (report.findtext("r:flow/r:state", namespaces=REPORT_NS),
+                report.xpath("//r:error/r:rule/text()", namespaces=REPORT_NS))
+
+    invoice = renumber((SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes(), "CN-BASE-1")
+    assert outcome("base.xml", invoice) == ("INTEGRE", [])
+    assert outcome("on-base.xml", _credit_note("AV-1", "CN-BASE-1", None)) == ("INTEGRE", [])
+    assert outcome("on-base-dated.xml", _credit_note("AV-2", "CN-BASE-1", "2026-10-15")) == ("INTEGRE", [])
+    assert outcome("on-nothing.xml", _credit_note("AV-3", "NEVER-ISSUED", None)) == ("REJETE", [UNKNOWN])
+    today = date.today().isoformat()  # acme's account was made today: an invoice of today came through here
+    assert outcome("on-nothing-today.xml", _credit_note("AV-4", "NEVER-ISSUED", today)) == ("REJETE", [UNKNOWN])
+    assert outcome("sample.xml", (SAMPLES / "flows" / "ubl-creditnote-ok.xml").read_bytes()) == ("INTEGRE", [])

@@ -63,6 +63,8 @@ def _log_events(log: Path) -> Counter:
             continue
         seen[(entry.get("event"), entry.get("level"))] += 1
         seen["tracebacks"] += "exception" in entry
+        if "exception" in entry:  # the last line of each, shown by a failing assertion
+            seen[f"{entry['event']}: {entry['exception'].strip().splitlines()[-1]}"] += 1
     return seen
 
 

@@ -155,7 +155,7 @@ def test_full_volume_refuses_files_unacknowledged_then_takes_them(tmp_path, volu
         need_openssh_client()
     config, zones = _configure(tmp_path, volume, database_url, on_volume, sftp={"enabled": True, "port": 0},
                                log={"level": "debug"}, validate={"processes": 1}, delivery={"retry_base": 0.5})
-    cli(config, "accounts", "add", SUPPLIER, "--role", "supplier", "--password", PASSWORD)
+    cli(config, "accounts", "add", SUPPLIER, "--update", "--role", "supplier", "--password", PASSWORD)
     before, during, uploaded = _invoices("before", 6), _invoices("during", 4), _invoices("uploaded", 1)
     staging = zones / "staging"  # beside the zones: a rename drops a file into in/ without needing room
     staging.mkdir()

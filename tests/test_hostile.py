@@ -388,7 +388,7 @@ def storm(tmp_path_factory, bait) -> Storm:
         "log": {"level": "debug"},
     })
     load_samples(config)
-    cli(config, "accounts", "add", SUPPLIER, "--role", "supplier", "--password", PASSWORD)
+    cli(config, "accounts", "add", SUPPLIER, "--update", "--role", "supplier", "--password", PASSWORD)
     catalogue = {**_entity_files(bait), **_document_files(), **_archive_files(), **_pdf_files(bait),
                  **_named_files()}
     gateway = GatewayProcess(config)

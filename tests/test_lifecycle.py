@@ -131,7 +131,8 @@ class Party:
 @pytest.fixture
 def story(sftp_site):  # noqa: F811
     site = sftp_site()
-    cli(site.config, "accounts", "add", "hopital-exemple", "--role", "recipient", "--password", "hopital-secret")
+    cli(site.config, "accounts", "add", "hopital-exemple", "--update", "--role", "recipient",
+        "--password", "hopital-secret")
     PASSWORDS.setdefault("hopital-exemple", "hopital-secret")
     parties = {name: Party(site, name) for name in ("acme", "mairie-exemple", "hopital-exemple")}
     yield site, parties
@@ -216,7 +217,7 @@ def test_main_path_deposit_to_payment(story):
                                                          ("gateway", ".status.xml", "status")])
 def test_supplier_receives_statuses_in_its_format(story, status_format, suffix, schema):
     site, p = story
-    cli(site.config, "accounts", "add", "acme", "--role", "supplier", "--status-format", status_format)
+    cli(site.config, "accounts", "add", "acme", "--update", "--role", "supplier", "--status-format", status_format)
     p["acme"].drop(renumber(UBL_OK, "LC-2"))
     p["acme"].wait(suffix, 2, "DEPOSEE and MISE_A_DISPOSITION")
     p["mairie-exemple"].drop(_recipient_cdar("LC-2", Status.SERVICE_FAIT))
@@ -308,7 +309,7 @@ def test_statuses_only_from_the_invoice_recipient_and_only_legal_moves(story):
 def test_operator_sets_statuses_and_payment_is_not_reported_where_the_directory_says_so(story):
     site, p = story
     acme = p["acme"]
-    cli(site.config, "accounts", "add", "lycee-exemple", "--role", "recipient", "--siret", "19370998700013")
+    cli(site.config, "accounts", "add", "lycee-exemple", "--update", "--role", "recipient", "--siret", "19370998700013")
     acme.drop(readdress(renumber(UBL_OK, "LC-7"), "19370998700013", None))
     acme.wait(".cdar.xml", 2, "DEPOSEE and MISE_A_DISPOSITION")
     cli(site.config, "status", "set", "LC-7", "SERVICE_FAIT")
@@ -378,7 +379,7 @@ def test_public_buyer_statuses_reach_the_supplier_as_204_with_their_comment(conf
     the supplier, with the comment naming the precise status (IP with it for Peppol); `invoices show` says
     what the supplier was told."""
     root = config_file.parent
-    cli(config_file, "accounts", "add", "acme", "--role", "supplier", "--status-format", status_format)
+    cli(config_file, "accounts", "add", "acme", "--update", "--role", "supplier", "--status-format", status_format)
     suffix = {"cdar": ".cdar.xml", "gateway": ".status.xml", "peppol": ".ir.xml"}[status_format]
     invoice_id = _deposit(config_file, "PC-1")
     for name, _code, _comment in TAKEN_IN_HAND:

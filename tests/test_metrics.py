@@ -55,18 +55,19 @@ def finished(url: str, count: int) -> Samples:
                         total(s, "gateway_queue_depth") == 0, f"{count} flows finished and the queues empty")
 
 
-def sftp_login(port: int, password: str) -> None:
+def sftp_login(port: int, password: str, name: str = SUPPLIER) -> None:
     with paramiko.SSHClient() as ssh:
         ssh.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # a fresh test server: nothing to pin yet
-        ssh.connect("127.0.0.1", port, username=SUPPLIER, password=password, look_for_keys=False,
+        ssh.connect("127.0.0.1", port, username=name, password=password, look_for_keys=False,
                     allow_agent=False, timeout=10, banner_timeout=10)
 
 
 def test_metrics_show_what_the_run_did(tmp_path):
     """3 invoices deposited over the API and integrated, 1 dropped in the zone and rejected for one rule, 2 failed
-    SFTP logins (the second bans the address, whose next connection is refused), 1 unknown API token: /metrics
+    SFTP logins under two names, 1 unknown API token (three names failing from one address: the last failure bans
+    it, and its next SFTP connection is refused): /metrics
     shows exactly these, from the database and from the process's own counters."""
-    config = web_config(tmp_path, overrides={"sftp": {"enabled": True, "port": 0, "auth_delay": 0, "ban_after": 2},
+    config = web_config(tmp_path, overrides={"sftp": {"enabled": True, "port": 0, "auth_delay": 0, "ban_accounts": 3},
                                              "web": {"auth_delay": 0}})
     bearer = token(config, SUPPLIER)
     with web_gateway(config) as (process, url):
@@ -81,9 +82,9 @@ def test_metrics_show_what_the_run_did(tmp_path):
         with client(url, "not-a-token") as stranger:
             assert stranger.get("/api/v1/flows").status_code == 401
         port = next(line["port"] for line in log_lines(process.log) if line["event"] == "sftp_started")
-        for _ in range(2):
+        for name in (SUPPLIER, "nobody"):
             with pytest.raises(paramiko.AuthenticationException):
-                sftp_login(port, "wrong")
+                sftp_login(port, "wrong", name)
         with pytest.raises((paramiko.SSHException, EOFError, OSError)):  # banned: closed at once
             sftp_login(port, "wrong")
 

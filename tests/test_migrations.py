@@ -185,3 +185,23 @@ def test_gateways_starting_together_on_an_empty_postgresql_database_create_it_on
     assert events().count("schema_created") == 1
     assert cli(config, "db", "current") == f"{HEAD} (head)\n"
     postgres.drop_database(database)
+
+
+def test_the_newest_migration_file_is_head_and_each_file_is_named_after_its_revision():
+    """Opening a database at head reads no migration (schema.ensure_schema compares the stamp with the newest file's
+    number): that holds only while each file is named after its revision and the newest is the head."""
+    scripts = ScriptDirectory(str(schema.MIGRATIONS))
+    for revision in scripts.walk_revisions():
+        assert Path(revision.path).name.split("_", 1)[0] == revision.revision, revision.path
+    assert schema.newest_file() == HEAD == scripts.get_current_head()
+
+
+def test_a_database_behind_head_is_still_refused_by_every_command(tmp_path):
+    """The fast path takes only the newest revision: a database stamped one behind is refused with the advice."""
+    config = write_config(tmp_path)
+    cli(config, "db", "upgrade")
+    previous = ScriptDirectory(str(schema.MIGRATIONS)).get_revision(HEAD).down_revision
+    with _connection(config) as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": previous})
+    refused = CliRunner().invoke(main, ["--config", str(config), "flows", "list"])
+    assert refused.exit_code == 1 and f"database schema at {previous}, this gateway needs {HEAD}" in refused.output

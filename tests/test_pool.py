@@ -15,6 +15,7 @@ from gateway.config import ValidateSettings
 from gateway.validate import check_document
 from gateway.validate.rules import VALIDATOR_ERROR, Guards, PoolError, RulesStage, ValidatorPool, after_xsd
 from gateway.validate.rules.packs import Pack
+from gateway.validate.rules.stage import count_elements
 from tests.harness import CORPUS, SAMPLES, wait_for
 from tests.rules_harness import UBL_OK, big_invoice, installed
 
@@ -125,11 +126,25 @@ def test_a_pack_that_does_not_compile_stops_the_start(tmp_path):
 
 
 def test_guards_refuse_before_any_process_is_asked():
-    """Past max_lines the document is refused with its own rule, without parsing it (the pool is not even up)."""
-    stage = RulesStage(ValidatorPool([], processes=1, budget=1.0), "en16931", Guards(max_bytes=10**6, max_lines=100))
-    (finding,) = stage.check(OK, "ubl-invoice").findings
-    assert finding.rule == "RULES-TOO-LARGE" and "lines" in finding.message and finding.fatal
+    """Past max_elements the document is refused with its own rule naming the limit, without parsing it (the pool
+    is not even up), however few lines hold the elements."""
+    stage = RulesStage(ValidatorPool([], processes=1, budget=1.0), "en16931", Guards(max_bytes=10**6, max_elements=100))
+    for document in (OK, b" ".join(line.strip() for line in OK.splitlines())):  # as written, and on one line
+        (finding,) = stage.check(document, "ubl-invoice").findings
+        assert finding.rule == "RULES-TOO-LARGE" and finding.fatal
+        assert f"{count_elements(OK)} elements, past [validate] max_elements = 100" in finding.message
     assert stage.check(OK[:10], "ubl-invoice").fired == [VALIDATOR_ERROR]  # under the limits: the pool, not up
+    (finding,) = RulesStage(stage.pool, "en16931", Guards(max_bytes=1000, max_elements=10**6)).check(OK, "ubl").findings
+    assert f"{len(OK):,} bytes, past [validate] max_bytes = 1,000" in finding.message
+
+
+def test_elements_are_counted_in_utf8_and_utf16():
+    """Start tags only (not end tags, declarations, comments), whatever the encoding: a UTF-16 document is not
+    counted twice over nor let through."""
+    document = '<?xml version="1.0"?><!-- a --><a><b/><c>x</c></a>'
+    assert count_elements(document.encode()) == 3
+    assert count_elements(document.encode("utf-16")) == 3  # with its byte order mark
+    assert count_elements(document.encode("utf-16-le")) == count_elements(document.encode("utf-16-be")) == 3
 
 
 def test_stage_from_settings_refuses_an_unknown_profile():

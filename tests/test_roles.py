@@ -90,7 +90,7 @@ def test_sftp_ingest_and_worker_roles_in_their_own_processes(tmp_path, database_
     # the watcher waits long enough for the front's own intake to take its uploads first
     config = _config(tmp_path, database_url, {"sftp": {"enabled": True, "port": 0, "auth_delay": 0.05},
                                                "ingest": {"stable_interval": 1.0}})
-    cli(config, "accounts", "add", SUPPLIER, "--role", "supplier", "--password", PASSWORD)
+    cli(config, "accounts", "add", SUPPLIER, "--update", "--role", "supplier", "--password", PASSWORD)
     front = GatewayProcess(config, "--role", "sftp", log=tmp_path / "sftp.log")
     ingest = GatewayProcess(config, "--role", "ingest", log=tmp_path / "ingest.log")
     worker = GatewayProcess(config, "--role", "worker,deliver", log=tmp_path / "worker.log")

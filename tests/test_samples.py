@@ -23,6 +23,7 @@ from stdnum.fr import siret
 from gateway.route import import_accounts, import_services, import_structures, route
 from gateway.route.directory import restore_siret
 from gateway.validate.extract import extract
+from gateway.validate.pdf import embedded_xml
 
 if TYPE_CHECKING:
     from saxonche import PySaxonProcessor, PyXsltExecutable
@@ -93,9 +94,9 @@ def stylesheet(path: str) -> PyXsltExecutable:
     return saxon().new_xslt30_processor().compile_stylesheet(stylesheet_file=str(SCHEMAS / path))
 
 
-def failed_asserts(name: str, syntax: Syntax) -> list[str]:
+def failed_asserts(name: str, syntax: Syntax, folder: Path = FLOWS) -> list[str]:
     """Rule ids of the Schematron's failed asserts, leaving out mere warnings."""
-    svrl = etree.fromstring(stylesheet(syntax.schematron).transform_to_string(source_file=str(FLOWS / name)).encode())
+    svrl = etree.fromstring(stylesheet(syntax.schematron).transform_to_string(source_file=str(folder / name)).encode())
     failed = svrl.iterfind(".//svrl:failed-assert", SVRL)
     return [f"{a.get('id')}: {a.findtext('svrl:text', namespaces=SVRL)}" for a in failed if a.get("flag") != "warning"]
 
@@ -159,6 +160,40 @@ def test_reject_samples_break_one_routing_rule(directory: Session, name: str) ->
     root, syntax = parse(name)
     result = route(directory, extract(root, syntax.name), DEPOSIT_DAY)
     assert [finding.rule for finding in result.findings] == [ROUTING_REJECTS[name]]
+
+
+FACTURX = "facturx-ok.pdf"
+
+
+def facturx_invoice() -> tuple[etree._Element, Syntax, bytes]:
+    """The invoice facturx-ok.pdf embeds (as factur-x.xml): cii-invoice-ok.xml under a number of its own."""
+    name, xml = embedded_xml((FLOWS / FACTURX).read_bytes())
+    assert name == "factur-x.xml"
+    root = etree.fromstring(xml)
+    return root, SYNTAXES[etree.QName(root).localname], xml
+
+
+def test_facturx_sample_embeds_a_valid_invoice(directory: Session, tmp_path: Path) -> None:
+    """The embedded CII passes its XSD and EN 16931, and reaches the same recipient as cii-invoice-ok.xml."""
+    root, syntax, xml = facturx_invoice()
+    assert syntax.name == "cii" and schema(syntax.xsd).validate(root)
+    (tmp_path / "factur-x.xml").write_bytes(xml)
+    assert failed_asserts("factur-x.xml", syntax, tmp_path) == []
+    result = route(directory, extract(root, syntax.name), DEPOSIT_DAY)
+    assert (result.findings, result.recipient) == ([], ACCEPTED["cii-invoice-ok.xml"])
+
+
+def test_every_sample_has_its_own_number() -> None:
+    """No two sample invoices share a number (the Factur-X one included): following the README's "Try it" in
+    order, none of them is a duplicate of another."""
+    numbers = {name: _number(*parse(name)) for name in sorted({*VALID, "reject-xsd.xml"})}
+    numbers[FACTURX] = _number(*facturx_invoice()[:2])
+    repeated = {number for number in numbers.values() if list(numbers.values()).count(number) > 1}
+    assert None not in numbers.values() and repeated == set(), numbers
+
+
+def _number(root: etree._Element, syntax: Syntax) -> str | None:
+    return extract(root, syntax.name).number
 
 
 def sample_sirets() -> Iterator[tuple[str, str]]:

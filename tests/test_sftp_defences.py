@@ -82,6 +82,25 @@ def test_login_grace_closes_silent_connections(sftp_site):
     assert 0.9 <= time.monotonic() - started < 8
 
 
+def test_a_connection_sending_nothing_is_closed_at_login_grace_and_its_address_penalised(sftp_site):
+    """Not even a banner: closed at login_grace from its accept (not at paramiko's own 15 s); the address is
+    then refused at once for penalty_seconds, another address is not."""
+    site = sftp_site(login_grace=1.5, penalty_seconds=60.0)
+    started = time.monotonic()
+    with _from("127.0.0.2", site.port) as sock:
+        assert _closed(sock).startswith(b"SSH-2.0-gateway")
+    assert 1.4 <= time.monotonic() - started < 5
+    with _from("127.0.0.2", site.port) as sock:
+        assert _closed(sock) == b""  # refused before even the identification string
+    with _from("127.0.0.3", site.port) as sock:
+        assert sock.recv(256).startswith(b"SSH-2.0-gateway")
+
+
+def _from(source: str, port: int) -> socket.socket:
+    """A TCP connection to the server from the loopback address source."""
+    return socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
+
+
 def test_login_grace_spares_authenticated_sessions(sftp_site):
     site = sftp_site(login_grace=1.0)
     with site.client() as client, client.open_sftp() as sftp:
@@ -112,16 +131,38 @@ def test_idle_connections_are_closed_and_their_open_uploads_dropped(sftp_site):
     assert site.flows() == []
 
 
-def test_connection_caps(sftp_site):
-    """Past max_connections_per_ip the server closes new connections at once; a free slot is reused."""
-    site = sftp_site(max_connections_per_ip=2, max_connections=5)
+def test_startups_and_sessions_are_capped_apart(sftp_site):
+    """Past max_startups_per_ip connections not yet logged in, the server closes new ones from that address at
+    once, however many sessions it has; past max_connections_per_ip sessions, a login is refused; a slot freed
+    is used again."""
+    site = sftp_site(max_startups_per_ip=2, max_connections_per_ip=2, max_connections=5)
     held = [site.client(), site.client()]
+    caps = site.gateway.sftp.caps
+    wait_for(lambda: caps.counts() == (0, 2), what="both logins counted as sessions")  # by their own threads
+    silent = [socket.create_connection(("127.0.0.1", site.port), timeout=10) for _ in range(2)]
+    for sock in silent:
+        assert sock.recv(256).startswith(b"SSH-2.0-gateway")  # admitted as startups
     with socket.create_connection(("127.0.0.1", site.port), timeout=10) as sock:
         assert _closed(sock) == b""  # closed before even the identification string
+    for sock in silent:
+        sock.close()
+    with pytest.raises(paramiko.AuthenticationException):
+        wait_for(lambda: _refused_login(site), what="a login refused for the sessions, not the startups")
     held.pop().close()
     wait_for(lambda: _admitted(site), what="a connection admitted again")
     for client in held:
         client.close()
+
+
+def _refused_login(site) -> bool:
+    """False while the connection itself is refused (the startups not yet released); raises a refused login."""
+    try:
+        site.client().close()
+    except paramiko.AuthenticationException:
+        raise
+    except (paramiko.SSHException, OSError):
+        return False
+    raise AssertionError("a login past max_connections_per_ip was accepted")
 
 
 def _admitted(site) -> bool:
@@ -132,8 +173,10 @@ def _admitted(site) -> bool:
         return False
 
 
-def test_wrong_passwords_are_slowed_then_banned(sftp_site):
-    """Each failure from an address waits longer; the ban_after-th bans it, even for the right password."""
+def test_wrong_passwords_are_slowed_then_locked_for_that_account_only(sftp_site):
+    """Each failure of one account from an address waits longer; the ban_after-th locks that account's passwords
+    from that address, even the right one; other accounts from the same address, and the account's key, still
+    log in."""
     site = sftp_site(auth_delay=0.2, auth_delay_max=0.8, ban_after=3, ban_seconds=60)
     transport = paramiko.Transport(("127.0.0.1", site.port))
     transport.start_client(timeout=10)
@@ -144,15 +187,30 @@ def test_wrong_passwords_are_slowed_then_banned(sftp_site):
             with pytest.raises(paramiko.AuthenticationException):
                 transport.auth_password("acme", "guess")
             durations.append(time.monotonic() - started)
-    failed = [(e["delay"], e["banned"]) for e in logs if e["event"] == "sftp_auth_failed"]
-    assert failed == [(0.2, False), (0.4, False), (0.8, True)]
+        with pytest.raises(paramiko.AuthenticationException):
+            transport.auth_password("acme", PASSWORDS["acme"])  # locked: refused however right
+    failed = [(e["delay"], e["locked"], e["banned"]) for e in logs if e["event"] == "sftp_auth_failed"]
+    assert failed == [(0.2, False, False), (0.4, False, False), (0.8, True, False)]
+    assert [e["reason"] for e in logs if e["event"] == "sftp_auth_refused"] == ["locked"]
     # each answer waited at least its delay (more under load: the password hash, a busy machine)
     assert durations[0] >= 0.2 and durations[1] >= 0.4 and durations[2] >= 0.8
-    with pytest.raises(paramiko.AuthenticationException):
-        transport.auth_password("acme", PASSWORDS["acme"])  # banned: refused however right
     transport.close()
+    with pytest.raises(paramiko.AuthenticationException):
+        site.client("acme")
+    site.client("mairie-exemple").close()
+    with site.client("acme", key_filename=str(site.key)) as client:  # the key is not what was guessed
+        assert sorted(client.open_sftp().listdir("/")) == ["in", "out"]
+
+
+def test_failures_for_many_names_ban_the_address(sftp_site):
+    """ban_accounts names failing from one address, existing or not, ban it: its connections are closed at
+    once, its accounts refused."""
+    site = sftp_site(auth_delay=0.0, auth_delay_max=0.0, ban_accounts=3)
+    for name in ("nobody", "root", "acme"):
+        with pytest.raises(paramiko.AuthenticationException):
+            site.client(name, password="guess")
     with pytest.raises((paramiko.SSHException, OSError)):
-        site.client()  # new connections from the banned address are closed at once
+        site.client("mairie-exemple")
     with socket.create_connection(("127.0.0.1", site.port), timeout=10) as sock:
         assert _closed(sock) == b""
 

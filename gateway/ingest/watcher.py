@@ -10,7 +10,8 @@ file of another owner without CAP_LEASE, a network file system) holding still is
 should write under a temporary name, then rename (README, "SFTP"). A file that changed between the last
 look and its claim is put back (gateway.ingest.intake).
 A file that finds the disk full is left where it is and forgotten: the next scan finds it again, so it
-is tried once a scan interval until there is room.
+is tried once a scan interval until there is room. A temporary upload (NAME.part, .NAME...) left untouched
+for [sftp] stale_upload_seconds is removed at a scan, whichever channel wrote it.
 """
 
 from __future__ import annotations
@@ -33,13 +34,7 @@ from gateway.dbdown import log_failure
 from gateway.diskfull import DiskFull
 from gateway.ingest.intake import Arrival, intake
 from gateway.log import log
-
-_TEMPORARY_SUFFIXES = (".part", ".tmp", ".filepart")
-
-
-def is_final_name(name: str) -> bool:
-    """Names under which a file is still being written, by convention of SFTP clients and scripts."""
-    return not name.startswith(".") and not name.lower().endswith(_TEMPORARY_SUFFIXES)
+from gateway.zones import UPLOAD_PREFIX, is_final_name
 
 
 # Reading a file changes nothing in it: the watcher's own look at a file (its lease) must not wake it again.
@@ -123,8 +118,29 @@ class ZoneWatcher:
             self._watch(observer, inboxes)
         for inbox in inboxes:
             with os.scandir(inbox) as entries:
-                found += [inbox / e.name for e in entries if is_final_name(e.name)]
+                for entry in entries:
+                    if is_final_name(entry.name):
+                        found.append(inbox / entry.name)
+                    elif not entry.name.startswith(UPLOAD_PREFIX):  # the SFTP server's own: it sweeps them
+                        self._expire(inbox / entry.name)
         return found
+
+    def _expire(self, path: Path) -> None:
+        """Remove a temporary upload untouched for stale_upload_seconds (a client that never renamed it),
+        unless a process of this host still has it open for writing."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        idle = time.time() - st.st_mtime
+        if not stat.S_ISREG(st.st_mode) or idle < self.app.settings.sftp.stale_upload_seconds or open_for_writing(path):
+            return
+        try:
+            path.unlink()
+        except FileNotFoundError:  # renamed or resumed meanwhile
+            return
+        log.info("zone_upload_expired", account=path.parent.parent.name, original_name=path.name, size=st.st_size,
+                 idle_seconds=round(idle))
 
     def _watch(self, observer: BaseObserver, inboxes: list[Path]) -> None:
         for gone in self._watches.keys() - set(inboxes):  # an account's zone removed: its watch ended with it

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from gateway.route.directory import (
     DirectoryImportError,
+    Imported,
     import_accounts,
+    import_directory,
     import_services,
     import_structures,
     parse_bool,
@@ -14,9 +16,11 @@ from gateway.route.router import RULES, Route, Rule, route
 __all__ = [
     "RULES",
     "DirectoryImportError",
+    "Imported",
     "Route",
     "Rule",
     "import_accounts",
+    "import_directory",
     "import_services",
     "import_structures",
     "parse_bool",

@@ -12,6 +12,12 @@ query goes through the index on the number. An invoice without an issue date (no
 matches the number in any year. An invoice rejected at integration never held its number; one the
 recipient sent back as A_RECYCLER (before recycling was withdrawn, or with `[lifecycle] recycling`) gives
 it back; one that is SUSPENDUE is completed, not duplicated, by a document under its number.
+
+A credit note corrects an invoice of its own seller (BT-25, with its issue date BT-26): one the gateway accepted
+from the same seller SIREN (earlier, or in the same flow), or one the gateway cannot know because it was issued
+through another channel before the depositing account existed, which the credit note shows by giving that
+invoice's issue date. Any other reference is refused: an invoice issued once the account could deposit here
+came through here.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from stdnum.fr import siret as siret_number
 
 from gateway.findings import Finding
 from gateway.lifecycle.statuses import Status
-from gateway.models import AccountSiret, Invoice, Structure
+from gateway.models import Account, AccountSiret, Invoice, Structure, as_utc
 from gateway.route.router import Rule, rule, run_rules
 from gateway.validate.extract import InvoiceData
 
@@ -71,6 +77,22 @@ class Deposit:
                                       Invoice.status.is_not(None), Invoice.status != Status.A_RECYCLER.value)
         if year is not None:
             query = query.where(Invoice.issue_date.startswith(f"{year}-", autoescape=True))
+        return self.session.exec(query.order_by(Invoice.id.desc()).limit(1)).first()
+
+    @cached_property
+    def is_credit_note(self) -> bool:
+        return self.data.syntax == "ubl-creditnote" or (self.data.type_code or "").strip() in CREDIT_NOTE_CODES
+
+    @cached_property
+    def corrected(self) -> Invoice | None:
+        """The invoice the credit note references, accepted earlier from the same seller SIREN (and issued on
+        the date it gives, if it gives one)."""
+        siren, number = self.key[1], (self.data.preceding_invoice or "").strip()
+        query = select(Invoice).where(Invoice.number == number,
+                                      Invoice.seller_siret.startswith(siren, autoescape=True),
+                                      Invoice.status.is_not(None))
+        if self.data.preceding_issue_date:
+            query = query.where(Invoice.issue_date == self.data.preceding_issue_date)
         return self.session.exec(query.order_by(Invoice.id.desc()).limit(1)).first()
 
     @cached_property
@@ -151,11 +173,28 @@ def date_after_deposit(deposit: Deposit) -> str | None:
 
 @rule("B2G-CREDIT-NOTE-REFERENCE")
 def credit_note_reference(deposit: Deposit) -> str | None:
-    data = deposit.data
-    is_credit_note = data.syntax == "ubl-creditnote" or (data.type_code or "").strip() in CREDIT_NOTE_CODES
-    if is_credit_note and not (data.preceding_invoice or "").strip():
+    if deposit.is_credit_note and not (deposit.data.preceding_invoice or "").strip():
         return "A credit note must reference the invoice it corrects (preceding invoice reference, BT-25)."
     return None
+
+
+@rule("B2G-CREDIT-NOTE-INVOICE-UNKNOWN")
+def credit_note_invoice_unknown(deposit: Deposit) -> str | None:
+    reference, siren = (deposit.data.preceding_invoice or "").strip(), deposit.key[1]
+    if not deposit.is_credit_note or not reference or siren is None:
+        return None  # no reference, no seller: B2G-CREDIT-NOTE-REFERENCE and B2G-SELLER-NOT-HELD say so
+    if any(key[1:] == (siren, reference) for key in deposit.numbers_in_flow) or deposit.corrected is not None:
+        return None
+    account = deposit.session.get(Account, deposit.account)
+    opened = as_utc(account.created_at).date().isoformat() if account else deposit.day.isoformat()
+    issued = deposit.data.preceding_issue_date
+    if issued and issued < opened:
+        return None  # issued before the seller could deposit here: through another channel
+    dated = f" issued on {issued}" if issued else ""
+    return (f"The credit note corrects invoice {reference!r}{dated}, which seller SIREN {siren} never issued through "
+            f"this gateway. A credit note may reference an invoice the gateway does not know only if that invoice "
+            f"was issued before account {deposit.account!r} could deposit here ({opened}): give its issue date "
+            "(BT-26), or the number of an invoice deposited here.")
 
 
 @rule("B2G-DUPLICATE")
@@ -183,6 +222,7 @@ CONTROLS: tuple[Rule, ...] = (
     number_too_long,
     date_after_deposit,
     credit_note_reference,
+    credit_note_invoice_unknown,
     duplicate,
 )
 

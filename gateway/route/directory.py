@@ -13,8 +13,8 @@ than 14 digits gets its zeros back where that makes a valid SIRET (python-stdnum
 rule); a SIRET that still fails its check is imported as written and reported (`problems`): no invoice
 can name it.
 
-Every importer reads and checks the whole file before it touches the session: a bad row raises
-`DirectoryImportError` naming the file, line and column, and the session is left unchanged.
+Every importer reads and checks the whole file before it touches the session: bad rows raise one
+`DirectoryImportError` naming, for each, the file, line and column, and the session is left unchanged.
 Good rows are upserted (rows missing from the file are kept) in the session's transaction, never
 committed: the caller commits, so an import, or several (structures then services), is one
 transaction.
@@ -25,15 +25,18 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import delete, insert, inspect, update
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, select
 
 from stdnum.fr import siret as siret_number
 
+from gateway.db import session_scope
 from gateway.models import Account, AccountSiret, Role, Service, Structure
 from gateway.zones import is_account_name
 
@@ -43,7 +46,9 @@ __all__ = [
     "SERVICE_COLUMNS",
     "STRUCTURE_COLUMNS",
     "DirectoryImportError",
+    "Imported",
     "id_type",
+    "import_directory",
     "import_accounts",
     "import_services",
     "import_structures",
@@ -104,6 +109,7 @@ ID_TYPES: dict[str, str] = {"1": SIRET_TYPE, "2": "UE_HORS_FRANCE", "3": "HORS_U
 
 _TRUE = frozenset({"true", "vrai", "oui", "o", "1"})
 _FALSE = frozenset({"false", "faux", "non", "n", "0"})
+_ERRORS_SHOWN = 100  # a file with more bad rows names the first ones and counts the others
 _SIRET_LENGTH = 14
 _FR_POSTAL_CODE_LENGTH = 5
 
@@ -113,7 +119,13 @@ T = TypeVar("T")
 
 
 class DirectoryImportError(ValueError):
-    """A directory file cannot be imported; the message names the file, line and column."""
+    """A directory file cannot be imported; the message names the file, line and column of each fault, one a
+    line, as errors lists them."""
+
+    def __init__(self, *errors: str) -> None:
+        more = len(errors) - _ERRORS_SHOWN
+        self.errors = list(errors[:_ERRORS_SHOWN]) + ([f"... and {more} more bad rows"] if more > 0 else [])
+        super().__init__("\n".join(self.errors))
 
 
 def parse_bool(text: str, *, where: str) -> bool:
@@ -171,6 +183,26 @@ identifier type (SIRET, UE_HORS_FRANCE, HORS_UE, RIDET, TAHITI, AUTRE, PARTICULI
     raise DirectoryImportError(
         f"{where}: {text!r} is not an identifier type ({', '.join(ID_TYPES.values())}, or codes 1-{len(ID_TYPES)})"
     )
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What an import did: the rows read from each file, and the faults it let through."""
+
+    structures: int
+    services: int
+    problems: list[str]  # rows imported despite a fault, as import_structures tells them
+
+
+def import_directory(engine: Engine, structures: Path, services: Path | None = None) -> Imported:
+    """What `gateway directory import` does (and the console's upload): a Chorus Pro export's structures, then
+    a services file's services, in one transaction: nothing is written if either has a bad row."""
+    problems: list[str] = []
+    with session_scope(engine) as session:
+        structure_count = import_structures(session, structures, problems)
+        session.flush()
+        service_count = import_services(session, services) if services else 0
+    return Imported(structure_count, service_count, problems)
 
 
 def import_structures(session: Session, path: Path | str, problems: list[str] | None = None) -> int:
@@ -231,11 +263,25 @@ def _upsert(session: Session, model: type[SQLModel], rows: list[dict[str, object
 
 
 def _read(path: Path, columns: Sequence[str], convert: Callable[[Row, Where], T]) -> list[T]:
-    """Convert every row before anything is written, so a bad row leaves the session as it was."""
-    return [convert(row, where) for row, where in _rows(path, columns)]
+    """Convert every row before anything is written, so a bad row leaves the session as it was; every bad row
+    is told, not only the first."""
+    converted: list[T] = []
+    errors: list[str] = []
+    for row in _rows(path, columns):
+        if isinstance(row, DirectoryImportError):
+            errors += row.errors
+            continue
+        try:
+            converted.append(convert(*row))
+        except DirectoryImportError as exc:
+            errors += exc.errors
+    if errors:
+        raise DirectoryImportError(*errors)
+    return converted
 
 
-def _rows(path: Path, columns: Sequence[str]) -> Iterator[tuple[Row, Where]]:
+def _rows(path: Path, columns: Sequence[str]) -> Iterator[tuple[Row, Where] | DirectoryImportError]:
+    """Each row with what names its cells, or the error of a row that has not the file's columns."""
     reader = csv.reader(io.StringIO(_decode(path.read_bytes())), delimiter=";")
     _check_header(path, next(reader, []), columns)
     for values in reader:
@@ -243,9 +289,8 @@ def _rows(path: Path, columns: Sequence[str]) -> Iterator[tuple[Row, Where]]:
             continue  # blank lines, often trailing ones, carry nothing
         line = reader.line_num
         if len(values) != len(columns):
-            raise DirectoryImportError(
-                f"{path.name} line {line}: {len(values)} columns, expected {len(columns)}"
-            )
+            yield DirectoryImportError(f"{path.name} line {line}: {len(values)} columns, expected {len(columns)}")
+            continue
 
         def where(column: str, line: int = line) -> str:
             return f"{path.name} line {line}, column {column}"

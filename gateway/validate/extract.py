@@ -28,6 +28,7 @@ class InvoiceData:
     total: str | None = None
     currency: str | None = None
     preceding_invoice: str | None = None  # BT-25, the invoice a credit note corrects
+    preceding_issue_date: str | None = None  # BT-26, its issue date (ISO yyyy-mm-dd)
     specification: str | None = None  # BT-24, the specification identifier (CustomizationID)
 
 
@@ -37,6 +38,7 @@ NAMESPACES = {
     "rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
     "ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100",
     "udt": "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100",
+    "qdt": "urn:un:unece:uncefact:data:standard:QualifiedDataType:100",
 }
 
 _UBL_PARTY_SIRET = (
@@ -66,6 +68,7 @@ _UBL_FIELDS = {
     "total": ("cac:LegalMonetaryTotal/cbc:PayableAmount",),
     "currency": ("cbc:DocumentCurrencyCode",),
     "preceding_invoice": ("cac:BillingReference/cac:InvoiceDocumentReference/cbc:ID",),
+    "preceding_issue_date": ("cac:BillingReference/cac:InvoiceDocumentReference/cbc:IssueDate",),
     "specification": ("cbc:CustomizationID",),
 }
 _CII_FIELDS = {
@@ -79,6 +82,8 @@ _CII_FIELDS = {
     "total": (_CII_SETTLEMENT + "ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:DuePayableAmount",),
     "currency": (_CII_SETTLEMENT + "ram:InvoiceCurrencyCode",),
     "preceding_invoice": (_CII_SETTLEMENT + "ram:InvoiceReferencedDocument/ram:IssuerAssignedID",),
+    "preceding_issue_date": (_CII_SETTLEMENT
+                             + "ram:InvoiceReferencedDocument/ram:FormattedIssueDateTime/qdt:DateTimeString",),
     "specification": ("rsm:ExchangedDocumentContext/ram:GuidelineSpecifiedDocumentContextParameter/ram:ID",),
 }
 
@@ -102,7 +107,8 @@ _CII_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")  # udt:DateTimeString, format 1
 def extract(root: etree._Element, syntax: str) -> InvoiceData:
     """Routing data of a document of a known syntax; best effort, so it works on XSD-invalid documents."""
     values = {name: _first(root, field) for name, field in _FIELDS[syntax].items()}
-    values["issue_date"] = _iso_date(values["issue_date"], _CII_DATE if syntax == "cii" else _UBL_DATE)
+    for name in ("issue_date", "preceding_issue_date"):
+        values[name] = _iso_date(values[name], _CII_DATE if syntax == "cii" else _UBL_DATE)
     return InvoiceData(syntax=syntax, **values)
 
 

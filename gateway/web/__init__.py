@@ -21,8 +21,7 @@ def create_app(gateway: App) -> FastAPI:
                   openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None)
     settings = gateway.settings.web
     app.state.gateway = gateway
-    app.state.throttle = FailureThrottle(settings.auth_delay, settings.auth_delay_max, settings.ban_after,
-                                         settings.ban_seconds)
+    app.state.throttle = FailureThrottle.of(gateway.engine, settings)
     problems.install(app)
     app.include_router(api.router)
     app.include_router(subscriptions.router)

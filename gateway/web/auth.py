@@ -1,5 +1,6 @@
 """Who is calling: the holder of the bearer token, or a 401 problem. Failed tokens are throttled per client
-address as SFTP passwords are (gateway.throttle): a growing delay before the answer, then a ban."""
+address by the rule of SFTP passwords (gateway.throttle), as failures naming no account: a growing delay before
+the answer, then a ban."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ async def holder(request: Request) -> tokens.Holder:
     """The dependency of every API route: the token's holder (an account or an operator)."""
     state = request.app.state
     ip = request.client.host if request.client else "?"
-    if state.throttle.banned(ip):
+    if state.throttle.locked(ip, None):
         raise Problem(429, "too-many-failures", "Too many failed authentications",
                       "This address is refused for a while after repeated failed authentications.")
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -32,9 +33,9 @@ async def holder(request: Request) -> tokens.Holder:
         raise _refused("Send the account's API token as 'Authorization: Bearer <token>'.")
     found = await run_in_threadpool(tokens.authenticate, state.gateway, token.strip())
     if found is None:
-        delay = state.throttle.failed(ip)
+        delay = await run_in_threadpool(state.throttle.fail, ip)
         metrics.api_auth_failed()
-        log.warning("api_auth_failed", ip=ip, delay=delay, banned=state.throttle.banned(ip))
+        log.warning("api_auth_failed", ip=ip, delay=delay, banned=state.throttle.locked(ip, None))
         await asyncio.sleep(delay)
         raise _refused("Unknown or revoked token.")
     request.state.holder = found

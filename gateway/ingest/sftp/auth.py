@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from gateway.db import session_scope
-from gateway.models import AccountKey, AccountPassword
+from gateway.models import Account, AccountKey, AccountPassword
 
 _SCHEME = "scrypt"
 _COST = {"n": 2**14, "r": 8, "p": 1}  # 16 MiB and about 70 ms per check on the reference machine
@@ -69,20 +69,23 @@ def key_text(key: paramiko.PKey) -> str:
 
 
 class Credentials:
-    """Looks up an account's credentials in the database at each login, so changes apply at once."""
+    """Looks up an account's credentials in the database at each login, so changes apply at once; a disabled
+    account has none."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
     def check_password(self, account: str, password: str | bytes) -> bool:
         with session_scope(self.engine, write=False) as session:
-            stored = session.get(AccountPassword, account)
-        return verify_password(password, stored.hash if stored else None)
+            stored = session.exec(select(AccountPassword.hash).join(Account, Account.name == AccountPassword.account)
+                                  .where(AccountPassword.account == account, Account.disabled.is_(False))).first()
+        return verify_password(password, stored)
 
     def check_key(self, account: str, key: paramiko.PKey) -> bool:
         with session_scope(self.engine, write=False) as session:
-            found = session.exec(select(AccountKey.key).where(AccountKey.account == account,
-                                                              AccountKey.key == key_text(key))).first()
+            found = session.exec(select(AccountKey.key).join(Account, Account.name == AccountKey.account)
+                                 .where(AccountKey.account == account, AccountKey.key == key_text(key),
+                                        Account.disabled.is_(False))).first()
         return found is not None
 
 

@@ -2,13 +2,15 @@
 
 paramiko's ServerInterface allows nothing by default but a few things; this one says so for each
 request a file-exchange login must not make (shell, exec, pty, port forwarding), logging the
-attempt, and allows the session channel and the sftp subsystem only.
+attempt, and allows the session channel and the sftp subsystem only. A password is checked at the turn
+gateway.throttle gives it, never past the connection's login deadline.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from typing import Callable
 
 import paramiko
 
@@ -16,6 +18,7 @@ from gateway import metrics
 from gateway.app import App
 from gateway.ingest.sftp.auth import Credentials
 from gateway.ingest.sftp.fs import ZoneSession, ZoneSFTPServer
+from gateway.ingest.sftp.limits import HandleCaps, InboxQuota
 from gateway.throttle import FailureThrottle
 from gateway.ingest.sftp.uploads import Handoff
 from gateway.log import log
@@ -35,21 +38,46 @@ DISABLED_ALGORITHMS = {
 }
 
 
-def open_transport(sock: object, host_key: paramiko.PKey, app: App, handoff: Handoff) -> paramiko.Transport:
-    transport = paramiko.Transport(sock, disabled_algorithms=DISABLED_ALGORITHMS)
+class GatewayTransport(paramiko.Transport):
+    """paramiko's Transport, setting progress once its client has logged in and once it has ended (paramiko's
+    server side has no event for either)."""
+
+    def __init__(self, sock: object, **kwargs: object) -> None:
+        super().__init__(sock, **kwargs)
+        self.progress = threading.Event()
+
+    def _auth_trigger(self) -> None:
+        super()._auth_trigger()
+        self.progress.set()
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            self.progress.set()
+
+
+def open_transport(sock: object, host_key: paramiko.PKey, app: App, handoff: Handoff, handles: HandleCaps,
+                   quota: InboxQuota) -> GatewayTransport:
+    transport = GatewayTransport(sock, disabled_algorithms=DISABLED_ALGORITHMS)
     transport.local_version = BANNER
+    # paramiko's own limits on the banner and the key exchange (15 s) would end a connection before a longer
+    # login grace: the server's deadline (gateway.ingest.sftp.server) closes it first
+    transport.banner_timeout = transport.handshake_timeout = app.settings.sftp.login_grace + 5
     transport.add_server_key(host_key)
-    transport.set_subsystem_handler("sftp", ZoneSFTPServer, ZoneSession, app, handoff)
+    transport.set_subsystem_handler("sftp", ZoneSFTPServer, ZoneSession, app, handoff, handles, quota)
     return transport
 
 
 class Connection(paramiko.ServerInterface):
-    """Authentication and channel policy of one connection from ip."""
+    """Authentication and channel policy of one connection from ip, which must log in before deadline
+    (time.monotonic()); room() says whether a session is free for it."""
 
     def __init__(self, ip: str, credentials: Credentials, throttle: FailureThrottle,
-                 stopping: threading.Event) -> None:
+                 stopping: threading.Event, deadline: float, room: Callable[[], bool]) -> None:
         self.ip = ip
         self.credentials, self.throttle, self.stopping = credentials, throttle, stopping
+        self.deadline, self.room = deadline, room
         self.account: str | None = None
         self.method: str | None = None
         self.files = 0  # uploads opened, for max_files_per_session
@@ -62,12 +90,19 @@ class Connection(paramiko.ServerInterface):
         return "publickey,password"
 
     def check_auth_password(self, username: str, password: str | bytes) -> int:
-        if not self.throttle.banned(self.ip) and self.credentials.check_password(username, password):
+        turn = self.throttle.turn(self.ip, username, within=self.deadline - time.monotonic())
+        if turn.refused:
+            log.warning("sftp_auth_refused", account=username, ip=self.ip, method="password", reason=turn.refused)
+            return paramiko.AUTH_FAILED
+        if self.stopping.wait(turn.wait):
+            return paramiko.AUTH_FAILED
+        if self.credentials.check_password(username, password):
+            self.throttle.succeeded(turn)
             return self._granted(username, "password")
-        delay = self.throttle.failed(self.ip)
+        delay = self.throttle.failed(turn)
         metrics.sftp_login_failed()
         log.warning("sftp_auth_failed", account=username, ip=self.ip, method="password", delay=delay,
-                    banned=self.throttle.banned(self.ip))
+                    locked=self.throttle.locked(self.ip, username), banned=self.throttle.banned(self.ip))
         self.stopping.wait(delay)
         return paramiko.AUTH_FAILED
 
@@ -75,13 +110,17 @@ class Connection(paramiko.ServerInterface):
         """Asked once when the client offers the key, once more with its signature (checked by paramiko).
 
         A refused key is not counted as a failure: clients offer their keys in turn, and a key
-        cannot be guessed the way a password can.
+        cannot be guessed the way a password can; nor is a key refused when only the account's passwords
+        are locked from this address.
         """
         if not self.throttle.banned(self.ip) and self.credentials.check_key(username, key):
             return self._granted(username, "publickey")
         return paramiko.AUTH_FAILED
 
     def _granted(self, username: str, method: str) -> int:
+        if not self.room():
+            log.warning("sftp_login_refused", account=username, ip=self.ip, reason="too many sessions")
+            return paramiko.AUTH_FAILED
         self.account, self.method = username, method
         self.active()
         return paramiko.AUTH_SUCCESSFUL

@@ -7,7 +7,8 @@ every operation is made relative to those descriptors on a single name, again wi
 symlinks: nothing planted in a zone can lead out of it. A client may upload under a temporary
 dot-name (`.NAME.part`, as many clients and other gateways do) and rename it; the gateway's own
 temporary files (every dot-name in out/, `.sftp-upload-*` in in/) do not exist for it. Listings
-show no dot-name. Errors are SFTP status codes, which carry no path.
+show no dot-name. Errors are SFTP status codes, which carry no path; those of a limit (open files, the
+in/ quota, the file size) carry a message naming it.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import paramiko
 from paramiko.message import Message
-from paramiko.sftp import (CMD_INIT, CMD_VERSION, SFTP_NO_SUCH_FILE, SFTP_OK, SFTP_OP_UNSUPPORTED,
-                           SFTP_PERMISSION_DENIED, SFTPError)
+from paramiko.sftp import (CMD_INIT, CMD_OPEN, CMD_OPENDIR, CMD_VERSION, SFTP_FAILURE, SFTP_NO_SUCH_FILE, SFTP_OK,
+                           SFTP_OP_UNSUPPORTED, SFTP_PERMISSION_DENIED, SFTPError)
 
 from gateway.app import App
-from gateway.ingest.sftp.uploads import TEMPORARY_PREFIX, Handoff, Upload
-from gateway.ingest.watcher import is_final_name
+from gateway.ingest.sftp.limits import HandleCaps, InboxQuota, Refusal, Refused
+from gateway.ingest.sftp.uploads import Handoff, Upload
 from gateway.log import log
+from gateway.zones import UPLOAD_PREFIX, is_final_name
 
 if TYPE_CHECKING:
     from gateway.ingest.sftp.connection import Connection
@@ -71,7 +73,7 @@ def resolve(path: str) -> Target | None:
 
 def _gateways_own(folder: str, name: str) -> bool:
     """The gateway's temporary files: its uploads being written in in/, its files being written in out/."""
-    return name.startswith(TEMPORARY_PREFIX if folder == INBOX else ".")
+    return name.startswith(UPLOAD_PREFIX if folder == INBOX else ".")
 
 
 def _os_errors(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -97,11 +99,13 @@ def _regular(st: os.stat_result) -> os.stat_result:
 class ZoneSession(paramiko.SFTPServerInterface):
     """One SFTP session of an authenticated account, confined to its zone."""
 
-    def __init__(self, server: Connection, app: App, handoff: Handoff) -> None:
+    def __init__(self, server: Connection, app: App, handoff: Handoff, handles: HandleCaps,
+                 quota: InboxQuota) -> None:
         super().__init__(server)
         self.connection = server
         self.account: str = server.account
         self.app, self.handoff = app, handoff
+        self.handles, self.quota = handles, quota
         self.max_file_bytes = app.settings.sftp.max_file_bytes
         self.ended = False
         self._dirs: dict[str, int] = {}
@@ -270,7 +274,11 @@ class ZoneSession(paramiko.SFTPServerInterface):
             log.warning("sftp_upload_refused", account=self.account, original_name=name, reason="files per session")
             return SFTP_PERMISSION_DENIED
         self.connection.files += 1
-        return Upload(self, self._dirs[INBOX], name, resume)
+        try:
+            return Upload(self, self._dirs[INBOX], name, resume)
+        except Refused as refused:
+            log.warning("sftp_upload_refused", account=self.account, original_name=name, reason=str(refused))
+            return Refusal(SFTP_FAILURE, str(refused))
 
     def _allowed_name(self, name: str) -> bool:
         """A name file_name_pattern allows, or a temporary one: a dot, then such a name."""
@@ -303,17 +311,58 @@ class Download(paramiko.SFTPHandle):
 
 
 class ZoneSFTPServer(paramiko.SFTPServer):
-    """paramiko's SFTP subsystem, announcing posix-rename@openssh.com instead of check-file, and telling
-    its connection of each request it reads (for the idle timeout).
+    """paramiko's SFTP subsystem, announcing posix-rename@openssh.com instead of check-file, telling its
+    connection of each request it reads (for the idle timeout), counting the files and folders it holds open
+    (HandleCaps), and answering a Refusal with its own message.
 
     Clients rename with replace semantics only when the server announces the extension, and
     paramiko has no setting for the announcement, so its version exchange is redone here.
     """
 
+    server: ZoneSession
+
     def _read_packet(self) -> tuple[int, bytes]:
         packet = super()._read_packet()
         self.get_server().active()
         return packet
+
+    def _open_handles(self) -> int:
+        return len(self.file_table) + len(self.folder_table)
+
+    def _process(self, t: int, request_number: int, msg: Message) -> None:
+        """An open is refused past the caps; what each request opens or closes is counted."""
+        account, before = self.server.account, self._open_handles()
+        if t in (CMD_OPEN, CMD_OPENDIR):
+            try:
+                self.server.handles.take(account, before)
+            except Refused as refused:
+                log.warning("sftp_open_refused", account=account, ip=self.get_server().ip, reason=str(refused))
+                self._send_status(request_number, SFTP_FAILURE, str(refused))
+                return
+            before += 1  # counted already: given back below if the open fails
+        try:
+            super()._process(t, request_number, msg)
+        finally:
+            if before > self._open_handles():
+                self.server.handles.give_back(account, before - self._open_handles())
+
+    def _send_status(self, request_number: int, code: int, desc: str | None = None) -> None:
+        super()._send_status(request_number, code, code.message if isinstance(code, Refusal) and desc is None
+                             else desc)
+
+    def finish_subsystem(self) -> None:
+        self._send_exit_status()
+        held = self._open_handles()
+        super().finish_subsystem()  # closes them
+        self.server.handles.give_back(self.server.account, held)
+
+    def _send_exit_status(self) -> None:
+        """A session its client ended (EOF) gets exit status 0, or 1 if an upload was left open (cut short): OpenSSH's
+        scp reports a session that ends without one as failed. A session the server closed gets none."""
+        channel = self.sock
+        if channel is not None and channel.eof_received and not channel.closed:
+            cut_short = any(isinstance(handle, Upload) for handle in self.file_table.values())
+            channel.send_exit_status(1 if cut_short else 0)
 
     def _send_server_version(self) -> int:
         kind, data = self._read_packet()

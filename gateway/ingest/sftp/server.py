@@ -1,14 +1,17 @@
 """The listener: accepts connections, applies the caps and the login grace, and shuts down cleanly.
 
-Each accepted socket gets TCP_NODELAY: SFTP is a request/response protocol of small packets, and
-with Nagle's algorithm against the client's delayed acknowledgements each of them could wait
-tens of milliseconds. Each connection then has a thread that closes it if it has not
-authenticated within login_grace, or once it has sent no SFTP request for idle_timeout, and counts
-it out of the caps when it ends.
+A connection is refused at accept when its address is banned (gateway.throttle) or penalised, or by the
+startup caps (gateway.ingest.sftp.limits). Each accepted socket gets TCP_NODELAY: SFTP is a
+request/response protocol of small packets, and with Nagle's algorithm against the client's delayed
+acknowledgements each of them could wait tens of milliseconds. Each connection then has a thread that
+closes it if it has not logged in within login_grace of its accept (penalising its address), or once it has
+sent no SFTP request for idle_timeout, and counts it out of the caps when it ends.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import socket
 import threading
 import time
@@ -19,8 +22,8 @@ from gateway import metrics
 from gateway.app import App
 from gateway.ingest.sftp import hostkey
 from gateway.ingest.sftp.auth import Credentials
-from gateway.ingest.sftp.connection import Connection, open_transport
-from gateway.ingest.sftp.limits import ConnectionCaps
+from gateway.ingest.sftp.connection import Connection, GatewayTransport, open_transport
+from gateway.ingest.sftp.limits import ConnectionCaps, HandleCaps, InboxQuota, Refused, Slot
 from gateway.throttle import FailureThrottle
 from gateway.ingest.sftp.uploads import Handoff
 from gateway.log import log
@@ -30,9 +33,10 @@ class SftpServer:
     def __init__(self, app: App) -> None:
         self.app = app
         self.settings = app.settings.sftp
-        self.caps = ConnectionCaps(self.settings.max_connections, self.settings.max_connections_per_ip)
-        self.throttle = FailureThrottle(self.settings.auth_delay, self.settings.auth_delay_max,
-                                        self.settings.ban_after, self.settings.ban_seconds)
+        self.caps = ConnectionCaps(self.settings)
+        self.handles = HandleCaps(self.settings.max_open_handles, self.settings.max_open_handles_per_account)
+        self.quota = InboxQuota(self.settings.inbox_max_bytes, self.settings.inbox_max_files)
+        self.throttle = FailureThrottle.of(app.engine, self.settings)
         self.credentials = Credentials(app.engine)
         self.handoff = Handoff(app)
         self.stopping = threading.Event()
@@ -84,11 +88,17 @@ class SftpServer:
     def _admit(self, sock: socket.socket, ip: str) -> None:
         if self.throttle.banned(ip):
             return self._refuse(sock, ip, "banned")
-        if not self.caps.acquire(ip):
-            return self._refuse(sock, ip, "too many connections")
+        try:
+            slot, evicted = self.caps.admit(ip, functools.partial(_cut, sock))
+        except Refused as refused:
+            return self._refuse(sock, ip, str(refused))
+        if evicted is not None:
+            metrics.sftp_connection("startup_closed")
+            log.warning("sftp_startup_closed", ip=evicted.ip, reason="startups full, for a connection from "
+                        "an address holding none")
         metrics.sftp_connection("accepted")
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        thread = threading.Thread(target=self._serve, args=(sock, ip), name=f"sftp-{ip}", daemon=True)
+        thread = threading.Thread(target=self._serve, args=(sock, slot), name=f"sftp-{ip}", daemon=True)
         with self._lock:
             self._connections[thread] = None
         thread.start()
@@ -98,30 +108,41 @@ class SftpServer:
         metrics.sftp_connection(reason.replace(" ", "_"))
         log.warning("sftp_connection_refused", ip=ip, reason=reason)
 
-    def _serve(self, sock: socket.socket, ip: str) -> None:
+    def _serve(self, sock: socket.socket, slot: Slot) -> None:
         me = threading.current_thread()
+        deadline = slot.since + self.settings.login_grace
         try:
-            transport = open_transport(sock, self.host_key, self.app, self.handoff)
+            transport = open_transport(sock, self.host_key, self.app, self.handoff, self.handles, self.quota)
             with self._lock:
                 self._connections[me] = transport
             if self.stopping.is_set():  # stop() may have missed this transport
                 transport.close()
                 return
-            connection = Connection(ip, self.credentials, self.throttle, self.stopping)
+            connection = Connection(slot.ip, self.credentials, self.throttle, self.stopping, deadline,
+                                    functools.partial(self.caps.room, slot.ip))
             transport.start_server(event=threading.Event(), server=connection)
-            self._grace(transport, ip)
-            self._close_when_idle(transport, connection)
+            if self._logged_in(transport, slot, deadline):
+                self._close_when_idle(transport, connection)
         finally:
             sock.close()
-            self.caps.release(ip)
+            self.caps.release(slot)
             with self._lock:
                 del self._connections[me]
 
-    def _grace(self, transport: paramiko.Transport, ip: str) -> None:
-        transport.join(self.settings.login_grace)
-        if transport.is_alive() and not transport.is_authenticated():
-            log.warning("sftp_login_timeout", ip=ip, seconds=self.settings.login_grace)
-            transport.close()
+    def _logged_in(self, transport: GatewayTransport, slot: Slot, deadline: float) -> bool:
+        """Wait for the login until deadline; True once it is counted as a session. A connection still not
+        logged in at the deadline is closed, and its address penalised."""
+        ended_or_in = transport.progress.wait(max(0.0, deadline - time.monotonic()))
+        if transport.is_authenticated():
+            if self.caps.logged_in(slot):
+                return True
+            log.warning("sftp_login_refused", account=transport.get_username(), ip=slot.ip,
+                        reason="too many sessions")
+        elif not ended_or_in:
+            log.warning("sftp_login_timeout", ip=slot.ip, seconds=self.settings.login_grace,
+                        penalty=round(self.caps.penalise(slot.ip), 1))
+        transport.close()
+        return False
 
     def _close_when_idle(self, transport: paramiko.Transport, connection: Connection) -> None:
         """Wait for the connection to end, closing it once idle_timeout has passed since its last request."""
@@ -133,3 +154,9 @@ class SftpServer:
                 transport.close()
                 return
             transport.join(limit - idle)
+
+
+def _cut(sock: socket.socket) -> None:
+    """End a connection from another thread: its transport's reads fail, and it ends."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)

@@ -30,10 +30,9 @@ from gateway.app import App
 from gateway.dbdown import log_failure
 from gateway.diskfull import DiskFull
 from gateway.ingest.intake import Arrival, intake
-from gateway.ingest.watcher import is_final_name
+from gateway.ingest.sftp.limits import InboxQuota, Refusal, Refused
 from gateway.log import log
-
-TEMPORARY_PREFIX = ".sftp-upload-"
+from gateway.zones import UPLOAD_PREFIX, is_final_name
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -88,7 +87,7 @@ class Handoff:
     def _sweep(self) -> None:
         """Delete uploads a dead process left unfinished; those another live one is writing are locked."""
         for account in self.app.zones.accounts():
-            for path in self.app.zones.inbox(account).glob(TEMPORARY_PREFIX + "*"):
+            for path in self.app.zones.inbox(account).glob(UPLOAD_PREFIX + "*"):
                 with locks.take(path) as fd:
                     if fd is not None:
                         path.unlink()
@@ -102,21 +101,28 @@ class UploadSession(Protocol):
     ended: bool
     max_file_bytes: int
     handoff: Handoff
+    quota: InboxQuota
 
     def uploaded(self, name: str, attributes: paramiko.SFTPAttributes) -> None: ...
 
 
 class Upload(paramiko.SFTPHandle):
-    """A file being uploaded into in/: size-capped, written in place, named only on a clean close."""
+    """A file being uploaded into in/: size-capped, counted in the account's quota, written in place, named
+    only on a clean close. Refused if the quota has no room for it."""
 
     def __init__(self, session: UploadSession, dir_fd: int, name: str, resume: bool) -> None:
         super().__init__()
         self.session, self.name = session, name
-        self.temporary = TEMPORARY_PREFIX + secrets.token_hex(8)
+        self.temporary = UPLOAD_PREFIX + secrets.token_hex(8)
         self.dir_fd = os.dup(dir_fd)  # the session's own may be closed before this handle
+        counted = False
         try:
+            session.quota.admit(session.account, self.dir_fd, self.temporary)
+            counted = True
             self.fd: int | None = self._open(resume)
         except BaseException:
+            if counted:
+                session.quota.ended(session.account, self.temporary)
             os.close(self.dir_fd)
             raise
 
@@ -144,7 +150,12 @@ class Upload(paramiko.SFTPHandle):
             return SFTP_FAILURE
         if offset + len(data) > self.session.max_file_bytes:
             self._discard("larger than max_file_bytes")
-            return SFTP_FAILURE
+            return Refusal(SFTP_FAILURE, f"file too large: max_file_bytes ({self.session.max_file_bytes} bytes)")
+        try:
+            self.session.quota.grow(self.session.account, self.dir_fd, self.temporary, offset + len(data))
+        except Refused as refused:
+            self._discard(f"quota: {refused}")
+            return Refusal(SFTP_FAILURE, str(refused))
         try:
             os.pwrite(self.fd, data, offset)
         except OSError as exc:
@@ -176,6 +187,7 @@ class Upload(paramiko.SFTPHandle):
             os.close(self.fd)
             self.fd = None
             os.close(self.dir_fd)
+            self.session.quota.ended(self.session.account, self.temporary, kept=attributes.st_size)
         self.session.uploaded(self.name, attributes)
 
     def _name_it(self, size: int) -> None:
@@ -190,6 +202,7 @@ class Upload(paramiko.SFTPHandle):
         os.close(self.fd)
         self.fd = None
         os.close(self.dir_fd)
+        self.session.quota.ended(self.session.account, self.temporary)
         log.warning("sftp_upload_discarded", account=self.session.account, original_name=self.name,
                     reason=reason)
 

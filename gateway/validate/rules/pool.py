@@ -81,7 +81,8 @@ class Validator:
             self._conn.send(request)
             if not self._conn.poll(budget):
                 self.kill()
-                raise ValidatorLost(f"no verdict within the time budget of {budget:g} s; the validator was stopped")
+                raise ValidatorLost(f"no verdict within the time budget of {budget:g} s ([validate] time_budget); the "
+                                   "validator was stopped")
             verdict: RulesVerdict = self._conn.recv()
         except (EOFError, OSError) as error:
             raise ValidatorLost(f"the validator process stopped while judging this document "

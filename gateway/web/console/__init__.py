@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from gateway.web.console import auth, errors, flows, invoices, notifications
+from gateway.web.console import accounts, auth, directory, errors, flows, invoices, notifications, operations
 from gateway.web.console.render import HEADERS, STATIC
 
 PREFIX = "/console"
@@ -18,7 +18,7 @@ PREFIX = "/console"
 def install(app: FastAPI) -> None:
     """Mount the console on app: its routes, its static files, / sent to it, its error pages and headers."""
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="console-static")
-    for module in (auth, invoices, flows, notifications):
+    for module in (auth, invoices, flows, notifications, operations, directory, accounts):
         app.include_router(module.router)
     errors.install(app)
 

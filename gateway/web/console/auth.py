@@ -2,8 +2,9 @@
 
 The session cookie (gateway.sessions) is HttpOnly, SameSite=Lax, Secure when served over TLS, for the whole
 site. Every form carries the session's CSRF token in a hidden field; the login form, before any session, a
-token also set in a cookie of its own (double submit). Failed logins are throttled per address with the
-API's FailureThrottle: a growing delay, then a ban.
+token also set in a cookie of its own (double submit). Failed logins are throttled by the rule of SFTP
+passwords and API tokens (gateway.throttle): per address and name, a growing delay between two guesses, then
+the name refused from that address, or the address banned when many names fail from it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from starlette.datastructures import FormData
 from gateway import sessions
 from gateway.log import log
 from gateway.sessions import Login
-from gateway.web.console.errors import FormRefused, LoginRequired
+from gateway.web.console.errors import FormRefused, LoginRequired, Missing
 from gateway.web.console.render import page
 
 COOKIE = "gw_session"
@@ -58,6 +59,25 @@ async def posted(request: Request, login: Who) -> FormData:
 Posted = Annotated[FormData, Depends(posted)]
 
 
+async def operator_of(login: Who) -> Login:
+    """The dependency of every operator page: an operator's session; an account's gets 404, as a page that does
+    not exist."""
+    if login.operator is None:
+        raise Missing()
+    return login
+
+
+Operating = Annotated[Login, Depends(operator_of)]
+
+
+async def operator_posted(request: Request, login: Operating) -> FormData:
+    """An operator's form: an account's is not found (404) before its CSRF token is even looked at."""
+    return await posted(request, login)
+
+
+OperatorPosted = Annotated[FormData, Depends(operator_posted)]
+
+
 def safe_next(target: str | None) -> str:
     """Where to go after logging in: a console page, never another site."""
     if target and (target == "/console" or target.startswith("/console/")) and "\\" not in target:
@@ -92,14 +112,19 @@ async def login(request: Request, name: Annotated[str, Form()] = "", password: A
     if not csrf or not expected or not hmac.compare_digest(csrf.encode(), expected.encode()):
         raise FormRefused()
     throttle, ip = request.app.state.throttle, request.client.host if request.client else "?"
-    if throttle.banned(ip):
+    turn = await run_in_threadpool(throttle.turn, ip, name, throttle.max_delay)
+    if turn.refused:
+        log.warning("console_login_refused", ip=ip, reason=turn.refused)
         return _login_page(request, 429, "login.banned", target)
+    await asyncio.sleep(turn.wait)
     found = await run_in_threadpool(sessions.login, request.app.state.gateway, name, password)
     if found is None:
-        delay = throttle.failed(ip)
-        log.warning("console_login_failed", ip=ip, delay=delay, banned=throttle.banned(ip))
+        delay = await run_in_threadpool(throttle.failed, turn)
+        log.warning("console_login_failed", ip=ip, delay=delay, locked=throttle.locked(ip, name),
+                    banned=throttle.banned(ip))
         await asyncio.sleep(delay)
         return _login_page(request, 401, "login.refused", target)
+    await run_in_threadpool(throttle.succeeded, turn)
     cookie, who = found
     if earlier := request.cookies.get(COOKIE):  # a login replaces the browser's previous session
         await run_in_threadpool(sessions.logout, request.app.state.gateway, earlier)

@@ -68,7 +68,7 @@ def _search(request: Request) -> Search:
             search.ignored.append(("search.status", typed["status"]))
     for key in ("issued_from", "issued_to"):
         if typed[key]:
-            if _is_date(typed[key]):
+            if is_date(typed[key]):
                 search.criteria[key] = typed[key]
             else:
                 search.ignored.append((f"period.{'from' if key == 'issued_from' else 'to'}", typed[key]))
@@ -89,7 +89,7 @@ def _search(request: Request) -> Search:
     return search
 
 
-def _is_date(text: str) -> bool:
+def is_date(text: str) -> bool:
     try:
         return bool(_DATE.fullmatch(text)) and bool(date.fromisoformat(text))
     except ValueError:

@@ -1,0 +1,42 @@
+"""A flow's documents judged as the pipeline judges them, for the pipeline and for `gateway validate`.
+
+A file is first refused whole for its type (extension) or size; a batch's members are then judged one by
+one, each through admissibility, its XSD and routing data, then the business rules on its invoice XML (the
+CII a Factur-X PDF embeds).
+"""
+
+from __future__ import annotations
+
+from gateway.config import IngestSettings
+from gateway.findings import Finding
+from gateway.validate.contents import ArchiveLimits, Member, check_member, kind_of, type_refusal
+from gateway.validate.document import Checked, Limits, size_refusal
+from gateway.validate.pdf import embedded_xml
+from gateway.validate.rules import RulesStage, RulesVerdict, after_xsd
+
+
+def limits_of(settings: IngestSettings) -> tuple[Limits, ArchiveLimits]:
+    """The limits [ingest] sets on each document and on a batch."""
+    return (Limits(max_bytes=settings.max_flow_bytes),
+            ArchiveLimits(settings.batch_max_members, settings.batch_max_expanded_bytes, settings.batch_max_ratio,
+                          max_member_bytes=settings.max_flow_bytes))
+
+
+def file_refusal(name: str, size: int, settings: IngestSettings) -> Finding | None:
+    """The refusal of a whole file decided without reading it: too large, or not of an allowed type."""
+    too_large = size_refusal(size, limits_of(settings)[0])
+    if too_large is not None:
+        return too_large
+    return None if kind_of(name) else type_refusal(name)
+
+
+def judge_member(member: Member, limits: Limits, rules: RulesStage | None) -> tuple[Checked, RulesVerdict | None]:
+    """One document's admissibility, XSD and routing data, then, if it passed them, the business rules."""
+    checked = check_member(member, limits)
+    if not checked.valid:
+        return checked, None
+    xml = member.content
+    if kind_of(member.name) == "pdf":
+        found = embedded_xml(member.content)
+        xml = found[1] if found else b""  # found: the PDF passed its checks
+    return checked, after_xsd(rules, xml, checked)
