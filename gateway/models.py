@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from enum import StrEnum
 
-from sqlalchemy import false
+from sqlalchemy import Index, false, text
 from sqlmodel import Field, SQLModel
 
 
@@ -264,6 +264,20 @@ class Flow(SQLModel, table=True):
 
 
 class Invoice(SQLModel, table=True):
+    """One document of a flow and its verdict. account (the flow's, kept here too) and amount (the total as a
+    number) serve the searches of the console and the API, through the indexes of __table_args__."""
+
+    __table_args__ = (  # a supplier's or a recipient's: counts by status (for a period), then newest first
+        Index("ix_invoice_account_issued", "account", "issue_date", "status"),
+        Index("ix_invoice_recipient_issued", "recipient", "verdict", "issue_date", "status"),
+        Index("ix_invoice_account_newest", "account", "id"),
+        Index("ix_invoice_recipient_newest", "recipient", "verdict", "id"),
+        Index("ix_invoice_issued", "issue_date", "status"),  # an operator's counts for a period
+        # the largest amounts first, those without one last: PostgreSQL reads the ascending index backwards
+        # with the NULLs first (SQLite needs no second index)
+        Index("ix_invoice_amount_desc", text("amount DESC NULLS LAST")).ddl_if(dialect="postgresql"),
+    )
+
     id: str = Field(primary_key=True)
     flow_id: str = Field(foreign_key="flow.id", index=True)
     seq: int = 1
@@ -285,6 +299,9 @@ class Invoice(SQLModel, table=True):
     status: str | None = Field(default=None, index=True)  # lifecycle.Status code; None: never deposited
     completes: str | None = None  # the SUSPENDUE invoice this document completes
     packs: str = "[]"  # the rule packs that judged it (JSON: name, version, sha256), named in its report
+    # the supplier account that deposited it (its flow's); the server default lets migration 0007 add it in place
+    account: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    amount: float | None = Field(default=None, index=True)  # total, where it is a number
 
 
 class InvoiceStatus(SQLModel, table=True):

@@ -243,8 +243,8 @@ def _judge(session: Session, flow: Flow, seq: int, name: str, sha256: str, check
     accepted_keys holds the duplicate keys of the invoices accepted earlier in the same flow.
     """
     data = checked.data
-    invoice = Invoice(id=f"{flow.id}-{seq:03d}", flow_id=flow.id, seq=seq, name=name, sha256=sha256,
-                      verdict=Verdict.REJECTED, **(_data_fields(data) if data else {}))
+    invoice = Invoice(id=f"{flow.id}-{seq:03d}", flow_id=flow.id, account=flow.account, seq=seq, name=name,
+                      sha256=sha256, verdict=Verdict.REJECTED, **(_data_fields(data) if data else {}))
     findings = list(checked.findings)
     events.record(session, flow.id, "xsd_checked", invoice_id=invoice.id, syntax=checked.syntax,
                   valid=checked.valid, rules=sorted({f.rule for f in findings}))
@@ -277,7 +277,7 @@ def _judge(session: Session, flow: Flow, seq: int, name: str, sha256: str, check
 
 def _data_fields(data: InvoiceData) -> dict:
     fields = {k: getattr(data, k) for k in ("syntax", "number", "issue_date", "type_code", "service_code",
-                                            "engagement", "total", "currency")}
+                                            "engagement", "total", "amount", "currency")}
     for key in ("seller_siret", "buyer_siret"):  # kept compact: the duplicate key compares them
         fields[key] = siret_number.compact(getattr(data, key) or "") or None
     return fields

@@ -19,7 +19,7 @@ from sqlmodel import select
 from gateway.app import App
 from gateway.db import session_scope
 from gateway.ingest.sftp.auth import verify_password
-from gateway.models import Account, AccountPassword, OperatorPassword, WebSession, as_utc, utcnow
+from gateway.models import Account, AccountPassword, OperatorPassword, Role, WebSession, as_utc, utcnow
 from gateway.views import OPERATOR, Viewer
 
 _SEEN_PRECISION = 60.0  # seconds: a session's last use is written at most this often (and ten times per idle time)
@@ -33,6 +33,8 @@ class Login:
     account: str | None
     operator: str | None
     csrf: str
+    receives: bool = False  # a recipient account's
+
 
     @property
     def name(self) -> str:
@@ -41,23 +43,25 @@ class Login:
 
     @property
     def viewer(self) -> Viewer:
-        return Viewer(self.account) if self.account else OPERATOR
+        return Viewer(self.account, self.receives) if self.account else OPERATOR
 
 
 def _digest(cookie: str) -> str:
     return hashlib.sha256(cookie.encode()).hexdigest()
 
 
-def _login(row: WebSession) -> Login:
-    return Login(row.id, row.account, row.operator, row.csrf)
+def _login(row: WebSession, role: Role | None) -> Login:
+    return Login(row.id, row.account, row.operator, row.csrf, role is Role.RECIPIENT)
 
 
 def login(app: App, name: str, password: str) -> tuple[str, Login] | None:
     """A new session for the account (else the operator) name whose password this is: (cookie value, login);
     None otherwise, and for a disabled account. Sessions past their idle time are swept out meanwhile."""
     with session_scope(app.engine, write=False) as session:
-        account = session.exec(select(AccountPassword).join(Account, Account.name == AccountPassword.account)
-                               .where(AccountPassword.account == name, Account.disabled.is_(False))).first()
+        account, role = session.exec(select(AccountPassword, Account.role)
+                                     .join(Account, Account.name == AccountPassword.account)
+                                     .where(AccountPassword.account == name, Account.disabled.is_(False))
+                                     ).first() or (None, None)
         operator = session.get(OperatorPassword, name)
     as_account = verify_password(password, account.hash if account else None)
     as_operator = verify_password(password, operator.hash if operator else None)
@@ -69,7 +73,7 @@ def login(app: App, name: str, password: str) -> tuple[str, Login] | None:
     with session_scope(app.engine) as session:
         session.execute(delete(WebSession).where(WebSession.last_seen_at < utcnow() - _idle(app)))
         session.add(row)
-    return cookie, _login(row)
+    return cookie, _login(row, role if as_account else None)
 
 
 def resume(app: App, cookie: str) -> Login | None:
@@ -77,6 +81,7 @@ def resume(app: App, cookie: str) -> Login | None:
     digest, now = _digest(cookie), utcnow()
     with session_scope(app.engine, write=False) as session:
         row = session.get(WebSession, digest)
+        account = session.get(Account, row.account) if row is not None and row.account else None
     if row is None:
         return None
     seen = as_utc(row.last_seen_at)
@@ -86,7 +91,7 @@ def resume(app: App, cookie: str) -> Login | None:
     if seen < now - min(timedelta(seconds=_SEEN_PRECISION), _idle(app) / 10):
         with session_scope(app.engine) as session:
             session.execute(update(WebSession).where(WebSession.id == digest).values(last_seen_at=now))
-    return _login(row)
+    return _login(row, account.role if account else None)
 
 
 def logout(app: App, cookie: str) -> None:

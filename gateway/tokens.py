@@ -19,7 +19,7 @@ from sqlmodel import select
 from gateway.accounts import AccountError, require
 from gateway.app import App
 from gateway.db import session_scope
-from gateway.models import Account, ApiToken, Operator, as_utc, utcnow
+from gateway.models import Account, ApiToken, Operator, Role, as_utc, utcnow
 
 PREFIX = "gwt_"
 _ID_LENGTH = 12
@@ -33,6 +33,7 @@ class Holder:
     token_id: str
     account: str | None
     operator: str | None
+    receives: bool = False  # a recipient account's
 
     @property
     def name(self) -> str:
@@ -80,11 +81,12 @@ def authenticate(app: App, token: str) -> Holder | None:
     token_id, secret = token[len(PREFIX):len(PREFIX) + _ID_LENGTH], token[len(PREFIX) + _ID_LENGTH + 1:]
     with session_scope(app.engine, write=False) as session:
         row = session.get(ApiToken, token_id)
-        disabled = row is not None and row.account is not None and session.get(Account, row.account).disabled
+        account = session.get(Account, row.account) if row is not None and row.account is not None else None
+        disabled = account is not None and account.disabled
     if row is None or row.revoked_at is not None or disabled or not hmac.compare_digest(row.hash, _digest(secret)):
         return None
     now = utcnow()
     if row.last_used_at is None or as_utc(row.last_used_at) < now - _LAST_USE_PRECISION:
         with session_scope(app.engine) as session:
             session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
-    return Holder(token_id, row.account, row.operator)
+    return Holder(token_id, row.account, row.operator, account is not None and account.role is Role.RECIPIENT)

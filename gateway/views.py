@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Numeric, case, cast, func, or_
+from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
 from gateway.app import App
@@ -34,9 +34,10 @@ class NotYet(NotFound):
 
 @dataclass(frozen=True)
 class Viewer:
-    """Who is looking: an account, or an operator (account None)."""
+    """Who is looking: a supplier account, a recipient account (receives), or an operator (account None)."""
 
     account: str | None = None
+    receives: bool = False  # a recipient: it sees the invoices delivered to it; a supplier sees those it sent
 
     @property
     def operator(self) -> bool:
@@ -92,11 +93,13 @@ def _flows_seen(viewer: Viewer) -> list[Any]:
 
 
 def _invoices_seen(viewer: Viewer) -> list[Any]:
-    """An account sees the invoices it sent, and those delivered to it (accepted, addressed to it)."""
+    """A supplier sees the invoices it sent, a recipient those delivered to it (accepted, addressed to it): each
+    through its own index (the account's role says which, as only suppliers deposit invoices)."""
     if viewer.operator:
         return []
-    return [or_(Flow.account == viewer.account,
-                (Invoice.recipient == viewer.account) & (Invoice.verdict == Verdict.ACCEPTED))]
+    if viewer.receives:
+        return [Invoice.recipient == viewer.account, Invoice.verdict == Verdict.ACCEPTED]
+    return [Invoice.account == viewer.account]
 
 
 def _deliveries_seen(viewer: Viewer) -> list[Any]:
@@ -200,7 +203,7 @@ def document(app: App, viewer: Viewer, invoice_id: str) -> tuple[str, bytes]:
 def find_invoice(session: Session, viewer: Viewer, ref: str, by_number: bool = False) -> tuple[Invoice, str]:
     """An invoice the viewer may see, by its gateway id (or else, if by_number, the latest live invoice with
     that number), and the account that sent it."""
-    query = select(Invoice, Flow.account).join(Flow, Flow.id == Invoice.flow_id).where(*_invoices_seen(viewer))
+    query = select(Invoice, Invoice.account).where(*_invoices_seen(viewer))
     found = by_reference(session, query, ref, by_number)
     return found[0], found[1]
 
@@ -234,10 +237,7 @@ def invoice(app: App, viewer: Viewer, ref: str, by_number: bool = False) -> dict
     return data
 
 
-# An invoice's total as a number, where its text is one (a rejected invoice may say anything).
-_AMOUNT = case((Invoice.total.regexp_match(r"^ *-?[0-9]+([.][0-9]+)? *$"), cast(Invoice.total, Numeric(20, 4))),
-               else_=None)
-SORTS = {"received": Invoice.id, "number": Invoice.number, "issued": Invoice.issue_date, "amount": _AMOUNT,
+SORTS = {"received": Invoice.id, "number": Invoice.number, "issued": Invoice.issue_date, "amount": Invoice.amount,
          "status": Invoice.status}
 
 
@@ -245,31 +245,28 @@ def _searched(viewer: Viewer, *, number: str | None = None, status: Status | Non
               verdict: Verdict | None = None, counterparty: str | None = None, issued_from: str | None = None,
               issued_to: str | None = None, amount_min: Decimal | None = None,
               amount_max: Decimal | None = None) -> list[Any]:
-    """The clauses of a search of the viewer's invoices (a query joining Flow and the buyer's Structure)."""
+    """The clauses of a search of the viewer's invoices (a query joining the buyer's Structure if counterparty)."""
     clauses = _invoices_seen(viewer)
     if counterparty is not None:
         buyer_side = or_(Invoice.buyer_siret == counterparty,
                          Invoice.recipient.icontains(counterparty, autoescape=True),
                          Structure.name.icontains(counterparty, autoescape=True))
-        seller_side = or_(Invoice.seller_siret == counterparty, Flow.account.icontains(counterparty, autoescape=True))
-        if viewer.operator:
-            clauses.append(or_(buyer_side, seller_side))
-        else:
-            clauses.append(or_((Flow.account == viewer.account) & buyer_side,
-                               (Invoice.recipient == viewer.account) & seller_side))
+        seller_side = or_(Invoice.seller_siret == counterparty, Invoice.account.icontains(counterparty, autoescape=True))
+        clauses.append(or_(buyer_side, seller_side) if viewer.operator else
+                       seller_side if viewer.receives else buyer_side)
     for value, clause in ((number, lambda v: Invoice.number == v), (status, lambda v: Invoice.status == v.value),
                           (verdict, lambda v: Invoice.verdict == v),
                           (issued_from, lambda v: Invoice.issue_date >= v),
                           (issued_to, lambda v: Invoice.issue_date <= v),
-                          (amount_min, lambda v: _AMOUNT >= v), (amount_max, lambda v: _AMOUNT <= v)):
+                          (amount_min, lambda v: Invoice.amount >= float(v)),
+                          (amount_max, lambda v: Invoice.amount <= float(v))):
         if value is not None:
             clauses.append(clause(value))
     return clauses
 
 
 def _invoice_rows():
-    return (select(Invoice, Flow.account, Structure.name).join(Flow, Flow.id == Invoice.flow_id)
-            .outerjoin(Structure, _BUYER))
+    return select(Invoice, Invoice.account, Structure.name).outerjoin(Structure, _BUYER)
 
 
 def invoices(app: App, viewer: Viewer, *, sort: str = "received", descending: bool = True, after: str | None = None,
@@ -280,9 +277,9 @@ def invoices(app: App, viewer: Viewer, *, sort: str = "received", descending: bo
     recipient of an invoice the viewer sent, the seller or supplier of one it received), issued_from and
     issued_to (YYYY-MM-DD), amount_min and amount_max (the total)."""
     column = SORTS[sort]
-    order = column.desc() if descending else column.asc()
-    query = (_invoice_rows().where(*_searched(viewer, **search))
-             .order_by(order.nulls_last(), Invoice.id.desc() if descending else Invoice.id.asc())
+    newest = Invoice.id.desc() if descending else Invoice.id.asc()
+    order = [newest] if sort == "received" else [(column.desc() if descending else column.asc()).nulls_last(), newest]
+    query = (_invoice_rows().where(*_searched(viewer, **search)).order_by(*order)
              .offset(offset).limit(limit + 1))
     if after is not None:
         query = query.where(Invoice.id < after)
@@ -294,8 +291,9 @@ def invoices(app: App, viewer: Viewer, *, sort: str = "received", descending: bo
 def status_counts(app: App, viewer: Viewer, **search: Any) -> list[dict]:
     """How many of the viewer's invoices (searched as by invoices()) are in each status, by code; those
     rejected at integration (no status) under None."""
-    query = (select(Invoice.status, func.count()).join(Flow, Flow.id == Invoice.flow_id).outerjoin(Structure, _BUYER)
-             .where(*_searched(viewer, **search)).group_by(Invoice.status))
+    query = select(Invoice.status, func.count()).where(*_searched(viewer, **search)).group_by(Invoice.status)
+    if search.get("counterparty") is not None:  # the only clause naming the buyer's structure
+        query = query.outerjoin(Structure, _BUYER)
     with session_scope(app.engine, write=False) as session:
         counted = dict(session.exec(query).all())
     return [{"status": code, "name": Status(code).name if code else None, "count": counted[code]}

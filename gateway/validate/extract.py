@@ -31,6 +31,15 @@ class InvoiceData:
     preceding_issue_date: str | None = None  # BT-26, its issue date (ISO yyyy-mm-dd)
     specification: str | None = None  # BT-24, the specification identifier (CustomizationID)
 
+    @property
+    def amount(self) -> float | None:
+        """The total as a number, for searches and sorts; None where its text is not one (a rejected invoice may
+        say anything)."""
+        text = (self.total or "").strip()
+        return float(text) if _AMOUNT.fullmatch(text) else None
+
+
+_AMOUNT = re.compile(r"-?[0-9]{1,15}([.][0-9]+)?")
 
 NAMESPACES = {
     "cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",

@@ -43,7 +43,7 @@ async def holder(request: Request) -> tokens.Holder:
 
 
 def viewer(found: tokens.Holder) -> Viewer:
-    return Viewer(found.account)
+    return Viewer(found.account, found.receives)
 
 
 def account_of(found: tokens.Holder) -> str:
