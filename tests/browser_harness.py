@@ -11,6 +11,9 @@ from typing import Callable, Iterator
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
+# Set, a folder where the screenshots the README shows are saved too (`GATEWAY_SCREENSHOTS=docs pytest
+# tests/test_console.py tests/test_console_operator.py -k "suspends or queue_page"`).
+SCREENSHOTS = os.environ.get("GATEWAY_SCREENSHOTS")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--disable-quic"]
 
@@ -28,6 +31,13 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
         yield chromium
         chromium.close()
+
+
+def screenshot(page, tmp_path: Path, name: str) -> None:
+    """The page as an image under the test's tmp_path, and in GATEWAY_SCREENSHOTS if set (at a laptop's width)."""
+    page.screenshot(path=tmp_path / name, full_page=True)
+    if SCREENSHOTS:
+        page.screenshot(path=Path(SCREENSHOTS) / f"console-{name}", full_page=True)
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from gateway.lifecycle.service import change_status
 from gateway.lifecycle.statuses import Status
 from gateway.models import Verdict, WebSession, utcnow
 from gateway.views import OPERATOR as OPERATOR_VIEW, Viewer
+from tests.browser_harness import screenshot
 from tests.harness import SAMPLES, GatewayProcess, cli, drop, outbox, renumber, wait_for, wait_report, zip_of
 from tests.web_harness import RECIPIENT, SUPPLIER, client, token, web_config, web_gateway
 
@@ -259,7 +260,7 @@ def test_the_recipient_suspends_an_invoice_and_the_supplier_sees_why(site, new_p
     expect(alert).to_contain_text("JUSTIF_ABS Supporting document missing")
     expect(alert).to_contain_text("bon de commande manquant")
     expect(alert).to_contain_text(RECIPIENT)
-    supplier.screenshot(path=tmp_path / "dashboard.png", full_page=True)
+    screenshot(supplier, tmp_path, "dashboard.png")
     rejected = supplier.locator("table.alerts tbody tr", has_text="CONSOLE-SUSP-X")
     expect(rejected).to_contain_text("Rejected at integration")
     counts = supplier.locator("table.counts tbody tr")

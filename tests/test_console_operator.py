@@ -23,6 +23,7 @@ from gateway.cli import main
 from gateway.db import session_scope
 from gateway.models import Flow, FlowState, Invoice, Verdict
 from gateway.throughput import HOURS, MINUTES, throughput
+from tests.browser_harness import screenshot
 from tests.harness import SAMPLES, GatewayProcess, cli, drop, renumber, rows, wait_for, wait_report, write_config
 from tests.remote_harness import RemoteSshd, needs_sshd, set_remote
 from tests.test_console import (GOOD, IMAGE, OPERATOR, OTHER, OTHER_SIRET, PASSWORDS, SCRIPT, Back, Site, _main,
@@ -113,7 +114,7 @@ def test_the_queue_page_shows_what_gateway_queue_shows_and_refreshes_itself(site
     assert page.evaluate("window.stayed") is True  # updated in place, not reloaded
     roles = sorted(p["roles"] for p in json.loads(cli(site.config, "queue", "--json"))["processes"])
     assert roles == [["deliver", "ingest", "worker"], ["web"]]
-    page.screenshot(path=tmp_path / "queue.png", full_page=True)
+    screenshot(page, tmp_path, "queue.png")
     assert (tmp_path / "queue.png").stat().st_size > 0
     assert page.errors == []
 
