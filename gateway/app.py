@@ -12,6 +12,7 @@ from gateway.config import Settings
 from gateway.db import make_engine
 from gateway import dbdown, diskfull
 from gateway.alarm import Alarm
+from gateway.permissions import PRIVATE_DIR, ZONE_DIR, make_dir
 from gateway.store import ContentStore
 from gateway.zones import Zones
 
@@ -60,9 +61,9 @@ class App:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "App":
-        for directory in (settings.gateway.data_dir, settings.spool_dir, settings.store_dir,
-                          settings.gateway.zones_dir):
-            directory.mkdir(parents=True, exist_ok=True)
+        for directory in (settings.gateway.data_dir, settings.spool_dir, settings.store_dir):
+            make_dir(directory, PRIVATE_DIR)
+        make_dir(settings.gateway.zones_dir, ZONE_DIR)
         return cls(
             settings=settings,
             engine=make_engine(settings.gateway.database_url),

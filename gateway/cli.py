@@ -253,12 +253,12 @@ def rules_list(ctx: _Context, as_json: bool) -> None:
 
 
 @rules.command("install")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--sha256", help="SHA-256 published with the release: PATH is refused if it hashes otherwise.")
 @pass_ctx
 def rules_install(ctx: _Context, path: Path, sha256: str | None) -> None:
-    """Install a CEN / ConnectingEurope release zip (or one stylesheet of it); it judges invoices from the
-    gateway's next start."""
+    """Install a CEN / ConnectingEurope release zip (or one stylesheet of it), or FNFE-MPE's CDAR artefacts (the
+    france-rfe-cdar folder, or a zip of it); they judge from the gateway's next start."""
     from gateway.validate.rules import install, packs_dir, try_pack
 
     with _rules_errors():

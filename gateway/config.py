@@ -7,7 +7,6 @@ whatever directory it is started from.
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from pathlib import Path
 
@@ -27,13 +26,15 @@ class GatewaySettings(_Section):
     database_url: str = "sqlite:///var/gateway.db"
     timezone: str = "Europe/Paris"
     platform_siren: str = "100000009"
+    platform_matricule: str = Field("9999", pattern=r"^[0-9A-Za-z]{1,35}$")
 
 
 class IngestSettings(_Section):
     scan_interval: float = Field(2.0, gt=0)
     stable_interval: float = Field(0.2, gt=0)
     empty_grace: float = Field(5.0, gt=0)
-    max_flow_bytes: int = Field(100 * 1024 * 1024, gt=0)
+    max_flow_bytes: int = Field(1 << 30, gt=0)  # the reform's: a flow at most 1 GB, each file in it 100 MB
+    max_file_bytes: int = Field(100 * 1024 * 1024, gt=0)
     batch_max_members: int = Field(500, gt=0)
     batch_max_expanded_bytes: int = Field(1 << 30, gt=0)
     batch_max_ratio: float = Field(200.0, gt=1)
@@ -66,14 +67,12 @@ class SftpSettings(_Section):
     ban_after: int = Field(10, ge=1)
     ban_accounts: int = Field(5, ge=2)
     ban_seconds: float = Field(900.0, gt=0)
-    max_file_bytes: int = Field(100 * 1024 * 1024, gt=0)
     max_files_per_session: int = Field(10000, ge=1)
     max_open_handles: int = Field(32, ge=1)
     max_open_handles_per_account: int = Field(128, ge=1)
     inbox_max_bytes: int = Field(1 << 30, gt=0)
     inbox_max_files: int = Field(10000, ge=1)
     stale_upload_seconds: float = Field(86400.0, gt=0)
-    file_name_pattern: re.Pattern[str] = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
     @property
     def startups(self) -> tuple[int, int, int]:
@@ -94,6 +93,7 @@ class ValidateSettings(_Section):
     time_budget: float = Field(30.0, gt=0)
     max_bytes: int = Field(20 * 1024 * 1024, gt=0)
     max_elements: int = Field(20000, gt=0)
+    max_attributes: int = Field(20000, gt=0)
     profile: str = "auto"
     packs_dir: Path | None = None  # None: gateway.validate.rules.packs_dir()
 
@@ -123,6 +123,7 @@ class WebSettings(_Section):
     keyfile: Path | None = None
     page_size: int = Field(50, ge=1, le=1000)
     min_free_bytes: int = Field(100 * 1024 * 1024, ge=0)
+    max_deposit_bytes: int = Field(30 * 1024 * 1024, gt=0)  # the reform's for the API channel: 30 MB
     auth_delay: float = Field(1.0, ge=0)
     auth_delay_max: float = Field(16.0, ge=0)
     ban_after: int = Field(10, ge=1)

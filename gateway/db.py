@@ -30,6 +30,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
+from gateway.permissions import PRIVATE_DIR, make_dir, make_private_file
 from gateway.schema import ensure_schema
 
 
@@ -39,7 +40,8 @@ _READS_ONLY = "gateway_reads_only"
 def _sqlite_engine(url: str) -> Engine:
     path = url.removeprefix("sqlite:///")
     if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        make_dir(Path(path).parent, PRIVATE_DIR)
+        make_private_file(Path(path))  # before SQLite makes it with the umask's mode, and its -wal and -shm alike
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")

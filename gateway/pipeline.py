@@ -3,11 +3,13 @@
 Every step is idempotent and recorded, so a flow taken again after a crash resumes where the previous worker
 stopped: acknowledge (if intake could not), judge the invoices (once: the invoice rows are the proof), make
 a first attempt at the invoices' deliveries that judgement created, then at the status-returns queued
-meanwhile, write the integration report last and record the final state at once (with the status-returns'
-outcomes): the supplier's report closes the flow. Deliveries and the report have fixed names, so repeating
-a step replaces a file instead of adding one. A delivery that fails is retried by the delivery queue
-(gateway.route.delivery); the flow does not wait for it. Notifications (gateway.notify) are queued with the
-statuses and the final state, and left to the delivery workers: a slow receiver holds up no flow.
+meanwhile (with, for an account reading CDAR, the flow's own 500 Recevable or 501 Irrecevable, queued once the
+flow is judged: gateway.lifecycle.receivability), write the integration report last and record the final
+state at once (with the status-returns' outcomes): the supplier's report closes the flow. Deliveries and the
+report have fixed names, so repeating a step replaces a file instead of adding one. A delivery that fails is
+retried by the delivery queue (gateway.route.delivery); the flow does not wait for it. Notifications
+(gateway.notify) are queued with the statuses and the final state, and left to the delivery workers: a slow
+receiver holds up no flow.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from gateway.app import App
 from gateway.db import session_scope
 from gateway.findings import Finding, any_fatal, dumps, loads
 from gateway.ingest.intake import acknowledge
-from gateway.lifecycle import inbound
+from gateway.lifecycle import inbound, receivability
 from gateway.lifecycle import service as lifecycle
 from gateway.lifecycle.statuses import Status
 from gateway.models import Account, Delivery, DeliveryState, Flow, FlowState, Invoice, Role, Verdict, utcnow
@@ -75,6 +77,7 @@ def process(app: App, flow_id: str, attempts: int = 1, owner: str = "") -> FlowS
         tried = delivery.try_all(app, work.deliveries)
         with session_scope(app.engine) as session:
             delivery.record_all(app, session, tried)
+            receivability.tell(app, session, work.flow)  # the flow is judged: its 500 or 501
             returns = queue.lease_deliveries(session, owner, app.settings.worker.lease_seconds, flow_id)
         tried = delivery.try_all(app, returns)  # the status-returns that judgement and deliveries queued
         record_report = _write_report(app, work)
@@ -171,7 +174,8 @@ def _deposit_day(app: App, flow: Flow) -> date:
 
 
 def _judge_status_flow(app: App, work: _Work) -> bool:
-    """Apply the flow as a status message if it is one (a lone XML document with a status root)."""
+    """Apply the flow as a status message if it is one (a lone XML document with a status root); a CDAR is
+    first judged by the reform's XSD and rules where installed, and refused whole by their fatal findings."""
     flow = work.flow
     if kind_of(flow.original_name) != "xml":
         return False
@@ -179,18 +183,23 @@ def _judge_status_flow(app: App, work: _Work) -> bool:
     syntax = inbound.status_syntax(root_tag(content))
     if syntax is None:
         return False
-    refused = _role_refusal(app, flow, Role.RECIPIENT)
+    findings, requests = _role_refusal(app, flow, Role.RECIPIENT) or [], []
     try:
-        requests, refusal = ([], refused[0]) if refused else (inbound.requests_of(parse(content)), None)
+        if not findings:
+            root = parse(content)
+            if syntax == inbound.CDAR and app.rules is not None:
+                findings = app.rules.check_cdar(root, content)
+            requests = [] if any_fatal(findings) else inbound.requests_of(root)
     except (RefusedXML, StatusMessageError) as exc:
-        requests, refusal = [], Finding(stage=inbound.STAGE, rule="STATUS-MESSAGE-INVALID", message=str(exc))
+        findings = [Finding(stage=inbound.STAGE, rule="STATUS-MESSAGE-INVALID", message=str(exc))]
     with session_scope(app.engine) as session:
         stored = session.get(Flow, flow.id)
         flow.kind = stored.kind = STATUSES
         flow.syntax = stored.syntax = syntax
         events.record(session, flow.id, "syntax_detected", syntax=syntax, requests=len(requests))
-        if refusal:
-            flow.findings = stored.findings = dumps([refusal])
+        if findings:
+            flow.findings = stored.findings = dumps(findings)
+        for refusal in (f for f in findings if f.fatal):
             events.record(session, flow.id, "flow_refused", stage=refusal.stage, rule=refusal.rule,
                           message=refusal.message)
         outcomes = inbound.apply(app, session, flow, requests)

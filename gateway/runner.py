@@ -37,6 +37,7 @@ from gateway.ingest.sftp.hostkey import fingerprint
 from gateway.ingest.watcher import ZoneWatcher
 from gateway.log import log
 from gateway.models import Account, Delivery, Flow, Worker as WorkerRow, utcnow
+from gateway.permissions import warn_if_open
 from gateway.validate.rules import RulesStage
 from gateway.wakeups import Listener
 from gateway.web.server import WebServer
@@ -86,6 +87,7 @@ class Gateway:
                 signal.signal(sig, handler)
 
     def start(self) -> None:
+        warn_if_open(self.app.settings.gateway.data_dir)
         self._register()
         if "worker" in self.roles:
             self._start_rules()

@@ -13,6 +13,8 @@ import os
 import secrets
 from pathlib import Path
 
+from gateway.permissions import PRIVATE_DIR, make_dir
+
 
 def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
@@ -70,6 +72,7 @@ class ContentStore:
         digest = sha256(content)
         target = self.path(digest)
         if not target.exists():
+            make_dir(target.parent, PRIVATE_DIR)
             write_atomic(target, content, READ_ONLY)
         return digest
 
@@ -77,7 +80,7 @@ class ContentStore:
         """Copy source into the store, hashing exactly the bytes copied; returns (digest, size). Whatever
         happens to source meanwhile or afterwards, the stored copy is what its name says."""
         digest = hashlib.sha256()
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_dir(self.root, PRIVATE_DIR)
         tmp = _temporary(self.root / "intake")
         try:
             with open(source, "rb") as src, open(tmp, "xb") as dst:
@@ -92,7 +95,7 @@ class ContentStore:
             if target.exists():
                 tmp.unlink()
             else:
-                target.parent.mkdir(parents=True, exist_ok=True)
+                make_dir(target.parent, PRIVATE_DIR)
                 os.replace(tmp, target)
                 fsync_dir(target.parent)
         except BaseException:

@@ -121,7 +121,7 @@ class FailureThrottle:
 
     def failed(self, turn: Turn) -> float:
         """The password was wrong (its turn's row stays, as a failure): the seconds to wait before answering."""
-        with _Unrecorded() as failure:
+        with _Unrecorded():
             if turn.recorded:
                 with session_scope(self.engine, write=False) as session:
                     rows = self._rows(session, turn.ip, self.clock())

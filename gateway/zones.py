@@ -8,6 +8,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.permissions import EXCHANGE_DIR, EXCHANGE_FILE, ZONE_DIR, make_dir
 from gateway.store import write_atomic
 
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -73,13 +74,15 @@ class Zones:
         return self.zone(account) / "out"
 
     def ensure(self, account: str) -> None:
-        self.inbox(account).mkdir(parents=True, exist_ok=True)
-        self.outbox(account).mkdir(parents=True, exist_ok=True)
+        """The account's zone, made with the modes sshd mode needs (gateway.permissions) where missing."""
+        make_dir(self.zone(account), ZONE_DIR)
+        make_dir(self.inbox(account), EXCHANGE_DIR)
+        make_dir(self.outbox(account), EXCHANGE_DIR)
 
     def publish(self, account: str, name: str, content: bytes) -> Path:
         """Put a file in the account's out/, atomically: a polling reader sees it whole or not at all."""
         target = self.outbox(account) / name
-        write_atomic(target, content)
+        write_atomic(target, content, EXCHANGE_FILE)
         return target
 
     def accounts(self) -> list[str]:

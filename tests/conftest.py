@@ -9,9 +9,8 @@ from gateway import config as config_module
 from gateway.app import App
 from gateway.log import configure_logging
 from gateway.config import ValidateSettings
-from gateway.runner import Gateway
 from gateway.validate.rules import RulesStage
-from tests.harness import load_samples, write_config
+from tests.harness import load_samples, running_with, write_config
 from tests.postgres import PostgresServer, binaries
 
 # One headless Chromium for the whole session, whichever modules use it (a fixture imported into two modules
@@ -69,11 +68,6 @@ def rules_stage():
 
 @pytest.fixture
 def running(app: App, rules_stage: RulesStage):
-    """A gateway running in this process (watcher, worker, heartbeat threads) on the sample data."""
-    app.rules = rules_stage
-    gateway = Gateway(app)
-    gateway.start()
-    try:
+    """A gateway running in this process on the sample data."""
+    with running_with(app, rules_stage) as gateway:
         yield gateway
-    finally:
-        gateway.stop()

@@ -68,10 +68,10 @@ class Dropped:
 
     def timeline(self) -> list[tuple[str, int | None]]:
         """The events the flow's own processing records, in order, as (label, invoice seq or None): intake,
-        judgement, report. A delivery is not in it: it has a track of its own, any time after the judgement.
+        judgement, the flow's 500/501, report. A delivery is not in it: it has a track of its own, any time after the judgement.
         A status change is labelled with its status (status_changed:DEPOSEE)."""
         head = [("received", None), ("acknowledged", None)]
-        tail = [("report_written", None), ("flow_finished", None)]
+        tail = [("flow_lifecycle_told", None), ("report_written", None), ("flow_finished", None)]
         if self.refusal:
             return [*head, ("flow_refused", None), *tail]
         judged: list[tuple[str, int | None]] = [("syntax_detected", None)]

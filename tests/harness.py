@@ -11,8 +11,9 @@ import sys
 import tarfile
 import time
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterator, TypeVar
 
 from click.testing import CliRunner
 from lxml import etree
@@ -22,6 +23,11 @@ from sqlmodel import Session, select
 from gateway import config as config_module
 from gateway.cli import main
 from gateway.db import make_engine
+
+if TYPE_CHECKING:
+    from gateway.app import App
+    from gateway.runner import Gateway
+    from gateway.validate.rules import RulesStage
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
@@ -223,10 +229,10 @@ def readdress(content: bytes, buyer_siret: str, service_code: str | None, note: 
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
-def zip_of(members: dict[str, bytes]) -> bytes:
+def zip_of(members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
     """A .zip batch of members (name: content)."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
         for name, content in members.items():
             archive.writestr(name, content)
     return buffer.getvalue()
@@ -243,3 +249,17 @@ def tar_gz_of(members: dict[str, bytes], extra: list[tarfile.TarInfo] = ()) -> b
         for info in extra:
             archive.addfile(info)
     return buffer.getvalue()
+
+
+@contextmanager
+def running_with(app: App, stage: RulesStage) -> Iterator[Gateway]:
+    """A gateway running in this process (watcher, worker, heartbeat threads), judging with stage."""
+    from gateway.runner import Gateway
+
+    app.rules = stage
+    gateway = Gateway(app)
+    gateway.start()
+    try:
+        yield gateway
+    finally:
+        gateway.stop()

@@ -174,15 +174,16 @@ QUICK = {"auth_delay": 0.05, "auth_delay_max": 0.2, "login_grace": 20.0}
 class Site:
     """A gateway running in this process with its SFTP server on a free port, and clients for it.
 
-    acme logs in with a key or a password, mairie-exemple with a password.
+    acme logs in with a key or a password, mairie-exemple with a password. ingest: [ingest] settings.
     """
 
-    def __init__(self, root: Path, sftp: dict) -> None:
+    def __init__(self, root: Path, sftp: dict, ingest: dict | None = None) -> None:
         from tests.harness import cli, load_samples, write_config
 
         root.mkdir()
         self.root = root
-        self.config = write_config(root, {"sftp": {"enabled": True, "port": 0, **QUICK, **sftp}})
+        self.config = write_config(root, {"sftp": {"enabled": True, "port": 0, **QUICK, **sftp},
+                                          "ingest": ingest or {}})
         load_samples(self.config)
         self.key = make_key(root / "acme_key")
         cli(self.config, "accounts", "add", "acme", "--update", "--role", "supplier", "--password", PASSWORDS["acme"],
@@ -244,11 +245,11 @@ class Site:
 
 @pytest.fixture
 def sftp_site(tmp_path: Path):
-    """start(**sftp_settings) -> a started Site; every site is stopped at the end of the test."""
+    """start(ingest=None, **sftp_settings) -> a started Site; every site is stopped at the end of the test."""
     sites: list[Site] = []
 
-    def start(**sftp: object) -> Site:
-        sites.append(Site(tmp_path / f"site{len(sites)}", sftp))
+    def start(ingest: dict | None = None, **sftp: object) -> Site:
+        sites.append(Site(tmp_path / f"site{len(sites)}", sftp, ingest))
         return sites[-1].start()
 
     yield start

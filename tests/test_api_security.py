@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from gateway.names import FORBIDDEN, MAX_LENGTH
 from tests.harness import SAMPLES, cli, renumber, wait_for
 from tests.web_harness import RECIPIENT, SUPPLIER, client, token, web_config, web_gateway
 
@@ -94,15 +95,30 @@ def test_tokens_unknown_malformed_revoked_or_missing_get_401(site):
         assert cli(config, "accounts", "token", OTHER, "--list").count("20") >= 3  # created, used, revoked dates
 
 
-@pytest.mark.parametrize("name", ["../escape.xml", "a/b.xml", "bad\x01name.xml", "facture\u202elmx.exe", ".hidden",
-                                  "x" * 300 + ".xml"])
-def test_file_names_refused_as_over_sftp(site, name):
+@pytest.mark.parametrize("name,rule", [
+    *((f"facture{c}1.xml", "IRR_NOM_F") for c in FORBIDDEN), ("../escape.xml", "IRR_NOM_F"),
+    ("x" * (MAX_LENGTH - 3) + ".xml", "IRR_NOM_F"), ("bad\x01name.xml", "FLOW-NAME-INVALID"),
+    ("facture\u202elmx.exe", "FLOW-NAME-INVALID"), (".hidden.xml", "FLOW-NAME-INVALID"),
+    ("facture.xml.part", "FLOW-NAME-INVALID")])
+def test_file_names_refused_as_over_sftp(site, name, rule):
+    """The one rule of every channel: each character the reform forbids, a 257-character name, names that cannot be
+    shown as sent or that mark a file still being written; 400 naming the rule, nothing kept."""
     with client(site["url"], site["tokens"][SUPPLIER]) as api:
         answer = api.post("/api/v1/flows", params={"name": name}, content=GOOD)
-        assert answer.status_code == 400 and answer.json()["type"] == "urn:gateway:problem:file-name-invalid"
+        problem = answer.json()
+        assert answer.status_code == 400 and problem["type"] == "urn:gateway:problem:file-name-invalid"
+        assert problem["rule"] == rule and problem["detail"].startswith(f"{rule}: The file name {name!r}")
         form = api.post("/api/v1/flows", files={"file": (name, GOOD, "application/xml")})
-        assert form.status_code == 400
+        assert form.status_code == 400 and form.json()["type"] == "urn:gateway:problem:file-name-invalid"
     assert not list((site["config"].parent / "var" / "spool").glob(".api-*"))
+
+
+def test_ordinary_names_are_taken(site):
+    """Spaces, parentheses and accents, as SFTP and the zone take them."""
+    with client(site["url"], site["tokens"][SUPPLIER]) as api:
+        for i, name in enumerate(["Facture (1).xml", "Reçu n°2 – été (copie).xml"]):
+            answer = api.post("/api/v1/flows", params={"name": name}, content=renumber(GOOD, f"SEC-NAME-{i}"))
+            assert answer.status_code == 202 and answer.json()["original_name"] == name
 
 
 def _rss_mb(pid: int) -> float:
@@ -138,7 +154,7 @@ def _length(answer: bytes) -> int:
 def test_a_2gb_body_is_refused_with_413_while_read_and_memory_stays_low(site):
     address = urlsplit(site["url"])
     pid = site["process"].proc.pid
-    limit = 100 * 1024 * 1024  # [ingest] max_flow_bytes, left at its default
+    limit = 30 * 1024 * 1024  # [web] max_deposit_bytes, left at its default (the reform's)
     # declared: refused before a byte of the body is sent
     with socket.create_connection((address.hostname, address.port)) as sock:
         sock.sendall(_request_head(site, "Content-Length: 2147483648\r\nExpect: 100-continue\r\n"))
@@ -160,7 +176,7 @@ def test_a_2gb_body_is_refused_with_413_while_read_and_memory_stays_low(site):
             pass
         answer = _answer(sock)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
-    assert b"flow-too-large" in answer
+    assert b"flow-too-large" in answer and f"{limit} bytes ([web] max_deposit_bytes)".encode() in answer
     assert limit <= sent < limit + 64 * 1024 * 1024
     assert max(peak, _rss_mb(pid)) < 300
     wait_for(lambda: not list((site["config"].parent / "var" / "spool").glob(".api-*")), 10, "the upload removed")

@@ -8,6 +8,7 @@ import zipfile
 import pytest
 
 from gateway.returns import assert_valid
+from gateway.validate.archive import ArchiveLimits, ArchiveRefused, zip_members
 from tests.harness import REPORT_NS, SAMPLES, drop, files, outbox, renumber, tar_gz_of, wait_report, zip_of
 from tests.hostile import symlink_zip, tar_with, zip_with
 
@@ -92,6 +93,18 @@ def test_archive_attack_refuses_the_flow(config_file, running, name):
     assert report.xpath("r:errors/r:error/r:rule/text()", namespaces=REPORT_NS) == [rule]
     assert _delivered(root) == []
     assert not list((root / "var").rglob("escape.xml"))
+
+
+def test_a_zip_directory_too_large_for_the_members_allowed_is_refused_before_zipfile_reads_it(tmp_path):
+    """zipfile holds a zip's whole central directory in memory: one past what batch_max_members can take (twice the
+    members, 4 KiB an entry) is refused from its end record, whatever entry count it declares."""
+    path = tmp_path / "crowd.zip"
+    path.write_bytes(zip_of({f"m{i}.xml": b"" for i in range(1000)}))  # some 50 KB of directory
+    with pytest.raises(ArchiveRefused) as refused:
+        next(zip_members(path, ArchiveLimits(max_members=5)))
+    assert refused.value.finding.rule == "IRR_ARCHIVE_F"
+    assert "more than 5 members may ([ingest] batch_max_members)" in str(refused.value)
+    assert len(list(zip_members(path, ArchiveLimits(max_members=1000)))) == 1000
 
 
 def test_facturx_pdf_is_judged_on_its_xml_and_delivered_as_pdf(config_file, running):

@@ -11,10 +11,12 @@ import hashlib
 import io
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 import pytest
@@ -71,11 +73,11 @@ class Site:
         return self.config.parent
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
+@contextmanager
+def console_site(root: Path, overrides: dict) -> Iterator[Site]:
     """A web process and a back process sharing one SQLite database, with passwords for acme, the mairie,
     another supplier and an operator."""
-    config = web_config(tmp_path_factory.mktemp("console"), overrides={"sftp": {"enabled": False}})
+    config = web_config(root, overrides=overrides)
     cli(config, "accounts", "add", SUPPLIER, "--update", "--role", "supplier", "--password", PASSWORDS[SUPPLIER])
     cli(config, "accounts", "add", RECIPIENT, "--update", "--role", "recipient", "--password", PASSWORDS[RECIPIENT])
     cli(config, "accounts", "add", OTHER, "--role", "supplier", "--siret", OTHER_SIRET, "--password", PASSWORDS[OTHER])
@@ -87,6 +89,12 @@ def site(tmp_path_factory):
             yield Site(config, url, token(config, SUPPLIER), back)
         finally:
             back.stop()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    with console_site(tmp_path_factory.mktemp("console"), {"sftp": {"enabled": False}}) as made:
+        yield made
 
 
 def log_in(page, user: str) -> None:
@@ -330,13 +338,13 @@ def test_markup_in_numbers_names_and_file_names_is_shown_as_text(site, new_page,
         assert page.errors == []  # nothing even tried to run (the CSP would have said so)
     finally:
         cli(site.config, "directory", "import", str(SAMPLES / "directory.csv"))
-    # a file name refused at deposit is quoted in the refusal, as text (a browser sends '"' as %22)
-    refused = "<img src=x onerror=window.pwned=3>.xml"
+    # a file name refused at deposit is quoted in the refusal, with its rule, as text (a browser sends '"' as %22)
+    refused = "<img src=x onerror=window.pwned=3>#.xml"
     page.goto("/console/deposit")
     page.get_by_label("Flow file").set_input_files(
         files=[{"name": refused, "mimeType": "application/xml", "buffer": b"<x/>"}])
     page.get_by_role("button", name="Send").click()
-    expect(page.get_by_role("alert")).to_contain_text(f"The file name '{refused}' is refused")
+    expect(page.get_by_role("alert")).to_contain_text(f"IRR_NOM_F: The file name '{refused}' has #")
     assert page.evaluate("typeof window.pwned") == "undefined"
     assert page.errors == ["Failed to load resource: the server responded with a status of 400 (Bad Request)"]
 

@@ -26,10 +26,10 @@ from gateway.throughput import HOURS, MINUTES, throughput
 from tests.browser_harness import screenshot
 from tests.harness import SAMPLES, GatewayProcess, cli, drop, renumber, rows, wait_for, wait_report, write_config
 from tests.remote_harness import RemoteSshd, needs_sshd, set_remote
-from tests.test_console import (GOOD, IMAGE, OPERATOR, OTHER, OTHER_SIRET, PASSWORDS, SCRIPT, Back, Site, _main,
+from tests.test_console import (GOOD, IMAGE, OPERATOR, OTHER, PASSWORDS, SCRIPT, Site, _main, console_site,
                                 csrf_of, deposit, log_in, session_client)
 from tests.test_notifications import Receiver, free_port
-from tests.web_harness import RECIPIENT, SUPPLIER, client, log_lines, token, web_config, web_gateway
+from tests.web_harness import RECIPIENT, SUPPLIER, client, log_lines, token
 
 REJECTED = (SAMPLES / "flows" / "reject-xsd.xml").read_bytes()
 OPERATOR_PAGES = ["/console/queue", "/console/throughput", "/console/deliveries",
@@ -45,23 +45,13 @@ def site(tmp_path_factory):
     """A web process and a back process sharing one SQLite database, as in test_console; quick retries (two
     attempts), webhooks allowed to 127.0.0.1, the SFTP server configured on a free port (run by a process of
     its own where a test needs it), failed logins hardly slowed down."""
-    config = web_config(tmp_path_factory.mktemp("operator"), overrides={
-        "sftp": {"enabled": True, "port": 0, "auth_delay": 0.05, "auth_delay_max": 0.1},
-        "web": {"auth_delay": 0.05, "auth_delay_max": 0.2, "ban_after": 1000},
-        "delivery": {"max_attempts": 2, "retry_base": 0.05, "retry_max": 0.1},
-        "remote": {"timeout": 5.0, "push_attempts": 1, "push_wait": 0.01, "push_wait_max": 0.05},
-        "notify": {"allow_private": True}})
-    cli(config, "accounts", "add", SUPPLIER, "--update", "--role", "supplier", "--password", PASSWORDS[SUPPLIER])
-    cli(config, "accounts", "add", RECIPIENT, "--update", "--role", "recipient", "--password", PASSWORDS[RECIPIENT])
-    cli(config, "accounts", "add", OTHER, "--role", "supplier", "--siret", OTHER_SIRET, "--password", PASSWORDS[OTHER])
-    cli(config, "operators", "add", OPERATOR, "--password", PASSWORDS[OPERATOR])
-    back = Back(config)
-    with web_gateway(config, "--role", "web") as (_web, url):
-        back.start()
-        try:
-            yield Site(config, url, token(config, SUPPLIER), back)
-        finally:
-            back.stop()
+    with console_site(tmp_path_factory.mktemp("operator"), {
+            "sftp": {"enabled": True, "port": 0, "auth_delay": 0.05, "auth_delay_max": 0.1},
+            "web": {"auth_delay": 0.05, "auth_delay_max": 0.2, "ban_after": 1000},
+            "delivery": {"max_attempts": 2, "retry_base": 0.05, "retry_max": 0.1},
+            "remote": {"timeout": 5.0, "push_attempts": 1, "push_wait": 0.01, "push_wait_max": 0.05},
+            "notify": {"allow_private": True}}) as made:
+        yield made
 
 
 def _sent(site: Site, name: str, content: bytes) -> str:

@@ -173,13 +173,14 @@ def _check_deliveries(expected: Dropped, deliveries: list[Delivery], events: lis
                       context: str) -> None:
     """Each delivery made once, with one `delivered` event after its invoice's verdict, never a failure: an
     accepted invoice to its recipient, then MISE_A_DISPOSITION; the status-returns of its DEPOSEE and
-    MISE_A_DISPOSITION (or of its rejection) in the supplier's zone, each file as its delivery recorded it."""
+    MISE_A_DISPOSITION (or of its rejection), and the flow's own 500/501, in the supplier's zone, each file as its
+    delivery recorded it."""
     labels = [_label(e) + (json.loads(e.detail).get("what"),) for e in events]
     assert not [label for label in labels if label[0] in {"delivery_failed", "delivery_dead"}], context
     assert all(d.state is DeliveryState.DELIVERED for d in deliveries), context
     for seq, document in enumerate(expected.documents, start=1):
         verdict = labels.index(("invoice_accepted" if document.recipient else "invoice_rejected", seq, None))
-        made = Counter(d.kind for d in deliveries if int(d.invoice_id.rsplit("-", 1)[1]) == seq)
+        made = Counter(d.kind for d in deliveries if d.invoice_id and int(d.invoice_id.rsplit("-", 1)[1]) == seq)
         delivered = [(i, label[2]) for i, label in enumerate(labels) if label[:2] == ("delivered", seq)]
         assert all(i > verdict for i, _ in delivered), context
         assert Counter(what for _, what in delivered) == made, context
@@ -188,6 +189,7 @@ def _check_deliveries(expected: Dropped, deliveries: list[Delivery], events: lis
             available = labels.index(("status_changed:MISE_A_DISPOSITION", seq, None))
             assert labels.count(("status_changed:MISE_A_DISPOSITION", seq, None)) == 1, context
             assert available > labels.index(("delivered", seq, "invoice")), context
+    assert len([d for d in deliveries if d.invoice_id is None]) == 1, context  # the flow's 500/501, once
     for returned in (d for d in deliveries if d.kind == "status"):
         assert sha256((outbox(root, SUPPLIER) / returned.file_name).read_bytes()) == returned.sha256, context
 

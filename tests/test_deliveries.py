@@ -55,7 +55,8 @@ def test_failing_delivery_is_retried_then_dead_then_requeued(setup):
     cli(config, "deliveries", "retry", str(dead[0]["id"]))
     wait_for(lambda: files(out, ".xml") or None, 20, "the requeued delivery")
     assert [p.read_bytes() for p in files(out, ".xml")] == [content]
-    assert dead[0]["id"] in [d["id"] for d in _deliveries(config, "--state", "delivered")]
+    wait_for(lambda: dead[0]["id"] in [d["id"] for d in _deliveries(config, "--state", "delivered")], 20,
+             "the requeued delivery recorded")  # its file is written before its outcome is
 
 
 def test_retry_of_unknown_or_delivered_delivery_is_refused(setup):

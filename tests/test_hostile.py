@@ -24,7 +24,7 @@ import paramiko
 import pytest
 from lxml import etree
 
-from gateway.ingest.names import recordable
+from gateway.names import recordable
 from gateway.returns.ack import xml_text
 from tests.harness import (ACK_NS, REPORT_NS, SAMPLES, GatewayProcess, cli, drop, files, inbox, load_samples,
                            outbox, renumber, tar_gz_of, wait_for, write_config, zip_of)
@@ -36,8 +36,7 @@ SUPPLIER, PASSWORD = "acme", "acme-hostile-1"
 FLOWS = SAMPLES / "flows"
 VALID = (FLOWS / "ubl-invoice-ok.xml").read_bytes()
 MB = 1 << 20
-MAX_FLOW_BYTES = 105 * MB  # above the 100 MB text node, so that one is judged on what it holds
-SFTP_MAX_FILE_BYTES = 8 * MB
+MAX_FLOW_BYTES = 105 * MB  # [ingest] max_flow_bytes, max_file_bytes: above the 100 MB text node, judged on its content
 RSS_LIMIT = 500 * MB
 STABLE = 0.5  # [ingest] stable_interval: ten times the pace of the growing file's writes
 
@@ -190,7 +189,8 @@ def _archive_files() -> dict[str | bytes, tuple[bytes, Expect]]:
         "slip-backslash.zip": (_zip_member("..\\..\\escape.xml"), UNSAFE_MEMBER),
         "slip-drive.zip": (_zip_member("C:/Windows/escape.xml"), UNSAFE_MEMBER),
         "control-member.zip": (_zip_member("a\x1b[2Jb.xml"),
-                               Expect("INCIDENTE", "IRR_ARCHIVE_F", "control characters")),
+                               Expect("INCIDENTE", "FLOW-NAME-INVALID", "control characters")),
+        "forbidden-member.zip": (_zip_member("a#b.xml"), Expect("INCIDENTE", "IRR_NOM_F", "Archive member 'a#b.xml'")),
         "encrypted.zip": (encrypted_zip(), Expect("INCIDENTE", "IRR_ARCHIVE_F", "encrypted")),
         "symlink.zip": (symlink_zip(), LINK_MEMBER),
         "not-a-zip.zip": (b"PK\x03\x04 not really a zip", NOT_ARCHIVE),
@@ -243,7 +243,7 @@ SFTP_FILES = {  # distinct bytes from their zone twins, or they would be refused
     "sftp-bomb.zip": (zip_of({"bomb.xml": b"<a>" + b"\t" * (7 * MB) + b"</a>"}), BOMB),
     "sftp-slip.tar.gz": (tar_gz_of({"../../sftp.xml": b"<x/>"}), UNSAFE_MEMBER),
 }
-SFTP_REFUSED_NAMES = ["s" * 296 + ".xml", "sftp-\x07.xml", "-sftp.xml", "sftp\u202elmx.exe"]
+SFTP_REFUSED_NAMES = ["s" * 296 + ".xml", "sftp-\x07.xml", "sftp#1.xml", "sftp\u202elmx.exe"]
 
 
 def _shown(name: str | bytes) -> str:
@@ -382,8 +382,8 @@ def _sftp_port(root: Path) -> int | None:
 def storm(tmp_path_factory, bait) -> Storm:
     root = tmp_path_factory.mktemp("hostile")
     config = write_config(root, {
-        "ingest": {"max_flow_bytes": MAX_FLOW_BYTES, "stable_interval": STABLE},
-        "sftp": {"enabled": True, "port": 0, "max_file_bytes": SFTP_MAX_FILE_BYTES, "auth_delay": 0.05},
+        "ingest": {"max_flow_bytes": MAX_FLOW_BYTES, "max_file_bytes": MAX_FLOW_BYTES, "stable_interval": STABLE},
+        "sftp": {"enabled": True, "port": 0, "auth_delay": 0.05},
         "validate": {"processes": 1},
         "log": {"level": "debug"},
     })
@@ -403,7 +403,7 @@ def storm(tmp_path_factory, bait) -> Storm:
         with client:
             sftp_errors = {name: _upload(sftp, name, content) for name, (content, _) in SFTP_FILES.items()}
             sftp_errors |= {name: _upload(sftp, name, _invoice("SFTP-1")) for name in SFTP_REFUSED_NAMES}
-            sftp_errors["too-large.xml"] = _upload(sftp, "too-large.xml", b" " * (SFTP_MAX_FILE_BYTES + MB))
+            sftp_errors["too-large.xml"] = _upload(sftp, "too-large.xml", b" " * (MAX_FLOW_BYTES + MB))
         expected = {**{name: expect for name, (_, expect) in catalogue.items()},
                     **{name: expect for name, (_, expect) in SFTP_FILES.items()}}
         _wait_reports(root, expected, 180)
@@ -460,7 +460,7 @@ def test_sftp_refuses_bad_names_and_oversized_uploads_with_a_logged_reason(storm
     assert all(storm.sftp_errors[name] is None for name in SFTP_FILES)
     logged = {(line.get("original_name"), line.get("reason")) for line in storm.log
               if line.get("event") in ("sftp_upload_refused", "sftp_upload_discarded")}
-    assert {(name, "name") for name in SFTP_REFUSED_NAMES} | {("too-large.xml", "larger than max_file_bytes")} <= logged
+    assert {(name, "name") for name in SFTP_REFUSED_NAMES} | {("too-large.xml", "larger than max_flow_bytes")} <= logged
     acked = _acks(storm.root)
     assert [name for name in refused if _shown(name) in acked] == []
 

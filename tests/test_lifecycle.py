@@ -18,6 +18,7 @@ from lxml import etree
 
 from gateway.cli import main
 from gateway.db import session_scope
+from gateway.lifecycle.receivability import SUFFIX as LIFECYCLE
 from gateway.lifecycle.service import StatusRefused, set_status
 from gateway.lifecycle.statuses import TRANSITIONS, Status
 from gateway.models import Flow, Invoice, InvoiceStatus, Verdict
@@ -97,7 +98,8 @@ class Party:
         return name
 
     def files(self, suffix: str) -> list[str]:
-        return sorted(n for n in self.sftp.listdir("/out") if n.endswith(suffix))
+        """/out's files ending with suffix, but the flows' own lifecycle (500/501: tests/test_cdar_conformance.py)."""
+        return sorted(n for n in self.sftp.listdir("/out") if n.endswith(suffix) and not n.endswith(LIFECYCLE))
 
     def invoices(self) -> list[str]:
         """Invoices delivered to this party (its zone also holds its own flows' acks and reports)."""
@@ -413,7 +415,8 @@ def _status_update(invoice_id: str, code: str, reason_code: str) -> bytes:
                                                       ("cli", "SIRET_ERR")])
 def test_recycling_is_withdrawn_whoever_asks(config_file, running, channel, reason_code):
     """A_RECYCLER asked by CDAR (210 with an addressing reason), by the gateway's status file (04) or with
-    `gateway status set` makes the invoice REJETEE with that reason; the supplier is told 210 with it, and the
+    `gateway status set` makes the invoice REJETEE with that reason; the supplier is told 210 with it (as the
+    reform's DEST_ERR where the reform does not allow it with 210), and the
     number sent again, re-addressed, is refused as a duplicate (REJ_UNI)."""
     root = config_file.parent
     number = f"RW-{channel}"
@@ -429,7 +432,10 @@ def test_recycling_is_withdrawn_whoever_asks(config_file, running, channel, reas
         assert said == (f"invoice {invoice_id} is now REJETEE (05) (A_RECYCLER is withdrawn: "
                         "see [lifecycle] recycling)\n")
     refused = _wait_returns(root, 3, "the refusal told")[-1]
-    assert _cdar_fields(refused)[:3] == ("210", "Refusée", reason_code)
+    # the reform's 210 reason for wrong addressing (BR-FR-CDV-CL-09), the recipient's own heading the text
+    assert _cdar_fields(refused)[:3] == ("210", "Refusée", "DEST_ERR")
+    assert refused.findtext(".//ram:SpecifiedDocumentStatus/ram:Reason", namespaces=CDAR_NS) == (
+        "motif" if reason_code == "DEST_ERR" else reason_code)
     shown = json.loads(cli(config_file, "invoices", "show", invoice_id, "--json"))
     assert (shown["status_name"], shown["statuses"][-1]["reason_code"], shown["cdar"]["code"]) == (
         "REJETEE", reason_code, "210")

@@ -128,13 +128,15 @@ def test_a_pack_that_does_not_compile_stops_the_start(tmp_path):
 def test_guards_refuse_before_any_process_is_asked():
     """Past max_elements the document is refused with its own rule naming the limit, without parsing it (the pool
     is not even up), however few lines hold the elements."""
-    stage = RulesStage(ValidatorPool([], processes=1, budget=1.0), "en16931", Guards(max_bytes=10**6, max_elements=100))
+    stage = RulesStage(ValidatorPool([], processes=1, budget=1.0), "en16931",
+                       Guards(max_bytes=10**6, max_elements=100, max_attributes=10**6))
     for document in (OK, b" ".join(line.strip() for line in OK.splitlines())):  # as written, and on one line
         (finding,) = stage.check(document, "ubl-invoice").findings
         assert finding.rule == "RULES-TOO-LARGE" and finding.fatal
         assert f"{count_elements(OK)} elements, past [validate] max_elements = 100" in finding.message
     assert stage.check(OK[:10], "ubl-invoice").fired == [VALIDATOR_ERROR]  # under the limits: the pool, not up
-    (finding,) = RulesStage(stage.pool, "en16931", Guards(max_bytes=1000, max_elements=10**6)).check(OK, "ubl").findings
+    guards = Guards(max_bytes=1000, max_elements=10**6, max_attributes=10**6)
+    (finding,) = RulesStage(stage.pool, "en16931", guards).check(OK, "ubl").findings
     assert f"{len(OK):,} bytes, past [validate] max_bytes = 1,000" in finding.message
 
 

@@ -13,6 +13,7 @@ from datetime import timedelta
 from sqlmodel import select
 
 from gateway.db import session_scope
+from gateway.findings import loads
 from gateway.ingest.poller import Poller
 from gateway.models import Collected, Direction, Flow, utcnow
 from gateway.remote.endpoints import claim_pull, find
@@ -65,6 +66,23 @@ def test_final_names_held_still_become_one_flow_each_then_are_deleted(config_fil
     poller.poll(_endpoint(app))
     poller.poll(_endpoint(app))
     assert [name for name, _ in _flows(app)] == ["a.xml", "b.xml", "c.xml"]
+    assert os.listdir(remote) == []
+
+
+def test_names_follow_the_rule_of_every_channel(config_file, app, sftp_site):
+    """A remote file under a name the rule refuses is collected (and removed from the server) like any other, its
+    flow refused with IRR_NOM_F; an ordinary name with spaces, parentheses and accents is not."""
+    site = sftp_site()
+    remote = site.zone() / "out"
+    (remote / "a#b.xml").write_bytes(_invoice("PULL-NAME-1"))
+    (remote / "Reçu (1).xml").write_bytes(_invoice("PULL-NAME-2"))
+    _pull_from_site(config_file, site)
+    poller = Poller(app)
+    poller.poll(_endpoint(app))
+    poller.poll(_endpoint(app))
+    with session_scope(app.engine) as session:
+        refusals = {f.original_name: [found.rule for found in loads(f.findings)] for f in session.exec(select(Flow))}
+    assert refusals == {"a#b.xml": ["IRR_NOM_F"], "Reçu (1).xml": []}
     assert os.listdir(remote) == []
 
 

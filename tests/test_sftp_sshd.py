@@ -65,3 +65,17 @@ def test_renamed_and_direct_uploads_become_one_flow_each(config_file, running, s
         flows = sorted((f.original_name, f.channel) for f in session.exec(select(Flow)))
     assert flows == [("x.xml", "zone"), ("y.xml", "zone"), ("z.xml", "zone")]
     assert not list(inbox(root, "acme").iterdir())
+
+
+def test_names_follow_the_rule_of_every_channel(config_file, running, sshd, tmp_path):
+    """sshd takes any name Linux does: `Facture (1).xml` is integrated, a name with a character the reform forbids
+    is taken all the same and its flow refused with IRR_NOM_F."""
+    root = config_file.parent
+    (tmp_path / "one.xml").write_bytes(_invoice("SSHD-NAME-1"))
+    (tmp_path / "two.xml").write_bytes(_invoice("SSHD-NAME-2"))
+    result = sshd.client.run(tmp_path, ['put one.xml "Facture (1).xml"', 'put two.xml "Facture;2.xml"'])
+    assert result.returncode == 0, result.stderr
+    integrated = wait_report(root, "acme", "Facture (1).xml")
+    assert integrated.findtext("r:flow/r:state", namespaces=REPORT_NS) == "INTEGRE"
+    refused = wait_report(root, "acme", "Facture;2.xml")
+    assert refused.xpath("//r:error[r:severity='fatal']/r:rule/text()", namespaces=REPORT_NS) == ["IRR_NOM_F"]

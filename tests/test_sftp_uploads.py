@@ -135,31 +135,32 @@ def test_openssh_client_killed_mid_upload_leaves_nothing(sftp_site, tmp_path):
 
 
 def test_oversize_upload_is_refused_and_leaves_nothing(sftp_site, tmp_path):
-    """A file over max_file_bytes: the put fails, the partial file is deleted, no flow."""
-    site = sftp_site(max_file_bytes=64 * 1024)
+    """A file over [ingest] max_flow_bytes: the put fails saying the limit, the partial file is deleted, no flow."""
+    site = sftp_site(ingest={"max_flow_bytes": 64 * 1024})
     (tmp_path / "huge.xml").write_bytes(_invoice("HUGE") + b"<!--" + b"x" * 200_000 + b"-->")
     result = site.openssh().run(tmp_path, ["put huge.xml /in/huge.xml"])
     assert result.returncode != 0
     assert "huge.xml" in result.stderr
+    assert "gateway: file too large: [ingest] max_flow_bytes (65536 bytes)" in result.stderr
     assert _no_upload_left(site)
     _settled(site, "after-huge")
     assert [f.original_name for f in site.flows()] == ["after-huge.xml"]
 
 
 def test_names_and_files_per_session_are_limited(sftp_site):
-    """Names outside file_name_pattern, and uploads past max_files_per_session, are refused."""
-    site = sftp_site(max_files_per_session=2, file_name_pattern="[a-z0-9-]+[.]xml")
+    """Names the name rule refuses (gateway.names), and uploads past max_files_per_session, are refused."""
+    site = sftp_site(max_files_per_session=2)
     with site.client() as client, client.open_sftp() as sftp:
-        for refused in ("/in/UPPER.xml", "/in/x.exe", "/in/a b.xml"):
-            with pytest.raises(PermissionError):
+        for refused, rule in (("/in/a#b.xml", "IRR_NOM_F"), ("/in/bell\x07.xml", "FLOW-NAME-INVALID")):
+            with pytest.raises(PermissionError, match=rule):
                 sftp.putfo(io.BytesIO(b"<x/>"), refused)
-        with pytest.raises(PermissionError):  # a temporary name is a dot and an allowed name
-            sftp.putfo(io.BytesIO(b"<x/>"), "/in/.UPPER.xml")
+        with pytest.raises(PermissionError, match="IRR_NOM_F"):  # a temporary name is a dot and an allowed name
+            sftp.putfo(io.BytesIO(b"<x/>"), "/in/.a#b.xml")
         with pytest.raises(FileNotFoundError):  # the gateway's own uploads in progress: invisible, not refused
             sftp.putfo(io.BytesIO(b"<x/>"), "/in/.sftp-upload-0123456789abcdef")
         sftp.putfo(io.BytesIO(_invoice("LIM-1")), "/in/one.xml")
         sftp.putfo(io.BytesIO(_invoice("LIM-2")), "/in/two.xml")
-        with pytest.raises(PermissionError):
+        with pytest.raises(PermissionError, match=r"max_files_per_session \(2\)"):
             sftp.putfo(io.BytesIO(_invoice("LIM-3")), "/in/three.xml")
     _ack(site, "one.xml"), _ack(site, "two.xml")
     assert _no_upload_left(site)

@@ -179,14 +179,22 @@ def test_cdar_times_are_utc_in_format_204() -> None:
     assert texts(cdar, "//ram:IssueDateTime/udt:DateTimeString[@format='204']", CDAR) == ["20240301093015"] * 2
 
 
-def test_cdar_of_an_invoice_read_without_number_or_seller() -> None:
-    """A platform rejection of an unreadable invoice names it by the gateway's id and leaves out the rest."""
-    cdar = cdar_of(None, invoice_number=None, invoice_issue_date=None, invoice_type_code=None, seller_siret=None,
-                   buyer_siret=None)
+@pytest.mark.parametrize(("supplier_siren", "recipient"), [
+    ("812345676", [("GlobalID", "0002", "812345676"), ("RoleCode", None, "SE"), ("URIID", "0225", "812345676")]),
+    (None, [("RoleCode", None, "SE"), ("URIID", None, "acme")]),
+], ids=["account-siren", "account-name"])
+def test_cdar_of_an_invoice_read_without_number_or_seller(supplier_siren: str | None,
+                                                          recipient: list[tuple]) -> None:
+    """A platform rejection of an unreadable invoice names it by the gateway's id, dates it the day of the message,
+    goes to the depositing account (by the SIREN of its SIRET, else by its name) and leaves out the rest."""
+    cdar = cdar_of(None, invoice_number=None, invoice_issue_date=None, invoice_type_code="999", seller_siret=None,
+                   buyer_siret=None, supplier="acme", supplier_siren=supplier_siren)
     assert texts(cdar, reference_path("ram:IssuerAssignedID"), CDAR) == ["I7"]
-    assert cdar.xpath("//ram:RecipientTradeParty | //ram:ReferenceReferencedDocument/ram:IssuerTradeParty"
-                      " | //ram:FormattedIssueDateTime | //ram:ReferenceReferencedDocument/ram:TypeCode",
-                      namespaces=CDAR) == []
+    assert texts(cdar, reference_path("ram:FormattedIssueDateTime/qdt:DateTimeString"), CDAR) == ["20240301"]
+    assert cdar.xpath("//ram:ReferenceReferencedDocument/ram:IssuerTradeParty"
+                      " | //ram:ReferenceReferencedDocument/ram:TypeCode", namespaces=CDAR) == []
+    party = cdar.xpath("//rsm:ExchangedDocument/ram:RecipientTradeParty//*[not(*)]", namespaces=CDAR)
+    assert [(etree.QName(e).localname, e.get("schemeID"), e.text) for e in party] == recipient
 
 
 # --- CDAR, read ------------------------------------------------------------------------------------

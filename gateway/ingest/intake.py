@@ -35,9 +35,9 @@ from gateway.app import App
 from gateway.db import session_scope
 from gateway.diskfull import DiskFull, is_disk_full
 from gateway.findings import Finding, dumps
-from gateway.ingest.names import name_refusal, recordable
 from gateway.log import log
 from gateway.models import Flow, IdempotencyKey
+from gateway.names import flow_name_refusal, recordable
 from gateway.returns import build_ack
 
 
@@ -254,7 +254,7 @@ def _commit(app: App, flow_id: str, arrival: Arrival, digest: str, size: int) ->
             select(Flow).where(Flow.account == arrival.account, Flow.sha256 == digest)
             .order_by(Flow.received_at).limit(1)
         ).first()
-        refusals = [f for f in (name_refusal(name), _duplicate(earlier) if earlier else None) if f]
+        refusals = [f for f in (flow_name_refusal(name), _duplicate(earlier) if earlier else None) if f]
         if refusals:
             flow.findings = dumps(refusals)
         session.add(flow)

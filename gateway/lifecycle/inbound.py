@@ -26,8 +26,9 @@ from gateway.returns.status_xml import parse_status_xml
 STAGE = "lifecycle"
 CDAR_ROOT = "{urn:un:unece:uncefact:data:standard:CrossDomainAcknowledgementAndResponse:100}" \
             "CrossDomainAcknowledgementAndResponse"
+CDAR = "cdar"
 _PARSERS: dict[str, tuple[str, Callable[[etree._Element], list[StatusRequest]]]] = {
-    CDAR_ROOT: ("cdar", parse_cdar),
+    CDAR_ROOT: (CDAR, parse_cdar),
     "{urn:gateway:status:1}statusUpdate": ("gateway-status", lambda root: [parse_status_xml(root)]),
 }
 

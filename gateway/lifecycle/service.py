@@ -17,16 +17,17 @@ from gateway.app import App
 from gateway.db import session_scope
 from gateway.findings import Finding, loads
 from gateway.lifecycle.statuses import REASON_REQUIRED, TRANSITIONS, Status, can_move, requested
-from gateway.models import (Account, Delivery, Flow, FlowState, Invoice, InvoiceStatus, StatusFormat, Structure,
-                            Verdict, utcnow)
+from gateway.models import (Account, AccountSiret, Delivery, Flow, FlowState, Invoice, InvoiceStatus, StatusFormat,
+                            Structure, Verdict, utcnow)
 from gateway.notify import outbox as notifications
 from gateway.returns.cdar import build_cdar
 from gateway.returns.invoice_response import build_invoice_response
-from gateway.returns.notice import StatusNotice
+from gateway.returns.notice import StatusNotice, siren
 from gateway.returns.status_xml import build_status_xml
 from gateway.views import by_reference
 
-__all__ = ["StatusRefused", "change_status", "deposit", "notify_rejection", "rejection_reason", "set_status"]
+__all__ = ["StatusRefused", "account_siren", "change_status", "deposit", "notify_rejection", "queue_return",
+           "rejection_reason", "set_status", "status_format"]
 
 
 _FORMATS = {StatusFormat.CDAR: (build_cdar, ".cdar.xml"),
@@ -92,7 +93,7 @@ def _record(app: App, session: Session, invoice: Invoice, status: Status, actor:
     events.record(session, invoice.flow_id, "status_changed", invoice_id=invoice.id, status=status.name,
                   code=status.value, actor=actor, reason_code=reason_code, source=source, **asked_for)
     if _reported(session, invoice, status):
-        _notify(app, session, invoice, _notice(app, invoice, row), f"status-{row.id}")
+        _notify(app, session, invoice, _notice(app, session, invoice, row), f"status-{row.id}")
         notifications.invoice_status(app, session, invoice, row)
     else:
         events.record(session, invoice.flow_id, "status_not_reported", invoice_id=invoice.id, status=status.name)
@@ -122,12 +123,14 @@ def rejection_reason(findings: list[Finding]) -> tuple[str, str]:
 def notify_rejection(app: App, session: Session, invoice: Invoice) -> None:
     """Tell the supplier, in the reform's terms (213 Rejetée), that the platform rejected invoice."""
     code, text = rejection_reason(loads(invoice.findings))
-    notice = _notice(app, invoice, None, reason_code=code, reason=text)
+    notice = _notice(app, session, invoice, None, reason_code=code, reason=text)
     _notify(app, session, invoice, notice, "rejected")
 
 
-def _notice(app: App, invoice: Invoice, row: InvoiceStatus | None, **rejection: str) -> StatusNotice:
+def _notice(app: App, session: Session, invoice: Invoice, row: InvoiceStatus | None,
+            **rejection: str) -> StatusNotice:
     """What the supplier is told; row None means the platform's rejection at integration."""
+    supplier = session.get(Flow, invoice.flow_id).account
     return StatusNotice(
         message_id=f"{invoice.id}-{row.id if row else 'rejected'}",
         status=Status(row.status) if row else None,
@@ -138,20 +141,37 @@ def _notice(app: App, invoice: Invoice, row: InvoiceStatus | None, **rejection: 
         reason_code=row.reason_code if row else rejection["reason_code"],
         reason=row.reason if row else rejection["reason"],
         mandate_number=row.mandate_number if row else None,
-        platform_siren=app.settings.gateway.platform_siren,
+        platform_siren=app.settings.gateway.platform_siren, platform_matricule=app.settings.gateway.platform_matricule,
+        supplier=supplier, supplier_siren=account_siren(session, supplier),
     )
 
 
+def account_siren(session: Session, account: str) -> str | None:
+    """The SIREN of the account's first SIRET: how the reform addresses it; None if it holds none."""
+    siret = session.exec(select(AccountSiret.siret).where(AccountSiret.account == account)
+                         .order_by(AccountSiret.siret).limit(1)).first()
+    return siren(siret)
+
+
 def _notify(app: App, session: Session, invoice: Invoice, notice: StatusNotice, tag: str) -> None:
-    """Queue the status-return file for the supplier, in its account's format; the delivery workers are woken
-    unless the invoice's flow is still being processed, whose worker makes its deliveries itself."""
+    """Queue the status-return file for the supplier, in its account's format."""
     flow = session.get(Flow, invoice.flow_id)
-    supplier = flow.account
-    account = session.get(Account, supplier)
-    status_format = account.status_format if account else StatusFormat.CDAR
-    build, suffix = _FORMATS[status_format]
-    content = build(notice)
-    session.add(Delivery(kind="status", invoice_id=invoice.id, flow_id=invoice.flow_id, destination=supplier,
-                         file_name=f"{invoice.id}.{tag}{suffix}", sha256=app.store.put(content)))
+    build, suffix = _FORMATS[status_format(session, flow.account)]
+    queue_return(app, session, flow, f"{invoice.id}.{tag}{suffix}", build(notice), invoice_id=invoice.id)
+
+
+def status_format(session: Session, account: str) -> StatusFormat:
+    """The format of the status-returns account reads (CDAR for an account unknown here)."""
+    found = session.get(Account, account)
+    return found.status_format if found else StatusFormat.CDAR
+
+
+def queue_return(app: App, session: Session, flow: Flow, file_name: str, content: bytes,
+                 invoice_id: str | None = None) -> None:
+    """Queue a status-return file for the account of flow (about one of its invoices, or about the flow itself):
+    a delivery, retried like an invoice; the delivery workers are woken unless the flow is still being
+    processed, whose worker makes its deliveries itself."""
+    session.add(Delivery(kind="status", invoice_id=invoice_id, flow_id=flow.id, destination=flow.account,
+                         file_name=file_name, sha256=app.store.put(content)))
     if flow.state is not FlowState.RECU:
         wakeups.at_commit(app, session)

@@ -1,22 +1,32 @@
 """The reform's lifecycle message (CDAR, "Flux 6"): written to suppliers, read from recipients.
 
-UN/CEFACT CrossDomainAcknowledgementAndResponse D22B as the AFNOR XP Z12-012 layout uses it. No official
-XSD is available offline, so the element order follows the D22B sequences as public CDAR implementations
-write them: context (business process, then guideline); exchanged document (ID, Name, IssueDateTime,
-sender, issuer, recipient parties); acknowledgement (MultipleReferencesIndicator, TypeCode,
-IssueDateTime, ReferenceReferencedDocument); referenced invoice (IssuerAssignedID, TypeCode,
-FormattedIssueDateTime, ProcessConditionCode, ProcessCondition, IssuerTradeParty,
+UN/CEFACT CrossDomainAcknowledgementAndResponse D22B as the AFNOR XP Z12-012 layout uses it, in the element
+order of the D22B sequences: context (business process, then guideline); exchanged document (ID, Name,
+IssueDateTime, sender, issuer, recipient parties); acknowledgement (MultipleReferencesIndicator, TypeCode,
+IssueDateTime, ReferenceReferencedDocument); referenced document (IssuerAssignedID, TypeCode, Name,
+ReceiptDateTime, FormattedIssueDateTime, ProcessConditionCode, ProcessCondition, IssuerTradeParty,
 SpecifiedDocumentStatus); status detail (ReasonCode, Reason, ProcessConditionCode, SequenceNumeric,
-IncludedNote); party (GlobalID, RoleCode).
+IncludedNote); party (GlobalID, RoleCode, URIUniversalCommunication). Every message written passes the
+official CDAR D22B XSD and the fatal BR-FR-CDV rules (FNFE-MPE 1.4.0.01; tests/test_cdar_conformance.py
+drives every status and reason through them).
 
 The gateway's choices where the format leaves room:
-- every party is named by SIREN (scheme 0002), the platform too (role WK; seller SE, buyer BY);
+- every party is named by SIREN (scheme 0002), the platform too (role WK; seller SE, buyer BY); the
+  sender, the platform, also by its registration number (scheme 0238, `[gateway] platform_matricule`), as
+  BR-FR-CDV-CL-09 wants of a 210; the recipient, the supplier, also by its electronic address
+  (BR-FR-CDV-08): its SIREN as the reform's SIREN-based address (scheme 0225), or, for an account holding
+  no SIRET, its account name;
 - TypeCode 305 for a status the platform issued while carrying the invoice, 23 for a party's own;
+- an invoice read without its issue date is dated the day of the message (BR-FR-CDV-11 wants a date), and
+  its type code is left out unless the reform's list has it (BR-FR-04);
+- the reason code is one BR-FR-CDV allows with the status (gateway.returns.cdar_reasons);
 - the mandate number of MANDATEE travels as an IncludedNote of subject PMT (UNTDID 4451, payment
   information): the format has no field of its own for it;
 - a code several statuses share (204 Prise en charge: service fait, mandatée, mise à disposition du
   comptable, comptabilisée) comes with a comment naming the precise status, an IncludedNote of the status
-  detail without a subject code, before the mandate's.
+  detail without a subject code, before the mandate's;
+- the flow's lifecycle (500 Recevable, 501 Irrecevable) references the flow: its id as the acknowledgement
+  gives it, its file name, and when it was received; a 501 has one status detail per reason.
 """
 
 from __future__ import annotations
@@ -29,8 +39,10 @@ from lxml import etree
 
 from gateway.lifecycle.statuses import Status, from_cdar
 from gateway.returns.ack import serialize
+from gateway.returns.cdar_reasons import told_reason
 from gateway.returns.elements import maker, optional, utc
-from gateway.returns.notice import REASON_REQUIRED_CODES, StatusMessageError, StatusNotice, StatusRequest
+from gateway.returns.notice import (FLOW_LABELS, REASON_REQUIRED_CODES, FlowNotice, StatusMessageError, StatusNotice,
+                                    StatusRequest)
 
 NS = {
     "rsm": "urn:un:unece:uncefact:data:standard:CrossDomainAcknowledgementAndResponse:100",
@@ -42,11 +54,13 @@ ROOT_TAG = f"{{{NS['rsm']}}}CrossDomainAcknowledgementAndResponse"
 GUIDELINE = "urn.cpro.gouv.fr:1p0:CDV:invoice"
 BUSINESS_PROCESS = "REGULATED"
 MESSAGE_NAME = "Statut de cycle de vie"
-SIREN_SCHEME = "0002"
+SIREN_SCHEME, ADDRESS_SCHEME, PLATFORM_SCHEME = "0002", "0225", "0238"
 PLATFORM_ROLE, SELLER_ROLE, BUYER_ROLE = "WK", "SE", "BY"
 PLATFORM_STATUS_TYPE, PARTY_STATUS_TYPE = "305", "23"
 SELLER_CODES = frozenset({"209"})  # Complétée: the seller's act (it sent what was missing)
 MANDATE_SUBJECT = "PMT"
+# The invoice types both BR-FR-04 and the D22B code list (UNTDID 1001 D22A) accept.
+REFERENCED_TYPES = frozenset({"380", "389", "393", "386", "384", "261", "262", "381", "396"})
 # What a recipient may send: the codes from_cdar turns into a status.
 RECIPIENT_CODES = tuple(code for code in map(str, range(200, 214)) if from_cdar(code, None) is not None)
 
@@ -57,24 +71,52 @@ _SIREN_OR_SIRET = re.compile(r"\d{9}(\d{5})?")
 
 def build_cdar(notice: StatusNotice) -> bytes:
     """The CDAR message telling the supplier of notice: the platform sends it, the seller receives it."""
+    recipient = _recipient(notice.seller_siren or notice.supplier_siren, notice.supplier)
+    sender = _sender(notice.platform_siren, notice.platform_matricule)
+    return _message(notice.message_id, notice.at, sender, _issuer(notice), recipient, notice.issued_by_platform,
+                    _referenced_invoice(notice))
+
+
+def build_flow_cdar(notice: FlowNotice) -> bytes:
+    """The flow's lifecycle told to the account that deposited it: the platform issues it (305)."""
+    code = notice.cdar_code
+    reference = RAM.ReferenceReferencedDocument(
+        RAM.IssuerAssignedID(notice.flow_id),
+        RAM.Name(notice.original_name),
+        RAM.ReceiptDateTime(_timestamp(notice.received_at)),
+        _formatted_date(utc(notice.received_at).date()),
+        RAM.ProcessConditionCode(code),
+        RAM.ProcessCondition(FLOW_LABELS[code]),
+        _seller(RAM.IssuerTradeParty, notice.supplier_siren),
+        *(_status_detail(code, reason_code, reason, seq)
+          for seq, (reason_code, reason) in enumerate(notice.reasons, start=1)),
+    )
+    return _message(notice.message_id, notice.at, _sender(notice.platform_siren, notice.platform_matricule),
+                    (notice.platform_siren, PLATFORM_ROLE), _recipient(notice.supplier_siren, notice.supplier),
+                    True, reference)
+
+
+def _message(message_id: str, at: datetime, sender: etree._Element, issuer: tuple[str, str],
+             recipient: etree._Element, issued_by_platform: bool, reference: etree._Element) -> bytes:
+    """The message around one referenced document: the platform sends it, issuer issued the status."""
     document = RSM.CrossDomainAcknowledgementAndResponse(
         RSM.ExchangedDocumentContext(
             RAM.BusinessProcessSpecifiedDocumentContextParameter(RAM.ID(BUSINESS_PROCESS)),
             RAM.GuidelineSpecifiedDocumentContextParameter(RAM.ID(GUIDELINE)),
         ),
         RSM.ExchangedDocument(
-            RAM.ID(notice.message_id),
+            RAM.ID(message_id),
             RAM.Name(MESSAGE_NAME),
-            RAM.IssueDateTime(_timestamp(notice.at)),
-            RAM.SenderTradeParty(*_party(notice.platform_siren, PLATFORM_ROLE)),
-            RAM.IssuerTradeParty(*_party(*_issuer(notice))),
-            _seller(RAM.RecipientTradeParty, notice),
+            RAM.IssueDateTime(_timestamp(at)),
+            sender,
+            RAM.IssuerTradeParty(*_party(*issuer)),
+            recipient,
         ),
         RSM.AcknowledgementDocument(
             RAM.MultipleReferencesIndicator(UDT.Indicator("false")),
-            RAM.TypeCode(PLATFORM_STATUS_TYPE if notice.issued_by_platform else PARTY_STATUS_TYPE),
-            RAM.IssueDateTime(_timestamp(notice.at)),
-            _referenced_invoice(notice),
+            RAM.TypeCode(PLATFORM_STATUS_TYPE if issued_by_platform else PARTY_STATUS_TYPE),
+            RAM.IssueDateTime(_timestamp(at)),
+            reference,
         ),
     )
     return serialize(document)
@@ -88,9 +130,22 @@ def _party(siren: str, role: str) -> tuple[etree._Element, ...]:
     return RAM.GlobalID(siren, schemeID=SIREN_SCHEME), RAM.RoleCode(role)
 
 
-def _seller(make: Callable[..., etree._Element], notice: StatusNotice) -> etree._Element | None:
-    """The seller under make's tag, when the invoice named it (not so for one too broken to read)."""
-    return make(*_party(notice.seller_siren, SELLER_ROLE)) if notice.seller_siren else None
+def _sender(siren: str, matricule: str | None) -> etree._Element:
+    """The platform, by its registration number and its SIREN."""
+    return RAM.SenderTradeParty(optional(RAM.GlobalID, matricule, schemeID=PLATFORM_SCHEME),
+                                *_party(siren, PLATFORM_ROLE))
+
+
+def _seller(make: Callable[..., etree._Element], siren: str | None) -> etree._Element | None:
+    """The seller under make's tag, when known (not so for an invoice too broken to read)."""
+    return make(*_party(siren, SELLER_ROLE)) if siren else None
+
+
+def _recipient(siren: str | None, account: str | None) -> etree._Element:
+    """The supplier the message goes to, with its electronic address: its SIREN, or its account's name."""
+    address = RAM.URIID(siren, schemeID=ADDRESS_SCHEME) if siren else RAM.URIID(account or "")
+    return RAM.RecipientTradeParty(optional(RAM.GlobalID, siren, schemeID=SIREN_SCHEME), RAM.RoleCode(SELLER_ROLE),
+                                   RAM.URIUniversalCommunication(address))
 
 
 def _issuer(notice: StatusNotice) -> tuple[str, str]:
@@ -108,19 +163,21 @@ def _issuer(notice: StatusNotice) -> tuple[str, str]:
 def _referenced_invoice(notice: StatusNotice) -> etree._Element:
     """The invoice (number, type, issue date, seller SIREN) and the status it took."""
     equivalent = notice.equivalent
+    issued = date.fromisoformat(notice.invoice_issue_date) if notice.invoice_issue_date else utc(notice.at).date()
+    type_code = notice.invoice_type_code if notice.invoice_type_code in REFERENCED_TYPES else None
     return RAM.ReferenceReferencedDocument(
         RAM.IssuerAssignedID(notice.invoice_reference),
-        optional(RAM.TypeCode, notice.invoice_type_code),
-        optional(_issue_date, notice.invoice_issue_date),
+        optional(RAM.TypeCode, type_code),
+        _formatted_date(issued),
         RAM.ProcessConditionCode(equivalent.cdar),
         RAM.ProcessCondition(equivalent.cdar_label),
-        _seller(RAM.IssuerTradeParty, notice),
+        _seller(RAM.IssuerTradeParty, notice.seller_siren),
         _document_status(notice),
     )
 
 
-def _issue_date(iso: str) -> etree._Element:
-    return RAM.FormattedIssueDateTime(QDT.DateTimeString(date.fromisoformat(iso).strftime("%Y%m%d"), format="102"))
+def _formatted_date(day: date) -> etree._Element:
+    return RAM.FormattedIssueDateTime(QDT.DateTimeString(day.strftime("%Y%m%d"), format="102"))
 
 
 def _document_status(notice: StatusNotice) -> etree._Element | None:
@@ -128,13 +185,20 @@ def _document_status(notice: StatusNotice) -> etree._Element | None:
     comment = notice.equivalent.comment
     if not (notice.reason_code or notice.reason or notice.mandate_number or comment):
         return None
+    return _status_detail(notice.cdar_code, notice.reason_code, notice.reason, 1,
+                          optional(_comment_note, comment), optional(_mandate_note, notice.mandate_number))
+
+
+def _status_detail(code: str, reason_code: str | None, reason: str | None, seq: int,
+                   *notes: etree._Element | None) -> etree._Element:
+    """One status detail: the reason as the reform allows it with code, then any notes."""
+    told_code, told_text = told_reason(code, reason_code, reason)
     return RAM.SpecifiedDocumentStatus(
-        optional(RAM.ReasonCode, notice.reason_code),
-        optional(RAM.Reason, notice.reason),
-        RAM.ProcessConditionCode(notice.cdar_code),
-        RAM.SequenceNumeric("1"),
-        optional(_comment_note, comment),
-        optional(_mandate_note, notice.mandate_number),
+        optional(RAM.ReasonCode, told_code),
+        optional(RAM.Reason, told_text),
+        RAM.ProcessConditionCode(code),
+        RAM.SequenceNumeric(str(seq)),
+        *notes,
     )
 
 

@@ -6,7 +6,8 @@ lifecycle code never sees a format.
 
 A notice is either about a Status the invoice took, or about the platform's rejection of the invoice at
 integration: that rejection is no status the invoice lives in (it never entered its lifecycle), so it is
-`status=None`, told in the reform's terms (213 Rejetée, with a REJ_* reason code).
+`status=None`, told in the reform's terms (213 Rejetée, with a REJ_* reason code). A FlowNotice tells the
+flow's own lifecycle (500 Recevable, 501 Irrecevable), in CDAR only.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ REASON_REQUIRED_CODES = frozenset({"206", "207", "208", "210", "213"})
 # The codes a platform issues while it carries the invoice (transmission phase); the others (204-212)
 # are the parties' own processing statuses.
 PLATFORM_CODES = frozenset({"200", "201", "202", "203", "213"})
+# The flow's lifecycle: the platform's verdict on the file itself, before any invoice in it.
+RECEVABLE, IRRECEVABLE = "500", "501"
+FLOW_LABELS = {RECEVABLE: "Recevable", IRRECEVABLE: "Irrecevable"}
 
 
 class StatusMessageError(ValueError):
@@ -49,6 +53,9 @@ class StatusNotice:
     reason: str | None  # free text / comment
     mandate_number: str | None
     platform_siren: str  # the gateway operator's SIREN, sender of CDAR messages
+    supplier: str | None = None  # the account told: a CDAR's recipient where the invoice names no seller
+    supplier_siren: str | None = None  # the SIREN of that account's first SIRET
+    platform_matricule: str | None = None  # the gateway's registration number as a platform (scheme 0238)
 
     def __post_init__(self) -> None:
         if self.cdar_code in REASON_REQUIRED_CODES and not (self.reason_code or self.reason):
@@ -84,6 +91,27 @@ class StatusNotice:
     @property
     def buyer_siren(self) -> str | None:
         return siren(self.buyer_siret)
+
+
+@dataclass(frozen=True)
+class FlowNotice:
+    """A flow's own lifecycle as the reform tells the account that deposited it: 500 Recevable, or 501
+    Irrecevable with the reasons that refused it, each a reform code (IRR_*) and a text."""
+
+    message_id: str
+    flow_id: str
+    original_name: str
+    received_at: datetime  # naive values are UTC
+    at: datetime  # when the flow was judged
+    reasons: tuple[tuple[str, str], ...]  # none: Recevable
+    supplier: str  # the depositing account, and the SIREN of its first SIRET (None if it holds none)
+    supplier_siren: str | None
+    platform_siren: str
+    platform_matricule: str | None = None
+
+    @property
+    def cdar_code(self) -> str:
+        return IRRECEVABLE if self.reasons else RECEVABLE
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 
 from gateway.findings import Finding
 from gateway.validate.archive import ArchiveLimits, ArchiveRefused, tar_members, zip_members
-from gateway.validate.document import Checked, Limits, check_document
+from gateway.validate.document import Checked, Guard, Limits, check_document
 from gateway.validate.pdf import PdfRefused, embedded_xml
 
 _KINDS = {".xml": "xml", ".pdf": "pdf", ".zip": "zip", ".tar.gz": "tar.gz", ".tgz": "tar.gz"}
@@ -51,17 +51,17 @@ def members(path: Path, name: str, limits: ArchiveLimits) -> Iterator[Member]:
         yield Member(member_name, content)
 
 
-def check_member(member: Member, limits: Limits) -> Checked:
-    """Admissibility, XSD and routing data of one document, whichever kind it is."""
+def check_member(member: Member, limits: Limits, guard: Guard | None = None) -> Checked:
+    """Admissibility, XSD and routing data of one document, whichever kind it is (guard: check_document's)."""
     kind = kind_of(member.name)
     if kind == "xml":
-        return check_document(member.content, limits)
+        return check_document(member.content, limits, guard)
     if kind == "pdf":
-        return _check_pdf(member.content, limits)
+        return _check_pdf(member.content, limits, guard)
     return Checked(syntax=None, findings=[type_refusal(member.name, "archive member")], data=None)
 
 
-def _check_pdf(pdf: bytes, limits: Limits) -> Checked:
+def _check_pdf(pdf: bytes, limits: Limits, guard: Guard | None) -> Checked:
     try:
         found = embedded_xml(pdf)
     except PdfRefused as exc:
@@ -70,7 +70,7 @@ def _check_pdf(pdf: bytes, limits: Limits) -> Checked:
         return Checked(None, [Finding(stage="admissibility", rule="FX-NO-XML",
                                       message="The PDF carries no embedded invoice XML (factur-x.xml): "
                                               "a Factur-X flow must embed its CII invoice")], None)
-    checked = check_document(found[1], limits)
+    checked = check_document(found[1], limits, guard)
     if checked.syntax not in (None, "cii"):
         checked.findings.append(Finding(stage="admissibility", rule="FX-NOT-CII",
                                         message=f"The XML embedded in the PDF ({found[0]}) is {checked.syntax}; "

@@ -6,6 +6,7 @@ that is empty, too large, unsafe, not XML or of an unknown type cannot be valida
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.findings import Finding, any_fatal
@@ -25,6 +26,9 @@ class Limits:
     max_bytes: int = 100 * 1024 * 1024
 
 
+Guard = Callable[[bytes], Finding | None]  # a refusal decided on a document's bytes by the stage after this one
+
+
 @dataclass
 class Checked:
     """Verdict on one document."""
@@ -38,8 +42,9 @@ class Checked:
         return not any_fatal(self.findings)
 
 
-def check_document(content: bytes, limits: Limits = Limits()) -> Checked:
-    """Verdict on content; never raises for bad input, every problem becomes a finding."""
+def check_document(content: bytes, limits: Limits = Limits(), guard: Guard | None = None) -> Checked:
+    """Verdict on content; never raises for bad input, every problem becomes a finding. A guard (the rules
+    stage's size guards) refuses a document of a known type before its XSD, whose cost grows with what it holds."""
     refusal = _refuse_bytes(content, limits)
     if refusal is not None:
         return _refused(refusal)
@@ -57,7 +62,8 @@ def check_document(content: bytes, limits: Limits = Limits()) -> Checked:
             " nor a UN/CEFACT CII CrossIndustryInvoice"
         )
         return _refused(_admissibility("IRR_TYPE_F", message, root.sourceline))
-    return Checked(found.name, xsd.validate(root, found), extract(root, found.name))
+    refusal = guard(content) if guard else None
+    return Checked(found.name, [refusal] if refusal else xsd.validate(root, found), extract(root, found.name))
 
 
 def _refuse_bytes(content: bytes, limits: Limits) -> Finding | None:
@@ -70,7 +76,7 @@ def _refuse_bytes(content: bytes, limits: Limits) -> Finding | None:
 def size_refusal(size: int, limits: Limits) -> Finding | None:
     """IRR_TAILLE_F for a document over the limit; callers holding only a size use it unread."""
     if size > limits.max_bytes:
-        message = f"Document too large: {size} bytes, the limit is {limits.max_bytes} bytes"
+        message = f"Document too large: {size} bytes, more than [ingest] max_file_bytes ({limits.max_bytes} bytes)"
         return _admissibility("IRR_TAILLE_F", message)
     return None
 

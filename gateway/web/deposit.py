@@ -3,10 +3,10 @@ intake like a file from any other channel (channel `api`).
 
 The body is the file itself (its name in ?name=), or a multipart/form-data form whose `file` part carries
 it (its name from the part's filename, unless ?name= gives one), as a browser sends it; the form's other
-fields (short text: the console's CSRF token) are handed to a check before the flow is taken. Past
-[ingest] max_flow_bytes the deposit is refused with 413 while it is read (at once if Content-Length says
-so). The file is written under a locked dot-name in the spool, which recovery removes if the process dies
-before intake took it.
+fields (short text: the console's CSRF token) are handed to a check before the flow is taken. Its name follows
+the one rule of every channel (gateway.names). Past [web] max_deposit_bytes (or [ingest] max_flow_bytes, if
+smaller) the deposit is refused with 413 while it is read (at once if Content-Length says so). The file is
+written under a locked dot-name in the spool, which recovery removes if the process dies before intake took it.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from gateway.app import App
 from gateway.db import session_scope
 from gateway.diskfull import DiskFull
 from gateway.ingest.intake import Arrival, intake
-from gateway.ingest.names import name_refusal
 from gateway.models import Flow, IdempotencyKey, as_utc, utcnow
+from gateway.names import flow_name_refusal, told
 from gateway.web.problems import Problem
 
 CHANNEL = "api"
@@ -40,13 +40,13 @@ class _Sink:
     """Where the file's bytes go: the spool file, counted and hashed as they come."""
 
     fd: int
-    limit: int
+    limit: tuple[int, str]
     size: int = 0
     digest: "hashlib._Hash" = field(default_factory=hashlib.sha256)
 
     def write(self, data: bytes) -> None:
         self.size += len(data)
-        if self.size > self.limit:
+        if self.size > self.limit[0]:
             raise _too_large(self.limit)
         self.digest.update(data)
         view = memoryview(data)
@@ -54,20 +54,27 @@ class _Sink:
             view = view[os.write(self.fd, view):]
 
 
-def _too_large(limit: int) -> Problem:
+def _limit(app: App) -> tuple[int, str]:
+    """The largest deposit and the setting that sets it: [web] max_deposit_bytes, or [ingest] max_flow_bytes if
+    smaller."""
+    return min((app.settings.web.max_deposit_bytes, "[web] max_deposit_bytes"),
+               (app.settings.ingest.max_flow_bytes, "[ingest] max_flow_bytes"))
+
+
+def _too_large(limit: tuple[int, str]) -> Problem:
     return Problem(413, "flow-too-large", "Flow too large",
-                   f"A flow may not exceed {limit} bytes ([ingest] max_flow_bytes).", limit=limit)
+                   f"A flow deposited over HTTP may not exceed {limit[0]} bytes ({limit[1]}).", limit=limit[0],
+                   setting=limit[1])
 
 
-def check_name(app: App, name: str | None) -> str:
-    """The file's name, refused as the SFTP server refuses it ([sftp] file_name_pattern)."""
+def check_name(name: str | None) -> str:
+    """The file's name, refused as every channel refuses it (gateway.names), the rule named."""
     if not name:
         raise Problem(400, "file-name-missing", "File name missing",
                       "Give the file's name as ?name=, or send a multipart form whose 'file' part has a filename.")
-    if not app.settings.sftp.file_name_pattern.fullmatch(name) or name_refusal(name):
-        raise Problem(400, "file-name-invalid", "File name refused",
-                      f"The file name {name!r} is refused: it must match {app.settings.sftp.file_name_pattern.pattern} "
-                      "(no folder, no control characters).")
+    refusal = flow_name_refusal(name)
+    if refusal is not None:
+        raise Problem(400, "file-name-invalid", "File name refused", told(refusal), rule=refusal.rule)
     return name
 
 
@@ -83,14 +90,14 @@ async def receive(request: Request, app: App, account: str, name: str | None, ke
     """Take the request's file for account; returns its flow and whether it is the first flow of a retried
     deposit (same Idempotency-Key). check is given the form's other fields (none for a bare body) once
     the body is read, before the flow is taken: raising refuses it."""
-    limit = app.settings.ingest.max_flow_bytes
+    limit = _limit(app)
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isdigit() and int(declared) > limit[0]:
         raise _too_large(limit)
     content_type = request.headers.get("content-type", "")
     multipart = content_type.startswith("multipart/form-data")
     if not multipart:
-        check_name(app, name)
+        check_name(name)
     key = check_key(key)
     path = app.settings.spool_dir / f".api-{secrets.token_hex(8)}.tmp"
     with locks.scratch(path) as fd:
@@ -104,7 +111,7 @@ async def receive(request: Request, app: App, account: str, name: str | None, ke
         if check is not None:
             check(fields)
         if multipart:
-            check_name(app, name)
+            check_name(name)
         arrival = Arrival(account, name, CHANNEL, key)
         return await run_in_threadpool(_take, app, path, arrival, sink.digest.hexdigest())
 

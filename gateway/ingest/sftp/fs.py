@@ -7,8 +7,10 @@ every operation is made relative to those descriptors on a single name, again wi
 symlinks: nothing planted in a zone can lead out of it. A client may upload under a temporary
 dot-name (`.NAME.part`, as many clients and other gateways do) and rename it; the gateway's own
 temporary files (every dot-name in out/, `.sftp-upload-*` in in/) do not exist for it. Listings
-show no dot-name. Errors are SFTP status codes, which carry no path; those of a limit (open files, the
-in/ quota, the file size) carry a message naming it.
+show no dot-name. Every name uploaded follows the one rule of gateway.names (a temporary one without its
+leading dot). Errors are SFTP status codes, which carry no path; those of a rule or a limit (a name, open files,
+the in/ quota, the flow size) carry a message naming it, also written to the session's standard error, which
+OpenSSH's `sftp` shows (it prints only the code's stock text of a status).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from gateway.app import App
 from gateway.ingest.sftp.limits import HandleCaps, InboxQuota, Refusal, Refused
 from gateway.ingest.sftp.uploads import Handoff, Upload
 from gateway.log import log
+from gateway.names import name_refusal, told
 from gateway.zones import UPLOAD_PREFIX, is_final_name
 
 if TYPE_CHECKING:
@@ -106,7 +109,7 @@ class ZoneSession(paramiko.SFTPServerInterface):
         self.account: str = server.account
         self.app, self.handoff = app, handoff
         self.handles, self.quota = handles, quota
-        self.max_file_bytes = app.settings.sftp.max_file_bytes
+        self.max_flow_bytes = app.settings.ingest.max_flow_bytes
         self.ended = False
         self._dirs: dict[str, int] = {}
         self._sent: OrderedDict[str, paramiko.SFTPAttributes] = OrderedDict()
@@ -203,8 +206,11 @@ class ZoneSession(paramiko.SFTPServerInterface):
             return SFTP_NO_SUCH_FILE
         if (source.folder, target and target.folder) != (INBOX, INBOX) or not target.name:
             return SFTP_PERMISSION_DENIED
-        if is_final_name(source.name) or not self._allowed_name(target.name):
+        if is_final_name(source.name):
             return SFTP_PERMISSION_DENIED
+        refused = self._refused_name(target.name)
+        if refused is not None:
+            return refused
         attributes = paramiko.SFTPAttributes.from_stat(self._file_stat(source), target.name)
         inbox = self._dirs[INBOX]
         if is_final_name(target.name):
@@ -267,12 +273,14 @@ class ZoneSession(paramiko.SFTPServerInterface):
         return Download(fd)
 
     def _upload(self, name: str, resume: bool) -> paramiko.SFTPHandle | int:
-        if not self._allowed_name(name):
-            log.warning("sftp_upload_refused", account=self.account, original_name=name, reason="name")
-            return SFTP_PERMISSION_DENIED
-        if self.connection.files >= self.app.settings.sftp.max_files_per_session:
+        refused = self._refused_name(name)
+        if refused is not None:
+            return refused
+        most = self.app.settings.sftp.max_files_per_session
+        if self.connection.files >= most:
             log.warning("sftp_upload_refused", account=self.account, original_name=name, reason="files per session")
-            return SFTP_PERMISSION_DENIED
+            return Refusal(SFTP_PERMISSION_DENIED, f"too many files: max_files_per_session ({most}) sent over this "
+                                                   "connection, open another")
         self.connection.files += 1
         try:
             return Upload(self, self._dirs[INBOX], name, resume)
@@ -280,9 +288,20 @@ class ZoneSession(paramiko.SFTPServerInterface):
             log.warning("sftp_upload_refused", account=self.account, original_name=name, reason=str(refused))
             return Refusal(SFTP_FAILURE, str(refused))
 
-    def _allowed_name(self, name: str) -> bool:
-        """A name file_name_pattern allows, or a temporary one: a dot, then such a name."""
-        return self.app.settings.sftp.file_name_pattern.fullmatch(name.removeprefix(".")) is not None
+    def _refused_name(self, name: str) -> Refusal | None:
+        """The refusal of a name the rule refuses (a temporary dot-name judged without its dot), naming the rule, or
+        of one longer than in/'s file system holds (255 bytes of UTF-8 on Linux: fewer than 256 characters)."""
+        finding = name_refusal(name.removeprefix("."))
+        size, most = len(os.fsencode(name)), os.fpathconf(self._dirs[INBOX], "PC_NAME_MAX")
+        if finding is not None:
+            message = told(finding)
+        elif size > most:
+            message = f"file name too long: {size} bytes of UTF-8, more than the {most} a name may have on this server"
+        else:
+            return None
+        log.warning("sftp_upload_refused", account=self.account, original_name=name, reason="name",
+                    rule=finding and finding.rule)
+        return Refusal(SFTP_PERMISSION_DENIED, message)
 
 
 class Download(paramiko.SFTPHandle):
@@ -313,13 +332,17 @@ class Download(paramiko.SFTPHandle):
 class ZoneSFTPServer(paramiko.SFTPServer):
     """paramiko's SFTP subsystem, announcing posix-rename@openssh.com instead of check-file, telling its
     connection of each request it reads (for the idle timeout), counting the files and folders it holds open
-    (HandleCaps), and answering a Refusal with its own message.
+    (HandleCaps), and answering a Refusal with its own message, also written to the session's standard error.
 
     Clients rename with replace semantics only when the server announces the extension, and
     paramiko has no setting for the announcement, so its version exchange is redone here.
     """
 
     server: ZoneSession
+    # Bytes of refusals a session's standard error gets at most: a client that never reads it (paramiko's) has
+    # the session's window shrunk by as much.
+    _TOLD_MAX = 64 * 1024
+    _told = 0
 
     def _read_packet(self) -> tuple[int, bytes]:
         packet = super()._read_packet()
@@ -337,7 +360,7 @@ class ZoneSFTPServer(paramiko.SFTPServer):
                 self.server.handles.take(account, before)
             except Refused as refused:
                 log.warning("sftp_open_refused", account=account, ip=self.get_server().ip, reason=str(refused))
-                self._send_status(request_number, SFTP_FAILURE, str(refused))
+                self._send_status(request_number, Refusal(SFTP_FAILURE, str(refused)))
                 return
             before += 1  # counted already: given back below if the open fails
         try:
@@ -347,8 +370,17 @@ class ZoneSFTPServer(paramiko.SFTPServer):
                 self.server.handles.give_back(account, before - self._open_handles())
 
     def _send_status(self, request_number: int, code: int, desc: str | None = None) -> None:
-        super()._send_status(request_number, code, code.message if isinstance(code, Refusal) and desc is None
-                             else desc)
+        if isinstance(code, Refusal) and desc is None:
+            desc = code.message
+            self._tell(desc)
+        super()._send_status(request_number, code, desc)
+
+    def _tell(self, message: str) -> None:
+        """Write a refusal's message on the session's standard error, which OpenSSH's sftp prints."""
+        line = f"gateway: {message}\n".encode()
+        if self.sock is not None and self._told + len(line) <= self._TOLD_MAX:
+            self._told += len(line)
+            self.sock.send_stderr(line)
 
     def finish_subsystem(self) -> None:
         self._send_exit_status()

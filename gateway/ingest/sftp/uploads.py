@@ -99,7 +99,7 @@ class UploadSession(Protocol):
 
     account: str
     ended: bool
-    max_file_bytes: int
+    max_flow_bytes: int
     handoff: Handoff
     quota: InboxQuota
 
@@ -148,9 +148,10 @@ class Upload(paramiko.SFTPHandle):
     def write(self, offset: int, data: bytes) -> int:
         if self.fd is None:
             return SFTP_FAILURE
-        if offset + len(data) > self.session.max_file_bytes:
-            self._discard("larger than max_file_bytes")
-            return Refusal(SFTP_FAILURE, f"file too large: max_file_bytes ({self.session.max_file_bytes} bytes)")
+        if offset + len(data) > self.session.max_flow_bytes:
+            self._discard("larger than max_flow_bytes")
+            return Refusal(SFTP_FAILURE, f"file too large: [ingest] max_flow_bytes ({self.session.max_flow_bytes} "
+                                         "bytes)")
         try:
             self.session.quota.grow(self.session.account, self.dir_fd, self.temporary, offset + len(data))
         except Refused as refused:

@@ -7,7 +7,7 @@ and the profiles, so moving to a new release or adding a profile is a data chang
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -30,12 +30,19 @@ class PackEntry:
     """A pack the gateway knows by name, built in (package + file) or to be installed."""
 
     name: str
-    role: str  # en16931 | br-fr | extended-ctc-fr
-    syntax: str  # syntax family: ubl | cii
+    role: str  # en16931 | br-fr | extended-ctc-fr | cdar-xsd | br-fr-cdv
+    syntax: str  # syntax family: ubl | cii | cdar
     release_name: str  # its file name in an official release
     package: str | None = None
     file: str | None = None
     fetch: Fetch | None = None
+    kind: str = "xslt"  # xslt: a compiled Schematron; xsd: a schema, with the .xsd files beside it
+    optional: bool = False  # the gateway works without it (and says so at start)
+    releases: dict[str, str] = field(default_factory=dict)  # version -> SHA-256 of the file, for known releases
+
+    def version_of(self, sha256: str) -> str | None:
+        """The known release a file hashing to sha256 is."""
+        return next((version for version, digest in self.releases.items() if digest == sha256), None)
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,7 @@ class Family:
     syntaxes: tuple[str, ...]
     spec_id: str  # XPath of the specification identifier, from the root element
     warmup: Path
+    roles: tuple[str, ...] = ()  # the roles judging it whatever the profile (CDAR); none: by profile
 
 
 @dataclass(frozen=True)
@@ -104,4 +112,4 @@ def _pack(name: str, entry: dict[str, Any]) -> PackEntry:
 
 def _family(name: str, entry: dict[str, Any]) -> Family:
     return Family(name=name, syntaxes=tuple(entry["syntaxes"]), spec_id=entry["spec_id"],
-                  warmup=REPO / entry["warmup"])
+                  warmup=REPO / entry["warmup"], roles=tuple(entry.get("roles", ())))

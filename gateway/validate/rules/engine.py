@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from itertools import chain
 from pathlib import Path
 
 from lxml import etree
 from saxonche import PySaxonApiError, PySaxonProcessor, PyXsltExecutable
 
-from gateway.findings import Finding
+from gateway.findings import Finding, cap
 from gateway.validate import safexml
 from gateway.validate.extract import NAMESPACES
 from gateway.validate.rules import svrl
 from gateway.validate.rules.catalog import catalog
 from gateway.validate.rules.location import line_of
 from gateway.validate.rules.packs import Pack
-from gateway.validate.rules.selection import choose, spec_id
+from gateway.validate.rules.selection import Choice, choose, spec_id
 from gateway.validate.rules.verdict import STAGE, RulesVerdict, validator_error
 
 PACK_MISSING = "RULES-PACK-MISSING"
@@ -70,7 +71,7 @@ class Engine:
             return validator_error(f"the document cannot be parsed: {refused.message}")
         family = catalog().family_of(syntax)
         declared = spec_id(root, family)
-        choice = choose(profile, declared)
+        choice = Choice(profile, family.roles) if family.roles else choose(profile, declared)
         context = {"profile": choice.profile, "spec_id": declared}
         if choice.refusal is not None:
             return RulesVerdict((choice.refusal,), **context)
@@ -82,8 +83,8 @@ class Engine:
         except PySaxonApiError as error:
             message = " ".join(str(error).split())[:500]
             return validator_error(f"a rule pack stopped on this document: {message}", refs, **context)
-        findings = [_finding(failed, root) for failed in asserts]
-        findings += _missing(choice.roles, {p.role for p in packs}, family.name)
+        findings = cap(chain(_missing(choice.roles, {p.role for p in packs}, family.name),
+                             (_finding(failed, root) for failed in asserts)))
         return RulesVerdict(tuple(findings), refs, **context)
 
     def _run(self, packs: list[Pack], content: bytes) -> list[svrl.FailedAssert]:

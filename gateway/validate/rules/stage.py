@@ -1,20 +1,28 @@
-"""The rules stage as the pipeline and the CLI use it: size guards, then a validator process.
+"""The rules stage as the pipeline and the CLI use it: size guards, then a validator process (and, for a
+recipient's CDAR, the reform's XSD and rules where installed: gateway.validate.rules.cdar).
 
 The guards are decided on the raw bytes before anything parses the document: Saxon's time and memory grow
 with the elements of the document (4,400 elements, a 6,100-line invoice, cost it 1.2 s and 450 MB), whatever
 its lines (a whole invoice may be written on one), so a document with more elements or bytes than the limits
 is refused with its own rule id instead of being allowed to exhaust a validator's memory. The time budget
-(gateway.validate.rules.pool) bounds the rest.
+(gateway.validate.rules.pool) bounds the rest. The XSD check is held to the same guards (gateway.validate.judge):
+libxml2 keeps every schema error, one or more for each element or attribute, about 800 bytes each, so an
+invoice of 200,000 unknown attributes would cost it gigabytes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lxml import etree
+
 from gateway.config import ValidateSettings
 from gateway.findings import Finding
 from gateway.log import log
 from gateway.validate.document import Checked
+from gateway.validate.rules import cdar
+from gateway.validate.rules.catalog import catalog
+from gateway.validate.rules.cdar import CdarArtefacts
 from gateway.validate.rules.packs import Pack, inventory, packs_dir
 from gateway.validate.rules.pool import ValidatorPool
 from gateway.validate.rules.selection import profiles, roles
@@ -26,18 +34,21 @@ EN16931 = "en16931"
 
 @dataclass(frozen=True)
 class Guards:
-    """Largest document, in bytes and in elements, the rules stage accepts."""
+    """Largest document, in bytes, elements and attributes, the rules stage accepts."""
 
     max_bytes: int
     max_elements: int
+    max_attributes: int
 
     def refusal(self, content: bytes) -> Finding | None:
-        """RULES-TOO-LARGE for a document past either limit, naming the one it passed; elements are counted
-        without parsing."""
+        """RULES-TOO-LARGE for a document past a limit, naming the one it passed; elements and attributes are
+        counted without parsing."""
         if len(content) > self.max_bytes:
             over = f"{len(content):,} bytes, past [validate] max_bytes = {self.max_bytes:,}"
         elif (elements := count_elements(content)) > self.max_elements:
             over = f"{elements:,} elements, past [validate] max_elements = {self.max_elements:,}"
+        elif (attributes := count_attributes(content)) > self.max_attributes:
+            over = f"{attributes:,} attributes, past [validate] max_attributes = {self.max_attributes:,}"
         else:
             return None
         return Finding(stage=STAGE, rule=TOO_LARGE, message=f"Invoice too large for the business rules: {over}; "
@@ -50,19 +61,32 @@ _UTF16 = {b"\xff\xfe": "utf-16", b"\xfe\xff": "utf-16", b"<\x00": "utf-16-le", b
 def count_elements(content: bytes) -> int:
     """The start tags of an XML document (`<` not followed by `/`, `?` or `!`), without parsing it; a `<` in a
     comment or CDATA section counts too, which only errs on the safe side. UTF-16 is transcoded to UTF-8 first."""
-    encoding = _UTF16.get(content[:2])
-    if encoding:
-        content = content.decode(encoding, errors="replace").encode()
+    content = _utf8(content)
     return content.count(b"<") - content.count(b"</") - content.count(b"<?") - content.count(b"<!")
 
 
-class RulesStage:
-    """Judges documents under one profile with a pool of validator processes; thread-safe."""
+def count_attributes(content: bytes) -> int:
+    """The attributes of an XML document, without parsing it: its `=` signs, one in each attribute (and namespace
+    declaration); one in a text counts too, which only errs on the safe side."""
+    return _utf8(content).count(b"=")
 
-    def __init__(self, pool: ValidatorPool, profile: str, guards: Guards) -> None:
+
+def _utf8(content: bytes) -> bytes:
+    """UTF-16 transcoded to UTF-8, so that markup is counted byte by byte; anything else as it is."""
+    encoding = _UTF16.get(content[:2])
+    return content.decode(encoding, errors="replace").encode() if encoding else content
+
+
+class RulesStage:
+    """Judges documents under one profile with a pool of validator processes, and recipients' CDAR messages
+    with what is installed of the reform's artefacts; thread-safe."""
+
+    def __init__(self, pool: ValidatorPool, profile: str, guards: Guards,
+                 cdar: CdarArtefacts = CdarArtefacts(None, rules=False)) -> None:
         self.pool = pool
         self.profile = profile
         self.guards = guards
+        self.cdar = cdar
 
     @classmethod
     def from_settings(cls, settings: ValidateSettings, profile: str | None = None,
@@ -71,10 +95,12 @@ class RulesStage:
         profile = profile or settings.profile
         if profile not in profiles():
             raise ValueError(f"unknown rules profile {profile!r}; known: {', '.join(profiles())}")
-        packs = usable_packs(settings, roles(profile))
+        packs = usable_packs(settings, roles(profile) | cdar.ROLES)
+        stylesheets = [pack for pack in packs if pack.kind == "xslt"]
         preload = [pack.name for pack in packs if pack.role == EN16931]  # what nearly every invoice needs
-        pool = ValidatorPool(packs, processes or settings.pool_size, settings.time_budget, preload=preload)
-        return cls(pool, profile, Guards(settings.max_bytes, settings.max_elements))
+        pool = ValidatorPool(stylesheets, processes or settings.pool_size, settings.time_budget, preload=preload)
+        guards = Guards(settings.max_bytes, settings.max_elements, settings.max_attributes)
+        return cls(pool, profile, guards, CdarArtefacts.among(packs))
 
     def check(self, content: bytes, syntax: str) -> RulesVerdict:
         """The verdict on a document that passed admissibility and its XSD."""
@@ -82,6 +108,12 @@ class RulesStage:
         if refusal is not None:
             return RulesVerdict((refusal,), profile=self.profile)
         return self.pool.check(content, syntax, self.profile)
+
+    def check_cdar(self, root: etree._Element, content: bytes) -> list[Finding]:
+        """The findings of the installed CDAR XSD and BR-FR-CDV on a recipient's CDAR (none installed: none); one
+        past the size guards is refused before the XSD, as an invoice is."""
+        refusal = self.guards.refusal(content) if self.cdar.schema else None
+        return [refusal] if refusal else self.cdar.check(root, lambda: self.check(content, cdar.SYNTAX))
 
     def start(self) -> None:
         self.pool.start()
@@ -108,8 +140,10 @@ def after_xsd(stage: RulesStage | None, content: bytes, checked: Checked) -> Rul
 
 
 def usable_packs(settings: ValidateSettings, wanted: set[str]) -> list[Pack]:
-    """The packs playing the wanted roles; the unusable ones are logged, and judged as missing."""
+    """The packs playing the wanted roles; the unusable ones are logged, and judged as missing (an optional pack
+    not installed is no fault: its role says so, see gateway.validate.rules.cdar)."""
     found = inventory(packs_dir(settings.packs_dir))
     for name, problem in found.problems.items():
-        log.warning("rule_pack_unusable", pack=name, problem=problem)
+        if not (name in found.missing and catalog().packs[name].optional):
+            log.warning("rule_pack_unusable", pack=name, problem=problem)
     return found.for_roles(wanted)
