@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from gateway.config import Settings
 from gateway.db import make_engine
 from gateway import dbdown, diskfull
-from gateway.alarm import Alarm
+from gateway.alarm import Alarm, Repeats
 from gateway.permissions import PRIVATE_DIR, ZONE_DIR, make_dir
 from gateway.store import ContentStore
 from gateway.zones import Zones
@@ -35,11 +35,14 @@ class App:
     # once per file and retry.
     disk: Alarm = field(default_factory=diskfull.alarm)
     database: Alarm = field(default_factory=dbdown.alarm)
+    # What every component tells of events that come in floods (refused connections, failed logins...).
+    repeats: Repeats = field(init=False)
     _remote: SftpPool | None = field(default=None, init=False, repr=False)
     _remote_made: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         dbdown.watch(self.engine, self.database)
+        self.repeats = Repeats(self.settings.log.summary_interval)
 
     @property
     def remote(self) -> SftpPool:

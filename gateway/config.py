@@ -159,6 +159,7 @@ class LifecycleSettings(_Section):
 class LogSettings(_Section):
     level: str = "info"
     file: Path | None = None
+    summary_interval: float = Field(60.0, gt=0)  # seconds: repeated events counted, then summed up (gateway.alarm)
 
 
 class Settings(_Section):

@@ -241,7 +241,12 @@ class Service(SQLModel, table=True):
 
 
 class Flow(SQLModel, table=True):
-    """One file deposited by an account; also the work-queue row (lease columns)."""
+    """One file deposited by an account; also the work-queue row (lease columns, and its turn: gateway.queue)."""
+
+    __table_args__ = (
+        Index("ix_flow_turn", "state", "turn", "id"),  # the claim's order
+        Index("ix_flow_account_turn", "account", "state", "turn"),  # an account's last turn, at intake
+    )
 
     id: str = Field(primary_key=True)
     account: str = Field(index=True)
@@ -261,6 +266,8 @@ class Flow(SQLModel, table=True):
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
     attempts: int = 0
+    # its turn in the work queue (gateway.queue); the server default lets migration 0008 add it in place
+    turn: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Invoice(SQLModel, table=True):

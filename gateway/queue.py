@@ -5,6 +5,12 @@ picking and marking are a single statement, so two workers never hold the same r
 renders the row lock only where the database has one (PostgreSQL); on SQLite the statement runs
 under BEGIN IMMEDIATE, whose write lock serialises claimers just as well. A worker that dies stops
 renewing its leases; once they expire, any worker takes the rows again.
+
+Flows are claimed by turn, then in the order they arrived, so that accounts are served in turn: intake gives
+each flow the turn after its account's flows still queued, and not before the turn the queue is at (turn()).
+A burst of 1,000 flows from one account takes turns 1 to 1,000; a flow another account sends meanwhile takes
+the turn being served, and is claimed next. An account's flows keep their order (a recipient's status messages
+are applied in the order it sent them). Deliveries are claimed in the order they were made.
 """
 
 from __future__ import annotations
@@ -50,6 +56,11 @@ def _free(model: Queued, now) -> Any:
     return (model.lease_expires_at.is_(None)) | (model.lease_expires_at < now)
 
 
+def _order(model: Queued) -> tuple[Any, ...]:
+    """The order rows are claimed in: flows by turn, then in the order they arrived; deliveries as made."""
+    return (Flow.turn, Flow.id) if model is Flow else (Delivery.id,)
+
+
 def _unattended(model: Queued) -> list[Any]:
     """The files delivered for a flow still RECU belong to the worker processing it (pipeline.process makes
     them, and takes back those a crash or a full disk left): the queue leaves them alone, since two attempts
@@ -60,8 +71,16 @@ def _unattended(model: Queued) -> list[Any]:
     return [~(Delivery.kind.in_(FLOW_KINDS) & in_process)]
 
 
+def turn(session: Session, account: str) -> int:
+    """The turn of a flow account queues now: after its flows still queued, not before the lowest claimable."""
+    now = utcnow()
+    last = session.scalar(select(func.max(Flow.turn)).where(Flow.account == account, _active(Flow)))
+    serving = session.scalar(select(func.min(Flow.turn)).where(*_ready(Flow, now), _free(Flow, now)))
+    return max((last or 0) + 1, serving or 0)
+
+
 def claim(engine: Engine, owner: str, lease_seconds: float, model: Queued = Flow) -> tuple[Any, int] | None:
-    """Lease the oldest claimable row of model to owner; return (its id, attempts so far) or None.
+    """Lease the first claimable row of model to owner; return (its id, attempts so far) or None.
 
     An idle worker looks before it claims: the look takes no write lock, so polling an empty queue does
     not hold up the processes that have work to record."""
@@ -69,7 +88,7 @@ def claim(engine: Engine, owner: str, lease_seconds: float, model: Queued = Flow
     candidate = (
         select(model.id)
         .where(*_ready(model, now), *_unattended(model), _free(model, now))
-        .order_by(model.id)
+        .order_by(*_order(model))
         .limit(1)
     )
     with session_scope(engine, write=False) as session:

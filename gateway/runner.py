@@ -157,6 +157,7 @@ class Gateway:
                 self.app.disk.report("stop", exc)
             elif not is_database_down(exc):
                 raise
+        self.app.repeats.flush()
         log.info("gateway_stopped", owner=self.owner)
 
     def _start_rules(self) -> None:

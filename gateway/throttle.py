@@ -40,6 +40,9 @@ from gateway.models import LoginFailure, as_utc
 _LOCK_SPACE = 0x7468726F  # "thro": PostgreSQL advisory locks serialising one address's turns
 _NAME_CHARS = 64  # longer names are no account's: kept cut, so a client cannot store much
 _CLEANUP_EVERY = 60.0  # seconds between two deletions of the failures no rule looks at any more
+# Failures logged in full in a summary period, before they are only counted (gateway.alarm.Repeats): each was a
+# guess checked at its turn, so a few say what the throttle did, and a flood of them makes a line a period.
+LOGGED_FAILURES = 10
 
 
 class ThrottleSettings(Protocol):

@@ -56,7 +56,7 @@ class Page:
 
 
 def flow_dict(flow: Flow) -> dict:
-    data = flow.model_dump(exclude={"findings", "outcomes", "lease_owner", "lease_expires_at"})
+    data = flow.model_dump(exclude={"findings", "outcomes", "lease_owner", "lease_expires_at", "turn"})
     data["state"] = flow.state.value
     data["errors"] = [f.to_dict() for f in loads(flow.findings)]
     return data

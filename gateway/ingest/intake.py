@@ -30,7 +30,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from gateway import events, locks, wakeups
+from gateway import events, locks, queue, wakeups
 from gateway.app import App
 from gateway.db import session_scope
 from gateway.diskfull import DiskFull, is_disk_full
@@ -52,8 +52,8 @@ class Arrival:
 
 
 def new_flow_id() -> str:
-    """Time-ordered to the microsecond: the queue takes flows in the order they arrived (a recipient's
-    status messages must be applied in the order it sent them)."""
+    """Time-ordered to the microsecond: the queue takes each account's flows in the order they arrived (a
+    recipient's status messages must be applied in the order it sent them)."""
     return f"{datetime.now(timezone.utc):%Y%m%d%H%M%S%f}-{secrets.token_hex(3)}"
 
 
@@ -249,7 +249,7 @@ def _commit(app: App, flow_id: str, arrival: Arrival, digest: str, size: int) ->
             session.add(IdempotencyKey(account=arrival.account, key=arrival.idempotency_key, flow_id=flow_id))
         name = recordable(arrival.original_name)
         flow = Flow(id=flow_id, account=arrival.account, original_name=name,
-                    size=size, sha256=digest, channel=arrival.channel)
+                    size=size, sha256=digest, channel=arrival.channel, turn=queue.turn(session, arrival.account))
         earlier = session.exec(
             select(Flow).where(Flow.account == arrival.account, Flow.sha256 == digest)
             .order_by(Flow.received_at).limit(1)

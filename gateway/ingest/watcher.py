@@ -12,6 +12,10 @@ look and its claim is put back (gateway.ingest.intake).
 A file that finds the disk full is left where it is and forgotten: the next scan finds it again, so it
 is tried once a scan interval until there is room. A temporary upload (NAME.part, .NAME...) left untouched
 for [sftp] stale_upload_seconds is removed at a scan, whichever channel wrote it.
+
+The files that held still are taken the accounts in turn, each account's oldest first (gateway.turns), for one
+stable interval at most before the next look: a burst of files in one account's in/ delays another's by one
+intake at most. A folder in in/ is never taken: it is logged once when it appears and once when it is gone.
 """
 
 from __future__ import annotations
@@ -28,17 +32,22 @@ from pathlib import Path
 from watchdog.events import EVENT_TYPE_CLOSED_NO_WRITE, EVENT_TYPE_OPENED, FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
+from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
 
 from gateway.app import App
 from gateway.dbdown import log_failure
 from gateway.diskfull import DiskFull
 from gateway.ingest.intake import Arrival, intake
 from gateway.log import log
+from gateway.turns import Turns
 from gateway.zones import UPLOAD_PREFIX, is_final_name
 
 
 # Reading a file changes nothing in it: the watcher's own look at a file (its lease) must not wake it again.
 _NOT_HINTS = frozenset({EVENT_TYPE_OPENED, EVENT_TYPE_CLOSED_NO_WRITE})
+# Entries removed from an account's in/ logged in full (each names its entry) in a summary period, before the
+# others are only counted (gateway.alarm.Repeats): a shell user planting thousands makes a line a period.
+_REMOVALS_LOGGED = 10
 
 
 def open_for_writing(path: Path) -> bool | None:
@@ -75,20 +84,6 @@ class _Hints(FileSystemEventHandler):
             self.watcher.hint(Path(os.fsdecode(getattr(event, "dest_path", "") or event.src_path)))
 
 
-def _refuse_entry(path: Path, st: os.stat_result) -> None:
-    """Remove a link, fifo or device from in/, where it would otherwise stay and be logged at every scan
-    (unlink never follows a link); a folder, which may hold anything, is only logged."""
-    account = path.parent.parent.name
-    if stat.S_ISDIR(st.st_mode):
-        log.warning("zone_entry_ignored", account=account, path=str(path), reason="a folder")
-        return
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        return
-    log.warning("zone_entry_removed", account=account, path=str(path), reason="not a regular file")
-
-
 class ZoneWatcher:
     def __init__(self, app: App) -> None:
         self.app = app
@@ -99,6 +94,7 @@ class ZoneWatcher:
         self._lock = threading.Lock()
         self._hints: set[Path] = set()
         self._watches: dict[Path, ObservedWatch] = {}
+        self._folders: set[Path] = set()  # folders found in an in/: said to be ignored, not yet to be gone
 
     def hint(self, path: Path) -> None:
         if path.parent.name == "in" and is_final_name(path.name):
@@ -113,17 +109,39 @@ class ZoneWatcher:
     def scan(self, observer: BaseObserver | None = None) -> list[Path]:
         """Every file under a final name in every account's in/; the observer, if any, is set to watch each
         in/ folder (only those: the gateway's own writes to out/ would otherwise flood it with events)."""
-        found, inboxes = [], [self.app.zones.inbox(account) for account in self.app.zones.accounts()]
+        found, folders, inboxes = [], set(), [self.app.zones.inbox(account) for account in self.app.zones.accounts()]
         if observer is not None:
             self._watch(observer, inboxes)
         for inbox in inboxes:
             with os.scandir(inbox) as entries:
                 for entry in entries:
-                    if is_final_name(entry.name):
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.add(inbox / entry.name)
+                        self._ignore_folder(inbox / entry.name)
+                    elif is_final_name(entry.name):
                         found.append(inbox / entry.name)
                     elif not entry.name.startswith(UPLOAD_PREFIX):  # the SFTP server's own: it sweeps them
                         self._expire(inbox / entry.name)
+        for gone in self._folders - folders:
+            self._folders.discard(gone)
+            log.info("zone_entry_gone", account=gone.parent.parent.name, path=str(gone), reason="a folder")
         return found
+
+    def _ignore_folder(self, path: Path) -> None:
+        """A folder in in/, which may hold anything, is left alone: said once, until it is gone."""
+        if path not in self._folders:
+            self._folders.add(path)
+            log.warning("zone_entry_ignored", account=path.parent.parent.name, path=str(path), reason="a folder")
+
+    def _remove_entry(self, path: Path) -> None:
+        """Remove a link, fifo or device from in/, where it would otherwise stay and be logged at every scan
+        (unlink never follows a link)."""
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        self.app.repeats.warning("zone_entry_removed", ("account", "reason"), _REMOVALS_LOGGED,
+                                 account=path.parent.parent.name, path=str(path), reason="not a regular file")
 
     def _expire(self, path: Path) -> None:
         """Remove a temporary upload untouched for stale_upload_seconds (a client that never renamed it),
@@ -139,8 +157,8 @@ class ZoneWatcher:
             path.unlink()
         except FileNotFoundError:  # renamed or resumed meanwhile
             return
-        log.info("zone_upload_expired", account=path.parent.parent.name, original_name=path.name, size=st.st_size,
-                 idle_seconds=round(idle))
+        self.app.repeats.info("zone_upload_expired", ("account",), _REMOVALS_LOGGED, account=path.parent.parent.name,
+                              original_name=path.name, size=st.st_size, idle_seconds=round(idle))
 
     def _watch(self, observer: BaseObserver, inboxes: list[Path]) -> None:
         for gone in self._watches.keys() - set(inboxes):  # an account's zone removed: its watch ended with it
@@ -149,44 +167,58 @@ class ZoneWatcher:
             if inbox not in self._watches:
                 self._watches[inbox] = observer.schedule(_Hints(self), str(inbox), recursive=False)
 
-    def tick(self, now: float) -> int:
-        """Look at every candidate once; take those that held still; returns how many were taken."""
+    def tick(self, now: float, until: float | None = None) -> int:
+        """Look at every candidate once and take those that held still, the accounts in turn, each account's
+        oldest first; past until (time.monotonic()), if given, the rest wait for the next tick. Returns how
+        many were taken."""
         with self._lock:
             hints, self._hints = self._hints, set()
         for path in hints:
             self._seen.setdefault(path, _Seen(-1, -1, now))
-        taken = 0
+        still: Turns[Path] = Turns()
         for path in sorted(self._seen, key=lambda p: self._seen[p].mtime_ns):  # oldest first
+            if self._look(path, now):
+                still.put(path.parent.parent.name, path)
+        taken = 0
+        while (until is None or time.monotonic() < until) and (item := still.get(block=False)) is not None:
             try:
-                taken += self._consider(path, now)
+                taken += self._take(item[1], now)
             except DiskFull:  # logged by intake; a smaller file may still fit, so the others are tried too
                 pass
         return taken
 
-    def _consider(self, path: Path, now: float) -> bool:
+    def _look(self, path: Path, now: float) -> bool:
+        """Whether path is a file that has held still long enough to be taken (its size and mtime are noted
+        at each look); a folder is said once, a link, fifo or device removed."""
         try:
             st = os.lstat(path)
         except FileNotFoundError:
             self._seen.pop(path, None)
             return False
-        if not stat.S_ISREG(st.st_mode):  # links, fifos, devices: never followed, never taken
+        if not stat.S_ISREG(st.st_mode):  # folders, links, fifos, devices: never followed, never taken
             self._seen.pop(path, None)
-            _refuse_entry(path, st)
+            if stat.S_ISDIR(st.st_mode):
+                self._ignore_folder(path)
+            else:
+                self._remove_entry(path)
             return False
         seen = self._seen[path]
         if (seen.size, seen.mtime_ns) != (st.st_size, st.st_mtime_ns):
             self._seen[path] = _Seen(st.st_size, st.st_mtime_ns, now)
             return False
         quiet = self.settings.stable_interval if st.st_size else self.settings.empty_grace
-        if now - seen.since < quiet:
-            return False
-        if open_for_writing(path):  # a writer pausing: it must close the file, then let it hold still
-            self._seen[path] = _Seen(st.st_size, st.st_mtime_ns, now)
+        return now - seen.since >= quiet
+
+    def _take(self, path: Path, now: float) -> bool:
+        """Hand the file at path to intake, unless a writer still holds it (it must close it, then let it hold
+        still); intake puts it back if it changed since its size and mtime were noted."""
+        seen = self._seen[path]
+        if open_for_writing(path):
+            self._seen[path] = _Seen(seen.size, seen.mtime_ns, now)
             return False
         del self._seen[path]
-        account = path.parent.parent.name
-        arrival = Arrival(account=account, original_name=path.name, channel="zone")
-        return intake(self.app, path, arrival, expected=(st.st_size, st.st_mtime_ns)) is not None
+        arrival = Arrival(account=path.parent.parent.name, original_name=path.name, channel="zone")
+        return intake(self.app, path, arrival, expected=(seen.size, seen.mtime_ns)) is not None
 
     def run(self, stop: threading.Event) -> None:
         observer = self._observe()
@@ -199,7 +231,8 @@ class ZoneWatcher:
                         next_scan = now + self.settings.scan_interval
                         for path in self.scan(observer):
                             self._seen.setdefault(path, _Seen(-1, -1, now))
-                    self.tick(now)
+                    if self.tick(now, until=now + self.settings.stable_interval):
+                        continue  # more may be ready: look again at once
                 except Exception:  # one file or folder that fails must not stop intake for every account
                     log_failure("zone_watch_failed")  # tried again: from in/ at the next scan, or by recover()
                 self._hinted.wait(self.settings.stable_interval / 2 if self._seen else self.settings.scan_interval)
@@ -212,6 +245,10 @@ class ZoneWatcher:
     def _observe(self):
         if not self.settings.watch_events:
             return None
+        # watchdog holds a move out of a folder for 0.5 s, to pair it with a move in, and every event queued
+        # behind it waits as long: the rename of each file intake takes would hold back the hints of the files
+        # arriving meanwhile. A hint is a name, paired with nothing: nothing is held.
+        InotifyMoveEventGrouper.delay = 0
         observer = Observer()
         observer.start()
         return observer

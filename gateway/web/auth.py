@@ -1,6 +1,6 @@
 """Who is calling: the holder of the bearer token, or a 401 problem. Failed tokens are throttled per client
 address by the rule of SFTP passwords (gateway.throttle), as failures naming no account: a growing delay before
-the answer, then a ban."""
+the answer, then a ban; a flood of them is summed up in the log (gateway.alarm.Repeats)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from gateway import metrics, tokens
-from gateway.log import log
+from gateway.throttle import LOGGED_FAILURES
 from gateway.views import Viewer
 from gateway.web.problems import Problem
 
@@ -35,7 +35,8 @@ async def holder(request: Request) -> tokens.Holder:
     if found is None:
         delay = await run_in_threadpool(state.throttle.fail, ip)
         metrics.api_auth_failed()
-        log.warning("api_auth_failed", ip=ip, delay=delay, banned=state.throttle.locked(ip, None))
+        state.gateway.repeats.warning("api_auth_failed", first=LOGGED_FAILURES, ip=ip, delay=delay,
+                                      banned=state.throttle.locked(ip, None))
         await asyncio.sleep(delay)
         raise _refused("Unknown or revoked token.")
     request.state.holder = found

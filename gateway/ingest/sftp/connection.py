@@ -3,11 +3,18 @@
 paramiko's ServerInterface allows nothing by default but a few things; this one says so for each
 request a file-exchange login must not make (shell, exec, pty, port forwarding), logging the
 attempt, and allows the session channel and the sftp subsystem only. A password is checked at the turn
-gateway.throttle gives it, never past the connection's login deadline.
+gateway.throttle gives it, never past the connection's login deadline. Refusals and failures are told to the
+app's Repeats (gateway.alarm): a flood of them makes a line a minute.
+
+A client failing before it logs in (a port scan sending no SSH banner, or another protocol's, a connection cut
+during the key exchange) is the network's everyday noise, not the gateway's failure: paramiko's error lines and
+traceback are left out, and the server logs one line of its own (handshake_failure).
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 import threading
 import time
 from typing import Callable
@@ -15,13 +22,13 @@ from typing import Callable
 import paramiko
 
 from gateway import metrics
+from gateway.alarm import Repeats
 from gateway.app import App
 from gateway.ingest.sftp.auth import Credentials
 from gateway.ingest.sftp.fs import ZoneSession, ZoneSFTPServer
 from gateway.ingest.sftp.limits import HandleCaps, InboxQuota
-from gateway.throttle import FailureThrottle
+from gateway.throttle import LOGGED_FAILURES, FailureThrottle
 from gateway.ingest.sftp.uploads import Handoff
-from gateway.log import log
 
 BANNER = "SSH-2.0-gateway"  # paramiko's own names it and its version
 _WEAK = ("cbc", "sha1", "md5", "dss", "arcfour", "3des")
@@ -56,6 +63,25 @@ class GatewayTransport(paramiko.Transport):
         finally:
             self.progress.set()
 
+    def _log(self, level: int, msg: object, *args: object) -> None:
+        if level >= logging.ERROR and not self.authenticated and \
+                isinstance(sys.exc_info()[1], (paramiko.SSHException, OSError)):
+            return  # the client's failure before its login: handshake_failure() says it
+        super()._log(level, msg, *args)
+
+    def handshake_failure(self) -> tuple[str, str] | None:
+        """(reason, error) if the connection ended in a failure before its client logged in, else None."""
+        failure = self.saved_exception
+        if self.authenticated or failure is None:
+            return None
+        if not self.remote_version:  # closed or cut before it, another protocol's lines instead
+            reason = "no SSH banner"
+        elif isinstance(failure, (EOFError, OSError)):
+            reason = "closed before login"
+        else:  # a banner of another version, no algorithm in common, a message out of place
+            reason = "handshake failed"
+        return reason, (str(failure) or type(failure).__name__)[:200]
+
 
 def open_transport(sock: object, host_key: paramiko.PKey, app: App, handoff: Handoff, handles: HandleCaps,
                    quota: InboxQuota) -> GatewayTransport:
@@ -73,10 +99,10 @@ class Connection(paramiko.ServerInterface):
     """Authentication and channel policy of one connection from ip, which must log in before deadline
     (time.monotonic()); room() says whether a session is free for it."""
 
-    def __init__(self, ip: str, credentials: Credentials, throttle: FailureThrottle,
+    def __init__(self, ip: str, credentials: Credentials, throttle: FailureThrottle, repeats: Repeats,
                  stopping: threading.Event, deadline: float, room: Callable[[], bool]) -> None:
         self.ip = ip
-        self.credentials, self.throttle, self.stopping = credentials, throttle, stopping
+        self.credentials, self.throttle, self.repeats, self.stopping = credentials, throttle, repeats, stopping
         self.deadline, self.room = deadline, room
         self.account: str | None = None
         self.method: str | None = None
@@ -92,7 +118,8 @@ class Connection(paramiko.ServerInterface):
     def check_auth_password(self, username: str, password: str | bytes) -> int:
         turn = self.throttle.turn(self.ip, username, within=self.deadline - time.monotonic())
         if turn.refused:
-            log.warning("sftp_auth_refused", account=username, ip=self.ip, method="password", reason=turn.refused)
+            self.repeats.warning("sftp_auth_refused", ("reason",), account=username, ip=self.ip, method="password",
+                                 reason=turn.refused)
             return paramiko.AUTH_FAILED
         if self.stopping.wait(turn.wait):
             return paramiko.AUTH_FAILED
@@ -101,8 +128,9 @@ class Connection(paramiko.ServerInterface):
             return self._granted(username, "password")
         delay = self.throttle.failed(turn)
         metrics.sftp_login_failed()
-        log.warning("sftp_auth_failed", account=username, ip=self.ip, method="password", delay=delay,
-                    locked=self.throttle.locked(self.ip, username), banned=self.throttle.banned(self.ip))
+        self.repeats.warning("sftp_auth_failed", first=LOGGED_FAILURES, account=username, ip=self.ip,
+                             method="password", delay=delay, locked=self.throttle.locked(self.ip, username),
+                             banned=self.throttle.banned(self.ip))
         self.stopping.wait(delay)
         return paramiko.AUTH_FAILED
 
@@ -119,7 +147,8 @@ class Connection(paramiko.ServerInterface):
 
     def _granted(self, username: str, method: str) -> int:
         if not self.room():
-            log.warning("sftp_login_refused", account=username, ip=self.ip, reason="too many sessions")
+            self.repeats.warning("sftp_login_refused", ("reason",), account=username, ip=self.ip,
+                                 reason="too many sessions")
             return paramiko.AUTH_FAILED
         self.account, self.method = username, method
         self.active()
@@ -151,5 +180,6 @@ class Connection(paramiko.ServerInterface):
         return self._refused("tcpip-forward", False)
 
     def _refused(self, request: str, answer: int | bool) -> int | bool:
-        log.warning("sftp_request_refused", account=self.account, ip=self.ip, request=request)
+        self.repeats.warning("sftp_request_refused", ("account", "request"), account=self.account, ip=self.ip,
+                             request=request)
         return answer

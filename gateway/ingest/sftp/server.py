@@ -5,7 +5,9 @@ startup caps (gateway.ingest.sftp.limits). Each accepted socket gets TCP_NODELAY
 request/response protocol of small packets, and with Nagle's algorithm against the client's delayed
 acknowledgements each of them could wait tens of milliseconds. Each connection then has a thread that
 closes it if it has not logged in within login_grace of its accept (penalising its address), or once it has
-sent no SFTP request for idle_timeout, and counts it out of the caps when it ends.
+sent no SFTP request for idle_timeout, and counts it out of the caps when it ends. Refusals, timeouts and
+failed handshakes are told to the app's Repeats (gateway.alarm): a flood of them makes a line a minute per
+kind, not one per connection.
 """
 
 from __future__ import annotations
@@ -94,8 +96,8 @@ class SftpServer:
             return self._refuse(sock, ip, str(refused))
         if evicted is not None:
             metrics.sftp_connection("startup_closed")
-            log.warning("sftp_startup_closed", ip=evicted.ip, reason="startups full, for a connection from "
-                        "an address holding none")
+            self.app.repeats.warning("sftp_startup_closed", ip=evicted.ip, reason="startups full, for a connection "
+                                     "from an address holding none")
         metrics.sftp_connection("accepted")
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         thread = threading.Thread(target=self._serve, args=(sock, slot), name=f"sftp-{ip}", daemon=True)
@@ -106,7 +108,7 @@ class SftpServer:
     def _refuse(self, sock: socket.socket, ip: str, reason: str) -> None:
         sock.close()
         metrics.sftp_connection(reason.replace(" ", "_"))
-        log.warning("sftp_connection_refused", ip=ip, reason=reason)
+        self.app.repeats.warning("sftp_connection_refused", ("reason",), ip=ip, reason=reason)
 
     def _serve(self, sock: socket.socket, slot: Slot) -> None:
         me = threading.current_thread()
@@ -118,8 +120,8 @@ class SftpServer:
             if self.stopping.is_set():  # stop() may have missed this transport
                 transport.close()
                 return
-            connection = Connection(slot.ip, self.credentials, self.throttle, self.stopping, deadline,
-                                    functools.partial(self.caps.room, slot.ip))
+            connection = Connection(slot.ip, self.credentials, self.throttle, self.app.repeats, self.stopping,
+                                    deadline, functools.partial(self.caps.room, slot.ip))
             transport.start_server(event=threading.Event(), server=connection)
             if self._logged_in(transport, slot, deadline):
                 self._close_when_idle(transport, connection)
@@ -136,11 +138,14 @@ class SftpServer:
         if transport.is_authenticated():
             if self.caps.logged_in(slot):
                 return True
-            log.warning("sftp_login_refused", account=transport.get_username(), ip=slot.ip,
-                        reason="too many sessions")
+            self.app.repeats.warning("sftp_login_refused", ("reason",), account=transport.get_username(), ip=slot.ip,
+                                     reason="too many sessions")
         elif not ended_or_in:
-            log.warning("sftp_login_timeout", ip=slot.ip, seconds=self.settings.login_grace,
-                        penalty=round(self.caps.penalise(slot.ip), 1))
+            self.app.repeats.warning("sftp_login_timeout", ip=slot.ip, seconds=self.settings.login_grace,
+                                     penalty=round(self.caps.penalise(slot.ip), 1))
+        elif (failure := transport.handshake_failure()) and not slot.released and not self.stopping.is_set():
+            reason, error = failure  # not the server's own cut (an evicted startup, a stop)
+            self.app.repeats.info("sftp_handshake_failed", ("reason",), ip=slot.ip, reason=reason, error=error)
         transport.close()
         return False
 

@@ -8,7 +8,8 @@ left open, after calling session_ended(); those uploads are cut short and are de
 A final name is then handed to intake from a thread of its own: intake fsyncs and commits (about
 8 ms), and a client waiting for that at each close would upload several times slower. The file is
 first linked under its final name in in/, so that after a crash the zone watcher takes it like any
-dropped file: a close answered OK is not lost if the gateway stops or crashes.
+dropped file: a close answered OK is not lost if the gateway stops or crashes. That thread takes the
+accounts in turn (gateway.turns): a burst of uploads from one account delays another's by one intake at most.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import queue
 import secrets
 import stat
 import threading
@@ -32,16 +32,19 @@ from gateway.diskfull import DiskFull
 from gateway.ingest.intake import Arrival, intake
 from gateway.ingest.sftp.limits import InboxQuota, Refusal, Refused
 from gateway.log import log
+from gateway.turns import Turns
 from gateway.zones import UPLOAD_PREFIX, is_final_name
+
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class Handoff:
-    """Moves finished uploads to their names and feeds final ones to intake, in order."""
+    """Moves finished uploads to their names and feeds final ones to intake, each account's in order, the
+    accounts in turn."""
 
     def __init__(self, app: App) -> None:
         self.app = app
-        self._queue: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
+        self._waiting: Turns[str] = Turns()  # final names, per account
         self._thread = threading.Thread(target=self._run, name="sftp-intake", daemon=True)
 
     def start(self) -> None:
@@ -50,7 +53,7 @@ class Handoff:
 
     def stop(self) -> None:
         """Hand over what is queued, then stop."""
-        self._queue.put(None)
+        self._waiting.close()
         self._thread.join()
 
     def finish(self, account: str, dir_fd: int, source: str, name: str) -> None:
@@ -71,10 +74,10 @@ class Handoff:
                 raise
             return
         os.unlink(source, dir_fd=dir_fd)
-        self._queue.put((account, name))
+        self._waiting.put(account, name)
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
+        while (item := self._waiting.get()) is not None:
             account, name = item
             try:
                 intake(self.app, self.app.zones.inbox(account) / name,

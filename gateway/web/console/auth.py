@@ -22,6 +22,7 @@ from starlette.datastructures import FormData
 from gateway import sessions
 from gateway.log import log
 from gateway.sessions import Login
+from gateway.throttle import LOGGED_FAILURES
 from gateway.web.console.errors import FormRefused, LoginRequired, Missing
 from gateway.web.console.render import page
 
@@ -114,14 +115,14 @@ async def login(request: Request, name: Annotated[str, Form()] = "", password: A
     throttle, ip = request.app.state.throttle, request.client.host if request.client else "?"
     turn = await run_in_threadpool(throttle.turn, ip, name, throttle.max_delay)
     if turn.refused:
-        log.warning("console_login_refused", ip=ip, reason=turn.refused)
+        request.app.state.gateway.repeats.warning("console_login_refused", ("reason",), ip=ip, reason=turn.refused)
         return _login_page(request, 429, "login.banned", target)
     await asyncio.sleep(turn.wait)
     found = await run_in_threadpool(sessions.login, request.app.state.gateway, name, password)
     if found is None:
         delay = await run_in_threadpool(throttle.failed, turn)
-        log.warning("console_login_failed", ip=ip, delay=delay, locked=throttle.locked(ip, name),
-                    banned=throttle.banned(ip))
+        request.app.state.gateway.repeats.warning("console_login_failed", first=LOGGED_FAILURES, ip=ip, delay=delay,
+                                                  locked=throttle.locked(ip, name), banned=throttle.banned(ip))
         await asyncio.sleep(delay)
         return _login_page(request, 401, "login.refused", target)
     await run_in_threadpool(throttle.succeeded, turn)
