@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from tests.harness import SAMPLES, renumber, wait_for
+from tests.harness import SAMPLES, renumber
 from tests.test_console import GOOD, OPERATOR, Site, deposit, log_in
 from tests.test_console_operator import site  # noqa: F401 (fixture: web, back and SFTP-configured site)
 from tests.web_harness import RECIPIENT, SUPPLIER
@@ -53,7 +53,7 @@ def test_pages_pass_axe_core_without_serious_violations(site, pages, new_page, u
         page.goto(path)
         found += _serious(page)
     page.get_by_role("button", name="Log out").click()  # the login page too
-    wait_for(lambda: "/console/login" in page.url, 15, "the login page")
+    page.wait_for_url("**/console/login*", wait_until="load")  # the URL changes before the document exists
     found += _serious(page)
     assert found == []
 
