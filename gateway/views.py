@@ -3,6 +3,9 @@
 The CLI prints them (`--json` as they are), the HTTP API sends them: both see the same thing. A Viewer
 says who looks: an account sees its own flows and the invoices it sent or received (delivered to it);
 an operator sees everything. What a viewer may not see is not found, exactly as what does not exist.
+
+They read rows with SQLAlchemy Core (the models' tables, row by row as mappings): a read builds no ORM objects,
+and a command that only reads (`gateway flows list`, `invoices show`) spares the ORM's set-up of every mapper.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, or_
-from sqlmodel import Session, select
+from sqlalchemy import Row, Table, func, or_, select
+from sqlmodel import Session
 
 from gateway.app import App
 from gateway.db import session_scope
@@ -22,6 +25,9 @@ from gateway.findings import loads
 from gateway.lifecycle.statuses import EQUIVALENTS, Status
 from gateway.models import (AccountSiret, Delivery, DeliveryState, Event, Flow, FlowState, Invoice, InvoiceStatus,
                             Service, Structure, Verdict)
+
+_flow, _invoice, _delivery, _event = Flow.__table__, Invoice.__table__, Delivery.__table__, Event.__table__
+_status, _structure, _service = InvoiceStatus.__table__, Structure.__table__, Service.__table__
 
 
 class NotFound(LookupError):
@@ -55,15 +61,24 @@ class Page:
     next: str | None
 
 
-def flow_dict(flow: Flow) -> dict:
-    data = flow.model_dump(exclude={"findings", "outcomes", "lease_owner", "lease_expires_at", "turn"})
+def _columns(row: Row, table: Table, exclude: frozenset[str] = frozenset()) -> dict:
+    """table's columns in row (which may select more), by name, but those excluded."""
+    return {column.key: row._mapping[column] for column in table.columns if column.key not in exclude}
+
+
+_FLOW_HIDDEN = frozenset({"findings", "outcomes", "lease_owner", "lease_expires_at", "turn"})
+_STATUS_HIDDEN = frozenset({"invoice_id"})  # an invoice's status, shown with its invoice
+
+
+def flow_dict(flow: Row) -> dict:
+    data = _columns(flow, _flow, _FLOW_HIDDEN)
     data["state"] = flow.state.value
     data["errors"] = [f.to_dict() for f in loads(flow.findings)]
     return data
 
 
-def invoice_dict(invoice: Invoice, supplier: str | None = None, buyer_name: str | None = None) -> dict:
-    data = invoice.model_dump(exclude={"findings", "packs"})
+def invoice_dict(invoice: Row, supplier: str | None = None, buyer_name: str | None = None) -> dict:
+    data = _columns(invoice, _invoice, frozenset({"findings", "packs"}))
     data["supplier"] = supplier
     data["buyer_name"] = buyer_name  # the buyer's name in the directory
     data["verdict"] = invoice.verdict.value
@@ -82,14 +97,14 @@ def cdar_dict(status: str | None) -> dict | None:
     return {"code": equivalent.cdar, "label": equivalent.cdar_label, "comment": equivalent.comment}
 
 
-def delivery_dict(delivery: Delivery) -> dict:
-    data = delivery.model_dump(exclude={"lease_owner", "lease_expires_at"})
+def delivery_dict(delivery: Row) -> dict:
+    data = _columns(delivery, _delivery, frozenset({"lease_owner", "lease_expires_at"}))
     data["state"] = delivery.state.value
     return data
 
 
 def _flows_seen(viewer: Viewer) -> list[Any]:
-    return [] if viewer.operator else [Flow.account == viewer.account]
+    return [] if viewer.operator else [_flow.c.account == viewer.account]
 
 
 def _invoices_seen(viewer: Viewer) -> list[Any]:
@@ -98,18 +113,18 @@ def _invoices_seen(viewer: Viewer) -> list[Any]:
     if viewer.operator:
         return []
     if viewer.receives:
-        return [Invoice.recipient == viewer.account, Invoice.verdict == Verdict.ACCEPTED]
-    return [Invoice.account == viewer.account]
+        return [_invoice.c.recipient == viewer.account, _invoice.c.verdict == Verdict.ACCEPTED]
+    return [_invoice.c.account == viewer.account]
 
 
 def _deliveries_seen(viewer: Viewer) -> list[Any]:
     """An account sees the files handed to it, and its invoices' deliveries to their recipients."""
     if viewer.operator:
         return []
-    return [or_(Delivery.destination == viewer.account, Delivery.kind == "invoice")]
+    return [or_(_delivery.c.destination == viewer.account, _delivery.c.kind == "invoice")]
 
 
-_BUYER = Structure.siret == Invoice.buyer_siret
+_BUYER = _structure.c.siret == _invoice.c.buyer_siret
 
 
 def _page(rows: list, limit: int, to_dict, key) -> Page:
@@ -123,26 +138,27 @@ def flows(app: App, viewer: Viewer, *, state: FlowState | None = None, account: 
           after: str | None = None, limit: int = 50) -> Page:
     """The viewer's flows, newest first, received in [since, until) through channel; after: the `next` of the
     previous page."""
-    query = select(Flow).where(*_flows_seen(viewer)).order_by(Flow.id.desc()).limit(limit + 1)
-    for value, clause in ((state, lambda v: Flow.state == v), (account, lambda v: Flow.account == v),
-                          (channel, lambda v: Flow.channel == v),
-                          (since, lambda v: Flow.received_at >= v), (until, lambda v: Flow.received_at < v),
-                          (after, lambda v: Flow.id < v)):
+    column = _flow.c
+    query = select(_flow).where(*_flows_seen(viewer)).order_by(column.id.desc()).limit(limit + 1)
+    for value, clause in ((state, lambda v: column.state == v), (account, lambda v: column.account == v),
+                          (channel, lambda v: column.channel == v),
+                          (since, lambda v: column.received_at >= v), (until, lambda v: column.received_at < v),
+                          (after, lambda v: column.id < v)):
         if value is not None:
             query = query.where(clause(value))
     with session_scope(app.engine, write=False) as session:
-        rows = list(session.exec(query).all())
+        rows = list(session.execute(query).all())
     return _page(rows, limit, flow_dict, lambda f: f.id)
 
 
 def channels(app: App) -> list[str]:
     """The channels flows have come through (zone, sftp, sftp-pull, api...), for a filter to offer."""
     with session_scope(app.engine, write=False) as session:
-        return sorted(session.exec(select(Flow.channel).distinct()).all())
+        return sorted(session.scalars(select(_flow.c.channel).distinct()).all())
 
 
-def find_flow(session: Session, viewer: Viewer, flow_id: str) -> Flow:
-    flow = session.exec(select(Flow).where(Flow.id == flow_id, *_flows_seen(viewer))).first()
+def find_flow(session: Session, viewer: Viewer, flow_id: str) -> Row:
+    flow = session.execute(select(_flow).where(_flow.c.id == flow_id, *_flows_seen(viewer))).first()
     if flow is None:
         raise NotFound(f"no flow {flow_id}")
     return flow
@@ -152,16 +168,16 @@ def flow(app: App, viewer: Viewer, flow_id: str) -> dict:
     """A flow, its invoices (with their verdicts and errors), its deliveries and its whole timeline."""
     with session_scope(app.engine, write=False) as session:
         found = find_flow(session, viewer, flow_id)
-        invoices = session.exec(select(Invoice, Structure.name).outerjoin(Structure, _BUYER)
-                                .where(Invoice.flow_id == flow_id).order_by(Invoice.seq)).all()
-        deliveries = session.exec(select(Delivery).where(Delivery.flow_id == flow_id, *_deliveries_seen(viewer))
-                                  .order_by(Delivery.id)).all()
-        timeline = session.exec(select(Event).where(Event.flow_id == flow_id).order_by(Event.id)).all()
+        invoices = session.execute(_invoice_rows().where(_invoice.c.flow_id == flow_id)
+                                   .order_by(_invoice.c.seq)).all()
+        deliveries = session.execute(select(_delivery).where(_delivery.c.flow_id == flow_id,
+                                                             *_deliveries_seen(viewer)).order_by(_delivery.c.id)).all()
+        timeline = session.execute(select(_event).where(_event.c.flow_id == flow_id).order_by(_event.c.id)).all()
     data = flow_dict(found)
-    data["invoices"] = [invoice_dict(i, found.account, name) for i, name in invoices]
+    data["invoices"] = [invoice_dict(i, found.account, i.buyer_name) for i in invoices]
     data["counts"] = {"invoices": len(invoices),
-                      "accepted": sum(i.verdict is Verdict.ACCEPTED for i, _name in invoices),
-                      "rejected": sum(i.verdict is Verdict.REJECTED for i, _name in invoices)}
+                      "accepted": sum(i.verdict is Verdict.ACCEPTED for i in invoices),
+                      "rejected": sum(i.verdict is Verdict.REJECTED for i in invoices)}
     data["deliveries"] = [delivery_dict(d) for d in deliveries]
     data["events"] = [{"at": e.at, "kind": e.kind, "invoice_id": e.invoice_id, **json.loads(e.detail)}
                       for e in timeline]
@@ -177,8 +193,8 @@ def returned_file(app: App, viewer: Viewer, flow_id: str, which: str) -> tuple[s
     kind, pattern = _RETURNED[which]
     with session_scope(app.engine, write=False) as session:
         found = find_flow(session, viewer, flow_id)
-        events = session.exec(select(Event.detail).where(Event.flow_id == flow_id, Event.kind == kind)
-                              .order_by(Event.id.desc())).all()
+        events = session.scalars(select(_event.c.detail).where(_event.c.flow_id == flow_id, _event.c.kind == kind)
+                                 .order_by(_event.c.id.desc())).all()
     name = pattern.format(found.id)
     for detail in events:
         digest = json.loads(detail).get("sha256")
@@ -200,21 +216,21 @@ def document(app: App, viewer: Viewer, invoice_id: str) -> tuple[str, bytes]:
     return f"{found.id}{suffix}", app.store.get(found.sha256)
 
 
-def find_invoice(session: Session, viewer: Viewer, ref: str, by_number: bool = False) -> tuple[Invoice, str]:
+def find_invoice(session: Session, viewer: Viewer, ref: str, by_number: bool = False) -> tuple[Row, str]:
     """An invoice the viewer may see, by its gateway id (or else, if by_number, the latest live invoice with
     that number), and the account that sent it."""
-    query = select(Invoice, Invoice.account).where(*_invoices_seen(viewer))
-    found = by_reference(session, query, ref, by_number)
-    return found[0], found[1]
+    found = by_reference(session, select(_invoice).where(*_invoices_seen(viewer)), ref, by_number)
+    return found, found.account
 
 
 def by_reference(session: Session, query: Any, ref: str, by_number: bool) -> Any:
-    """The first row of query (which selects invoices) for the invoice id ref or else, if by_number, for the
-    latest live invoice with that number; NotFound if none."""
-    found = session.exec(query.where(Invoice.id == ref)).first()
+    """The first row of query (which selects invoices: Core rows, or the models of sqlmodel's select) for the
+    invoice id ref or else, if by_number, for the latest live invoice with that number; NotFound if none."""
+    column = _invoice.c
+    found = session.exec(query.where(column.id == ref)).first()
     if found is None and by_number:
-        found = session.exec(query.where(Invoice.number == ref, Invoice.status.is_not(None))
-                             .order_by(Invoice.id.desc())).first()
+        found = session.exec(query.where(column.number == ref, column.status.is_not(None))
+                             .order_by(column.id.desc())).first()
     if found is None:
         raise NotFound(f"no invoice with id {'or number ' if by_number else ''}{ref!r}")
     return found
@@ -224,21 +240,22 @@ def invoice(app: App, viewer: Viewer, ref: str, by_number: bool = False) -> dict
     """An invoice, its current status and its whole status history (when, who, why), and its deliveries."""
     with session_scope(app.engine, write=False) as session:
         found, supplier = find_invoice(session, viewer, ref, by_number)
-        history = session.exec(select(InvoiceStatus).where(InvoiceStatus.invoice_id == found.id)
-                               .order_by(InvoiceStatus.id)).all()
-        deliveries = session.exec(select(Delivery).where(Delivery.invoice_id == found.id, *_deliveries_seen(viewer))
-                                  .order_by(Delivery.id)).all()
-        buyer = session.get(Structure, found.buyer_siret) if found.buyer_siret else None
-    data = invoice_dict(found, supplier, buyer.name if buyer else None)
+        history = session.execute(select(_status).where(_status.c.invoice_id == found.id)
+                                  .order_by(_status.c.id)).all()
+        deliveries = session.execute(select(_delivery).where(_delivery.c.invoice_id == found.id,
+                                                             *_deliveries_seen(viewer)).order_by(_delivery.c.id)).all()
+        buyer = session.scalar(select(_structure.c.name).where(_structure.c.siret == found.buyer_siret)) \
+            if found.buyer_siret else None
+    data = invoice_dict(found, supplier, buyer)
     data["cdar"] = cdar_dict(found.status)
-    data["statuses"] = [{**h.model_dump(exclude={"invoice_id"}), "name": Status(h.status).name,
+    data["statuses"] = [{**_columns(h, _status, _STATUS_HIDDEN), "name": Status(h.status).name,
                          "cdar": cdar_dict(h.status)} for h in history]
     data["deliveries"] = [delivery_dict(d) for d in deliveries]
     return data
 
 
-SORTS = {"received": Invoice.id, "number": Invoice.number, "issued": Invoice.issue_date, "amount": Invoice.amount,
-         "status": Invoice.status}
+SORTS = {"received": _invoice.c.id, "number": _invoice.c.number, "issued": _invoice.c.issue_date,
+         "amount": _invoice.c.amount, "status": _invoice.c.status}
 
 
 def _searched(viewer: Viewer, *, number: str | None = None, status: Status | None = None,
@@ -248,25 +265,27 @@ def _searched(viewer: Viewer, *, number: str | None = None, status: Status | Non
     """The clauses of a search of the viewer's invoices (a query joining the buyer's Structure if counterparty)."""
     clauses = _invoices_seen(viewer)
     if counterparty is not None:
-        buyer_side = or_(Invoice.buyer_siret == counterparty,
-                         Invoice.recipient.icontains(counterparty, autoescape=True),
-                         Structure.name.icontains(counterparty, autoescape=True))
-        seller_side = or_(Invoice.seller_siret == counterparty, Invoice.account.icontains(counterparty, autoescape=True))
+        column = _invoice.c
+        buyer_side = or_(column.buyer_siret == counterparty, column.recipient.icontains(counterparty, autoescape=True),
+                         _structure.c.name.icontains(counterparty, autoescape=True))
+        seller_side = or_(column.seller_siret == counterparty, column.account.icontains(counterparty, autoescape=True))
         clauses.append(or_(buyer_side, seller_side) if viewer.operator else
                        seller_side if viewer.receives else buyer_side)
-    for value, clause in ((number, lambda v: Invoice.number == v), (status, lambda v: Invoice.status == v.value),
-                          (verdict, lambda v: Invoice.verdict == v),
-                          (issued_from, lambda v: Invoice.issue_date >= v),
-                          (issued_to, lambda v: Invoice.issue_date <= v),
-                          (amount_min, lambda v: Invoice.amount >= float(v)),
-                          (amount_max, lambda v: Invoice.amount <= float(v))):
+    column = _invoice.c
+    for value, clause in ((number, lambda v: column.number == v), (status, lambda v: column.status == v.value),
+                          (verdict, lambda v: column.verdict == v),
+                          (issued_from, lambda v: column.issue_date >= v),
+                          (issued_to, lambda v: column.issue_date <= v),
+                          (amount_min, lambda v: column.amount >= float(v)),
+                          (amount_max, lambda v: column.amount <= float(v))):
         if value is not None:
             clauses.append(clause(value))
     return clauses
 
 
 def _invoice_rows():
-    return select(Invoice, Invoice.account, Structure.name).outerjoin(Structure, _BUYER)
+    """Invoices with their buyer's name in the directory (buyer_name)."""
+    return select(_invoice, _structure.c.name.label("buyer_name")).outerjoin(_structure, _BUYER)
 
 
 def invoices(app: App, viewer: Viewer, *, sort: str = "received", descending: bool = True, after: str | None = None,
@@ -277,25 +296,31 @@ def invoices(app: App, viewer: Viewer, *, sort: str = "received", descending: bo
     recipient of an invoice the viewer sent, the seller or supplier of one it received), issued_from and
     issued_to (YYYY-MM-DD), amount_min and amount_max (the total)."""
     column = SORTS[sort]
-    newest = Invoice.id.desc() if descending else Invoice.id.asc()
+    newest = _invoice.c.id.desc() if descending else _invoice.c.id.asc()
     order = [newest] if sort == "received" else [(column.desc() if descending else column.asc()).nulls_last(), newest]
     query = (_invoice_rows().where(*_searched(viewer, **search)).order_by(*order)
              .offset(offset).limit(limit + 1))
     if after is not None:
-        query = query.where(Invoice.id < after)
+        query = query.where(_invoice.c.id < after)
     with session_scope(app.engine, write=False) as session:
-        rows = list(session.exec(query).all())
-    return _page(rows, limit, lambda row: invoice_dict(*row), lambda row: row[0].id)
+        rows = list(session.execute(query).all())
+    return _page(rows, limit, _listed, lambda row: row.id)
+
+
+def _listed(row: Row) -> dict:
+    """An invoice of _invoice_rows() as a search lists it."""
+    return invoice_dict(row, row.account, row.buyer_name)
 
 
 def status_counts(app: App, viewer: Viewer, **search: Any) -> list[dict]:
     """How many of the viewer's invoices (searched as by invoices()) are in each status, by code; those
     rejected at integration (no status) under None."""
-    query = select(Invoice.status, func.count()).where(*_searched(viewer, **search)).group_by(Invoice.status)
+    query = (select(_invoice.c.status, func.count()).where(*_searched(viewer, **search))
+             .group_by(_invoice.c.status))
     if search.get("counterparty") is not None:  # the only clause naming the buyer's structure
-        query = query.outerjoin(Structure, _BUYER)
+        query = query.outerjoin(_structure, _BUYER)
     with session_scope(app.engine, write=False) as session:
-        counted = dict(session.exec(query).all())
+        counted = dict(session.execute(query).all())
     return [{"status": code, "name": Status(code).name if code else None, "count": counted[code]}
             for code in sorted(counted, key=lambda code: code or "")]
 
@@ -307,17 +332,16 @@ def alerts(app: App, viewer: Viewer, limit: int = 20, **search: Any) -> list[dic
     """The viewer's invoices that ask for action, newest first: rejected at integration (their errors say
     why), or REJETEE, SUSPENDUE or A_RECYCLER (their last status says why: `reason`)."""
     query = (_invoice_rows().where(*_searched(viewer, **search))
-             .where(or_(Invoice.status.in_([s.value for s in ALERTING]), Invoice.verdict == Verdict.REJECTED))
-             .order_by(Invoice.id.desc()).limit(limit))
+             .where(or_(_invoice.c.status.in_([s.value for s in ALERTING]), _invoice.c.verdict == Verdict.REJECTED))
+             .order_by(_invoice.c.id.desc()).limit(limit))
     with session_scope(app.engine, write=False) as session:
-        rows = session.exec(query).all()
-        ids = [row[0].id for row in rows]
-        last = {h.invoice_id: h for h in session.exec(select(InvoiceStatus).where(InvoiceStatus.invoice_id.in_(ids))
-                                                      .order_by(InvoiceStatus.id)).all()}
+        rows = session.execute(query).all()
+        last = {h.invoice_id: h for h in session.execute(select(_status).where(
+            _status.c.invoice_id.in_([row.id for row in rows])).order_by(_status.c.id)).all()}
     found = []
     for row in rows:
-        data, status = invoice_dict(*row), last.get(row[0].id)
-        data["reason"] = status.model_dump(exclude={"invoice_id"}) if status else None
+        data, status = _listed(row), last.get(row.id)
+        data["reason"] = _columns(status, _status, _STATUS_HIDDEN) if status else None
         found.append(data)
     return found
 
@@ -327,9 +351,10 @@ def delivered_file(app: App, viewer: Viewer, invoice_id: str, delivery_id: int) 
     to its supplier), one the viewer may see: (file name, content)."""
     with session_scope(app.engine, write=False) as session:
         find_invoice(session, viewer, invoice_id)
-        found = session.exec(select(Delivery).where(Delivery.id == delivery_id, Delivery.invoice_id == invoice_id,
-                                                    Delivery.kind.in_(["invoice", "status"]),
-                                                    *_deliveries_seen(viewer))).first()
+        column = _delivery.c
+        found = session.execute(select(_delivery).where(column.id == delivery_id, column.invoice_id == invoice_id,
+                                                        column.kind.in_(["invoice", "status"]),
+                                                        *_deliveries_seen(viewer))).first()
     if found is None or not app.store.exists(found.sha256):
         raise NotFound(f"no file {delivery_id} for invoice {invoice_id}")
     return found.file_name, app.store.get(found.sha256)
@@ -337,32 +362,35 @@ def delivered_file(app: App, viewer: Viewer, invoice_id: str, delivery_id: int) 
 
 def deliveries(app: App, state: DeliveryState | None = None, limit: int = 50) -> list[dict]:
     """The most recent deliveries (an operator's view)."""
-    query = select(Delivery).order_by(Delivery.id.desc()).limit(limit)
+    query = select(_delivery).order_by(_delivery.c.id.desc()).limit(limit)
     if state:
-        query = query.where(Delivery.state == state)
+        query = query.where(_delivery.c.state == state)
     with session_scope(app.engine, write=False) as session:
-        return [delivery_dict(d) for d in session.exec(query).all()]
+        return [delivery_dict(d) for d in session.execute(query).all()]
 
 
 def structures(app: App, text: str, limit: int = 50) -> list[dict]:
     """The directory's structures whose SIRET begins with text or whose name holds it (any case), by name."""
-    query = (select(Structure).where(or_(Structure.siret.startswith(text, autoescape=True),
-                                         Structure.name.icontains(text, autoescape=True)))
-             .order_by(Structure.name, Structure.siret).limit(limit))
+    column = _structure.c
+    query = (select(_structure).where(or_(column.siret.startswith(text, autoescape=True),
+                                          column.name.icontains(text, autoescape=True)))
+             .order_by(column.name, column.siret).limit(limit))
     with session_scope(app.engine, write=False) as session:
-        return [s.model_dump() for s in session.exec(query).all()]
+        return [_columns(s, _structure) for s in session.execute(query).all()]
 
 
 def structure(app: App, siret: str, with_accounts: bool = True) -> dict:
     """A structure of the directory, its flags and its services (and, for an operator, the accounts holding
     its SIRET)."""
     with session_scope(app.engine, write=False) as session:
-        found = session.get(Structure, siret)
+        found = session.execute(select(_structure).where(_structure.c.siret == siret)).first()
         if found is None:
             raise NotFound(f"no structure with SIRET {siret}")
-        services = session.exec(select(Service).where(Service.siret == siret).order_by(Service.code)).all()
-        accounts = session.exec(select(AccountSiret.account).where(AccountSiret.siret == siret)).all()
-    data = {**found.model_dump(), "services": [s.model_dump() for s in services]}
+        services = session.execute(select(_service).where(_service.c.siret == siret)
+                                   .order_by(_service.c.code)).all()
+        sirets = AccountSiret.__table__.c
+        accounts = session.scalars(select(sirets.account).where(sirets.siret == siret)).all()
+    data = {**_columns(found, _structure), "services": [_columns(s, _service) for s in services]}
     if with_accounts:
         data["accounts"] = list(accounts)
     return data
