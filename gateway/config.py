@@ -44,6 +44,7 @@ class IngestSettings(_Section):
 
 class WorkerSettings(_Section):
     threads: int = Field(1, ge=1)
+    batch: int = Field(16, ge=1)
     poll_interval: float = Field(0.5, gt=0)
     lease_seconds: float = Field(30.0, gt=0)
     max_attempts: int = Field(5, ge=1)

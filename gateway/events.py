@@ -14,6 +14,7 @@ import os
 import socket
 from typing import Any
 
+import structlog
 from sqlalchemy import event, insert
 from sqlalchemy.orm import Session
 
@@ -30,7 +31,9 @@ def record(session: Session, flow_id: str, kind: str, invoice_id: str | None = N
     detail = {**detail, "by": f"{_HOST}:{os.getpid()}"}
     row = {"flow_id": flow_id, "invoice_id": invoice_id, "at": utcnow(), "kind": kind,
            "detail": json.dumps(detail, ensure_ascii=False, default=str)}
-    line = {"flow_id": flow_id, **({"invoice_id": invoice_id} if invoice_id else {}), **detail}
+    # with the log context of the moment (the account of a batch's flow), not of the commit's
+    line = {**structlog.contextvars.get_contextvars(), "flow_id": flow_id,
+            **({"invoice_id": invoice_id} if invoice_id else {}), **detail}
     session.info.setdefault(_PENDING, []).append((row, kind, line))
 
 

@@ -25,7 +25,7 @@ import structlog
 from sqlmodel import Session, select
 from stdnum.fr import siret as siret_number
 
-from gateway import events, metrics, queue
+from gateway import events, faults, metrics, queue
 from gateway.app import App
 from gateway.db import session_scope
 from gateway.findings import Finding, any_fatal, dumps, loads
@@ -60,91 +60,143 @@ class _Work:
     """A flow and what has been decided about it so far."""
 
     flow: Flow
+    attempts: int
     owner: str
+    role: Role | None  # its account's; None for an account removed since
     invoices: list[Invoice] = field(default_factory=list)
     deliveries: list[int] = field(default_factory=list)  # leased to owner for an attempt now
 
 
-def process(app: App, flow_id: str, attempts: int = 1, owner: str = "") -> FlowState:
-    """Bring a flow claimed by owner to its final state; returns that state."""
-    with structlog.contextvars.bound_contextvars(flow_id=flow_id):
-        work = _load(app, flow_id, owner)
-        structlog.contextvars.bind_contextvars(account=work.flow.account)
-        if not work.flow.acknowledged:
-            acknowledge(app, work.flow)
-        if not work.invoices and not any_fatal(loads(work.flow.findings)) and work.flow.kind != STATUSES:
-            _judge_flow(app, work, attempts)
-        tried = delivery.try_all(app, work.deliveries)
-        with session_scope(app.engine) as session:
-            delivery.record_all(app, session, tried)
-            receivability.tell(app, session, work.flow)  # the flow is judged: its 500 or 501
-            returns = queue.lease_deliveries(session, owner, app.settings.worker.lease_seconds, flow_id)
-        tried = delivery.try_all(app, returns)  # the status-returns that judgement and deliveries queued
-        record_report = _write_report(app, work)
-        with session_scope(app.engine) as session:
-            delivery.record_all(app, session, tried)
-            record_report(session)
-        _count_rejections(work)
-        return work.flow.state
+def process(app: App, claimed: list[tuple[str, int]], owner: str) -> dict[str, FlowState]:
+    """Bring the flows claimed by owner ((id, attempts) in claim order) to their final states; returns them.
 
-
-def _load(app: App, flow_id: str, owner: str) -> _Work:
-    with session_scope(app.engine, write=False) as session:
-        flow = session.get(Flow, flow_id)
-        invoices = session.exec(select(Invoice).where(Invoice.flow_id == flow_id).order_by(Invoice.seq)).all()
-        # attempts this process began but could not record (no room in the database): made again now,
-        # for the heartbeat would hold their leases for ever
-        held = session.exec(select(Delivery.id).where(
-            Delivery.flow_id == flow_id, Delivery.lease_owner == owner, Delivery.state == DeliveryState.PENDING,
-            Delivery.kind.in_(queue.FLOW_KINDS)).order_by(Delivery.id)).all() if owner else []
-    if flow.kind == STATUSES:  # its report lists the requests it carried, shaped as invoices
-        invoices = [outcome.as_invoice(flow.id) for outcome in inbound.outcomes_from(flow.outcomes)]
-    return _Work(flow, owner, list(invoices), list(held))
-
-
-def _judge_flow(app: App, work: _Work, attempts: int) -> None:
-    """Judge every document of the flow, then record verdicts and deliveries in one transaction.
-
-    Documents are judged before the transaction opens, so a large batch never holds the database's
-    write lock while it is being validated; a crash before the commit simply judges it again.
+    A batch costs each step one transaction, not one a flow: its flows are judged one by one (their documents
+    outside any transaction), then their verdicts recorded together, their deliveries tried, then recorded
+    together with the status-returns they queued, and last their reports, all recorded in one transaction.
+    Every step is idempotent per flow, so a batch taken again (a crash, a full disk) resumes each of its flows
+    where it stopped, and a failing batch is taken again flow by flow (gateway.worker). A flow no longer leased
+    to owner, or already finished, is left out.
     """
-    flow = work.flow
-    refusal = _flow_refusal(app, flow, attempts)
-    judged: list[Judged] = []
-    if refusal is None and _judge_status_flow(app, work):
-        return
-    if refusal is None:
-        refusal = _role_refusal(app, flow, Role.SUPPLIER)
-    if refusal is None:
-        try:
-            judged = _judge_documents(app, flow)
-        except ArchiveRefused as exc:
-            refusal = [exc.finding]
-    batch = is_batch(kind_of(flow.original_name))
-    if refusal is None and not batch:  # a lone document that is not admissible refuses the flow itself
-        refusal = [f for f in judged[0][2].findings if f.stage == "admissibility"] or None
+    works = _load(app, dict(claimed), owner)
+    for work in works:
+        if not work.flow.acknowledged:
+            with _about(work):
+                acknowledge(app, work.flow)
+    judged = [(work, _judgement(app, work)) for work in works if _unjudged(work)]
+    judged = [(work, judgement) for work, judgement in judged if judgement is not None]  # status flows: applied
+    if judged:
+        with session_scope(app.engine) as session:
+            for work, judgement in judged:
+                with _about(work):
+                    _record_judgement(app, session, work, *judgement)
+        faults.point("batch_judged")
+    tried = delivery.try_all(app, [d for work in works for d in work.deliveries])
     with session_scope(app.engine) as session:
-        stored = session.get(Flow, flow.id)
-        if refusal:
-            flow.findings = stored.findings = dumps(loads(flow.findings) + refusal)
-            for f in refusal:
-                events.record(session, flow.id, "flow_refused", stage=f.stage, rule=f.rule, message=f.message)
-            return
-        flow.syntax = stored.syntax = kind_of(flow.original_name) if batch else judged[0][2].syntax
-        events.record(session, flow.id, "syntax_detected", syntax=flow.syntax, documents=len(judged))
-        day, accepted_keys = _deposit_day(app, flow), set()
-        for seq, (name, sha256, checked, rules) in enumerate(judged, start=1):
-            invoice = _judge(session, flow, seq, name, sha256, checked, rules, day, accepted_keys)
-            work.invoices.append(invoice)
-        session.flush()  # invoice rows before their deliveries' foreign keys
-        for invoice in work.invoices:
-            _enter_lifecycle(app, session, invoice)
-        lease = utcnow() + timedelta(seconds=app.settings.worker.lease_seconds)
-        created = [_delivery_of(invoice, work.owner, lease) for invoice in work.invoices
-                   if invoice.verdict is Verdict.ACCEPTED]
-        session.add_all(created)
-        session.flush()
-        work.deliveries = [d.id for d in created]
+        delivery.record_all(app, session, tried)
+        for work in works:
+            with _about(work):
+                receivability.tell(app, session, work.flow)  # the flow is judged: its 500 or 501
+        returns = queue.lease_deliveries(session, owner, app.settings.worker.lease_seconds,
+                                         [work.flow.id for work in works])
+    tried = delivery.try_all(app, returns)  # the status-returns that judgement and deliveries queued
+    record_reports = [_write_report(app, work) for work in works]
+    faults.point("batch_reports_written")
+    with session_scope(app.engine) as session:
+        delivery.record_all(app, session, tried)
+        for work, record_report in zip(works, record_reports):
+            with _about(work):
+                record_report(session)
+    for work in works:
+        _count_rejections(work)
+    return {work.flow.id: work.flow.state for work in works}
+
+
+def _about(work: _Work):
+    """The log context of what is done for work's flow."""
+    return structlog.contextvars.bound_contextvars(flow_id=work.flow.id, account=work.flow.account)
+
+
+def _load(app: App, attempts: dict[str, int], owner: str) -> list[_Work]:
+    """The flows still leased to owner and still to finish, in the order given, with their invoices so far and
+    the attempts at their deliveries that this process began but could not record (no room in the database):
+    made again now, for the heartbeat would hold their leases for ever."""
+    with session_scope(app.engine, write=False) as session:
+        flows = session.exec(select(Flow).where(Flow.id.in_(attempts), Flow.lease_owner == owner,
+                                                Flow.state == FlowState.RECU)).all()
+        ids = [flow.id for flow in flows]
+        invoices = session.exec(select(Invoice).where(Invoice.flow_id.in_(ids)).order_by(Invoice.seq)).all()
+        held = session.exec(select(Delivery.flow_id, Delivery.id).where(
+            Delivery.flow_id.in_(ids), Delivery.lease_owner == owner, Delivery.state == DeliveryState.PENDING,
+            Delivery.kind.in_(queue.FLOW_KINDS)).order_by(Delivery.id)).all()
+        roles = dict(session.exec(select(Account.name, Account.role).where(
+            Account.name.in_({flow.account for flow in flows}))).all())
+    works = {flow.id: _Work(flow, attempts[flow.id], owner, roles.get(flow.account)) for flow in flows}
+    for invoice in invoices:
+        works[invoice.flow_id].invoices.append(invoice)
+    for flow_id, delivery_id in held:
+        works[flow_id].deliveries.append(delivery_id)
+    for work in works.values():
+        if work.flow.kind == STATUSES:  # its report lists the requests it carried, shaped as invoices
+            work.invoices = [outcome.as_invoice(work.flow.id) for outcome in inbound.outcomes_from(work.flow.outcomes)]
+    return [works[flow_id] for flow_id in attempts if flow_id in works]
+
+
+def _unjudged(work: _Work) -> bool:
+    return not work.invoices and not any_fatal(loads(work.flow.findings)) and work.flow.kind != STATUSES
+
+
+Judgement = tuple[list[Finding] | None, list[Judged]]  # the flow's refusal, or its judged documents
+
+
+def _judgement(app: App, work: _Work) -> Judgement | None:
+    """Judge every document of the flow, outside any transaction, so that a large batch never holds the
+    database's write lock while it is being validated (a crash before the record judges it again); None for a
+    status message, applied at once in a transaction of its own."""
+    with _about(work):
+        flow = work.flow
+        refusal = _flow_refusal(app, flow, work.attempts)
+        judged: list[Judged] = []
+        if refusal is None and _judge_status_flow(app, work):
+            return None
+        if refusal is None:
+            refusal = _role_refusal(work, Role.SUPPLIER)
+        if refusal is None:
+            try:
+                judged = _judge_documents(app, flow)
+            except ArchiveRefused as exc:
+                refusal = [exc.finding]
+        if refusal is None and not is_batch(kind_of(flow.original_name)):
+            # a lone document that is not admissible refuses the flow itself
+            refusal = [f for f in judged[0][2].findings if f.stage == "admissibility"] or None
+        return refusal, judged
+
+
+def _record_judgement(app: App, session: Session, work: _Work, refusal: list[Finding] | None,
+                      judged: list[Judged]) -> None:
+    """Record the flow's refusal, or its invoices' verdicts and deliveries, in the caller's transaction."""
+    flow = work.flow
+    stored = session.get(Flow, flow.id)
+    if refusal:
+        flow.findings = stored.findings = dumps(loads(flow.findings) + refusal)
+        for f in refusal:
+            events.record(session, flow.id, "flow_refused", stage=f.stage, rule=f.rule, message=f.message)
+        return
+    batch = is_batch(kind_of(flow.original_name))
+    flow.syntax = stored.syntax = kind_of(flow.original_name) if batch else judged[0][2].syntax
+    events.record(session, flow.id, "syntax_detected", syntax=flow.syntax, documents=len(judged))
+    day, accepted_keys = _deposit_day(app, flow), set()
+    for seq, (name, sha256, checked, rules) in enumerate(judged, start=1):
+        invoice = _judge(session, flow, seq, name, sha256, checked, rules, day, accepted_keys)
+        work.invoices.append(invoice)
+    session.flush()  # invoice rows before their deliveries' foreign keys
+    for invoice in work.invoices:
+        _enter_lifecycle(app, session, invoice)
+    lease = utcnow() + timedelta(seconds=app.settings.worker.lease_seconds)
+    created = [_delivery_of(invoice, work.owner, lease) for invoice in work.invoices
+               if invoice.verdict is Verdict.ACCEPTED]
+    session.add_all(created)
+    session.flush()
+    work.deliveries = [d.id for d in created]
 
 
 def _enter_lifecycle(app: App, session: Session, invoice: Invoice) -> None:
@@ -183,7 +235,7 @@ def _judge_status_flow(app: App, work: _Work) -> bool:
     syntax = inbound.status_syntax(root_tag(content))
     if syntax is None:
         return False
-    findings, requests = _role_refusal(app, flow, Role.RECIPIENT) or [], []
+    findings, requests = _role_refusal(work, Role.RECIPIENT) or [], []
     try:
         if not findings:
             root = parse(content)
@@ -208,16 +260,14 @@ def _judge_status_flow(app: App, work: _Work) -> bool:
     return True
 
 
-def _role_refusal(app: App, flow: Flow, role: Role) -> list[Finding] | None:
+def _role_refusal(work: _Work, role: Role) -> list[Finding] | None:
     """FLOW-ROLE-REFUSED unless the flow's account has the role that deposits what it carries: invoices come from
     suppliers, status messages from recipients (whatever the channel: all of them lead here)."""
-    with session_scope(app.engine, write=False) as session:
-        account = session.get(Account, flow.account)
-    if account is None or account.role is role:
+    if work.role is None or work.role is role:
         return None
     carried = "invoices" if role is Role.SUPPLIER else "status messages"
     return [Finding(stage="flow", rule=ROLE_REFUSED,
-                    message=f"Account {flow.account!r} is a {account.role.value} account: it may not deposit "
+                    message=f"Account {work.flow.account!r} is a {work.role.value} account: it may not deposit "
                             f"{carried}. Invoices are deposited by supplier accounts, status messages (CDAR, statusUpdate) by the "
                             "recipient accounts of the invoices they answer.")]
 

@@ -1,6 +1,6 @@
 """The work queue: rows waiting in the database (flows to process, deliveries to make), claimed under a lease.
 
-A claim is one UPDATE ... WHERE id = (SELECT ... LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING:
+A claim is one UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED) RETURNING:
 picking and marking are a single statement, so two workers never hold the same row. SQLAlchemy
 renders the row lock only where the database has one (PostgreSQL); on SQLite the statement runs
 under BEGIN IMMEDIATE, whose write lock serialises claimers just as well. A worker that dies stops
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -79,46 +79,46 @@ def turn(session: Session, account: str) -> int:
     return max((last or 0) + 1, serving or 0)
 
 
-def claim(engine: Engine, owner: str, lease_seconds: float, model: Queued = Flow) -> tuple[Any, int] | None:
-    """Lease the first claimable row of model to owner; return (its id, attempts so far) or None.
+def claim(engine: Engine, owner: str, lease_seconds: float, model: Queued = Flow,
+          limit: int = 1) -> list[tuple[Any, int]]:
+    """Lease up to limit claimable rows of model to owner, in claim order; return (id, attempts so far) of each.
 
     An idle worker looks before it claims: the look takes no write lock, so polling an empty queue does
     not hold up the processes that have work to record."""
     now = utcnow()
-    candidate = (
+    candidates = (
         select(model.id)
         .where(*_ready(model, now), *_unattended(model), _free(model, now))
         .order_by(*_order(model))
-        .limit(1)
+        .limit(limit)
     )
     with session_scope(engine, write=False) as session:
-        if session.execute(candidate).first() is None:
-            return None
-    candidate = candidate.with_for_update(skip_locked=True).scalar_subquery()
+        if session.execute(candidates.limit(1)).first() is None:
+            return []
     stmt = (
         update(model)
-        .where(model.id == candidate)
+        .where(model.id.in_(candidates.with_for_update(skip_locked=True).scalar_subquery()))
         .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds),
                 attempts=model.attempts + 1)
-        .returning(model.id, model.attempts)
+        .returning(model.id, model.attempts, *_order(model))
     )
     with session_scope(engine) as session:
-        row = session.execute(stmt).first()
-    return (row[0], row[1]) if row else None
+        rows = session.execute(stmt).all()
+    return [(row[0], row[1]) for row in sorted(rows, key=lambda row: row[2:])]  # RETURNING keeps no order
 
 
-def lease_deliveries(session: Session, owner: str, lease_seconds: float, flow_id: str) -> list[int]:
-    """Lease to owner every delivery of flow_id that is due and free, in the order they were made, but its
+def lease_deliveries(session: Session, owner: str, lease_seconds: float, flow_ids: list[str]) -> list[int]:
+    """Lease to owner every delivery of flow_ids that is due and free, in the order they were made, but their
     notifications (left to the delivery workers).
 
-    The worker that has just judged a flow takes the status-returns it queued (and any other due
-    delivery of that flow) at once, instead of leaving each to a later claim; in the caller's transaction,
+    The worker that has just judged flows takes the status-returns they queued (and any other due
+    delivery of those flows) at once, instead of leaving each to a later claim; in the caller's transaction,
     which may have just made some of them.
     """
     now = utcnow()
     stmt = (
         update(Delivery)
-        .where(Delivery.flow_id == flow_id, Delivery.kind.in_(FLOW_KINDS), *_ready(Delivery, now),
+        .where(Delivery.flow_id.in_(flow_ids), Delivery.kind.in_(FLOW_KINDS), *_ready(Delivery, now),
                _free(Delivery, now))
         .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds),
                 attempts=Delivery.attempts + 1)
@@ -129,16 +129,19 @@ def lease_deliveries(session: Session, owner: str, lease_seconds: float, flow_id
 
 
 def renew(engine: Engine, owner: str, lease_seconds: float) -> None:
-    """Extend every lease owner holds (its heartbeat): one transaction per kind of row.
+    """Extend every lease owner holds (its heartbeat): one transaction per kind of row, skipping the rows a
+    transaction has locked meanwhile (renewed at the next beat).
 
-    A worker records a flow's last deliveries and then the flow itself in one transaction; a heartbeat
-    that locked that flow, then waited for those deliveries, in one transaction too, would deadlock
-    with it. Holding the locks of one statement at a time, it only ever waits.
+    A worker records a batch's deliveries, then its flows, in one transaction, in its own order; a heartbeat
+    locking the same rows in another order would deadlock with it. Taking only the rows nobody holds, it
+    never waits for a worker, and never holds one up.
     """
     expires = utcnow() + timedelta(seconds=lease_seconds)
     for model in _LEASED:
+        keys = model.__table__.primary_key.columns
+        held = select(*keys).where(model.lease_owner == owner).with_for_update(skip_locked=True)
         with session_scope(engine) as session:
-            session.execute(update(model).where(model.lease_owner == owner).values(lease_expires_at=expires))
+            session.execute(update(model).where(tuple_(*keys).in_(held)).values(lease_expires_at=expires))
 
 
 def release(engine: Engine, row_id: Any, owner: str, delay: float = 0.0, model: Queued = Flow) -> None:

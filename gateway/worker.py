@@ -1,4 +1,4 @@
-"""Workers: claim a flow (or a due delivery), work on it, repeat.
+"""Workers: claim a batch of flows (or a due delivery), work on it, repeat.
 
 A worker serves the queues it is given: flows (the `worker` role of `gateway run`), deliveries (the
 `deliver` role), or both in turn. All workers of a process share one lease owner id; the process's
@@ -27,29 +27,44 @@ class Worker:
         work = {Flow: self._process, Delivery: self._deliver}
         self._queues = [(model, work[model]) for model in queues]
 
-    def run_once(self) -> bool:
-        """Take one row from the first of its queues that has one ready; returns whether there was work."""
-        return any(self._once(model, work) for model, work in self._queues)
+    def run_once(self) -> int:
+        """Take rows from the first of its queues that has some ready; returns how many (0: no work)."""
+        for model, work in self._queues:
+            if taken := self._once(model, work):
+                return taken
+        return 0
 
-    def _process(self, flow_id: str, attempts: int) -> None:
-        pipeline.process(self.app, flow_id, attempts, self.owner)
-        self.app.disk.clear()  # its report was written
+    def _process(self, claimed: list[tuple[str, int]]) -> None:
+        pipeline.process(self.app, claimed, self.owner)
+        self.app.disk.clear()  # their reports were written
 
-    def _deliver(self, delivery_id: int, _attempts: int) -> None:
-        delivery.attempt(self.app, delivery_id)
+    def _deliver(self, claimed: list[tuple[int, int]]) -> None:
+        for delivery_id, _attempts in claimed:
+            delivery.attempt(self.app, delivery_id)
 
-    def _once(self, model: queue.Queued, work: Callable[[Any, int], None]) -> bool:
-        """Claim one row of model and work on it; a failure gives it back for later, the worker goes on."""
-        claimed = queue.claim(self.app.engine, self.owner, self.app.settings.worker.lease_seconds, model)
-        if claimed is None:
-            return False
-        row_id, attempts = claimed
+    def _once(self, model: queue.Queued, work: Callable[[list], None]) -> int:
+        """Claim a batch of model's rows (flows: up to [worker] batch; deliveries one at a time) and work on it."""
+        limit = self.app.settings.worker.batch if model is Flow else 1
+        claimed = queue.claim(self.app.engine, self.owner, self.app.settings.worker.lease_seconds, model, limit)
+        if claimed:
+            self._work(model, work, claimed)
+        return len(claimed)
+
+    def _work(self, model: queue.Queued, work: Callable[[list], None], claimed: list[tuple[Any, int]]) -> None:
+        """Work on claimed rows; a batch that fails is worked on again row by row, and a row that fails alone is
+        given back for later: the worker goes on."""
+        ids = [row_id for row_id, _attempts in claimed]
         try:
-            self._until_room(lambda: work(row_id, attempts), queue=model.__tablename__, id=row_id)
+            self._until_room(lambda: work(claimed), queue=model.__tablename__, ids=ids)
         except Exception:
+            if len(claimed) > 1:
+                log.exception("batch_failed", queue=model.__tablename__, ids=ids)  # each is taken again alone
+                for row in claimed:
+                    self._work(model, work, [row])
+                return
+            [(row_id, attempts)] = claimed
             log.exception("work_failed", queue=model.__tablename__, id=row_id, attempt=attempts)
             queue.release(self.app.engine, row_id, self.owner, delay=min(60.0, 2.0 ** attempts), model=model)
-        return True
 
     def _until_room(self, step: Callable[[], None], **context: Any) -> None:
         """Run step again while it fails for want of room or of the database, holding its row (the heartbeat
@@ -92,7 +107,7 @@ class Worker:
     def drain(self) -> int:
         """Process flows until none is waiting (the --once mode); returns how many."""
         count = 0
-        while self.run_once():
-            count += 1
+        while taken := self.run_once():
+            count += taken
         return count
 

@@ -157,16 +157,18 @@ class GatewayProcess:
     """`gateway run` as a child process, to be stopped gracefully or killed; run_args go to `run`, its
     output to log (gateway.log beside the configuration by default)."""
 
-    def __init__(self, config: Path, *run_args: str, log: Path | None = None) -> None:
+    def __init__(self, config: Path, *run_args: str, log: Path | None = None, env: dict[str, str] | None = None) -> None:
         self.config = config
         self.run_args = run_args
         self.log = log or config.parent / "gateway.log"
+        self.env = env  # added to the environment, as GATEWAY_CRASH_AT (gateway.faults)
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         log = open(self.log, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(self.config), "run",
-                                      *self.run_args], stdout=log, stderr=log, cwd=REPO)
+                                      *self.run_args], stdout=log, stderr=log, cwd=REPO,
+                                     env={**os.environ, **self.env} if self.env else None)
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)

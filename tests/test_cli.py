@@ -153,8 +153,7 @@ def test_queue_shows_what_waits_what_is_held_and_who_works(config_file, app, rul
     shown = json.loads(cli(config_file, "queue", "--json"))
     assert (shown["flows"]["ready"], shown["flows"]["leased"], shown["flows"]["later"]) == (3, 0, 0)
     assert shown["flows"]["waited"] >= 0 and shown["processes"] == []
-    held, _ = queue.claim(app.engine, "elsewhere:1:0", 60.0, Flow)
-    later, _ = queue.claim(app.engine, "elsewhere:1:0", 60.0, Flow)
+    [(held, _), (later, _)] = queue.claim(app.engine, "elsewhere:1:0", 60.0, Flow, limit=2)
     queue.release(app.engine, later, "elsewhere:1:0", delay=0.5)
     shown = json.loads(cli(config_file, "queue", "--json"))
     assert (shown["flows"]["ready"], shown["flows"]["leased"], shown["flows"]["later"]) == (1, 1, 1)

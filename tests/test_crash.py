@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import threading
 import time
 from collections import Counter
@@ -20,7 +21,7 @@ from typing import Callable
 import pytest
 from lxml import etree
 
-from gateway.models import Delivery, DeliveryState, Event, Flow, Invoice
+from gateway.models import Delivery, DeliveryState, Event, Flow, FlowState, Invoice
 from gateway.store import sha256
 from tests import crash_flows
 from tests.crash_flows import Dropped
@@ -96,11 +97,63 @@ def test_sigkill_at_random_moments_loses_nothing_doubles_nothing_skips_nothing(t
     _check_log(tmp_path / "gateway.log")
 
 
+BATCH = 12  # flows claimed and recorded together in the crash-point test
+
+
+@pytest.mark.parametrize("point", ["batch_judged", "batch_reports_written"])
+def test_sigkill_while_a_batch_is_recorded_loses_nothing_doubles_nothing(tmp_path, database_url, point):
+    """Flows waiting together are claimed as one batch; the process dies where the batch's verdicts are committed
+    and nothing delivered yet, or where its deliveries, status-returns and reports are written and not yet
+    recorded (gateway.faults); restarted, it finishes each flow once: one acknowledgement and one report each,
+    every invoice delivered once, every timeline whole."""
+    dropped = crash_flows.stream(BATCH, random.Random(BATCH))
+    config = write_config(tmp_path, {"worker": {"lease_seconds": 1.5, "batch": BATCH}, "validate": {"processes": 1}},
+                          database_url)
+    load_samples(config)
+    root = tmp_path
+    intake = GatewayProcess(config, "--role", "ingest")  # every flow acknowledged and waiting before any claim
+    intake.start()
+    wait_for(outbox(root, SUPPLIER).is_dir, PATIENCE, "the zones the gateway makes at start")
+    for flow in dropped:
+        drop(root, SUPPLIER, flow.name, flow.content)
+    wait_for(lambda: _count(outbox(root, SUPPLIER), ".ack.xml") >= BATCH, PATIENCE, "every acknowledgement")
+    assert intake.stop() == 0
+
+    crashing = GatewayProcess(config, env={"GATEWAY_CRASH_AT": point})
+    crashing.start()
+    assert crashing.proc.wait(timeout=PATIENCE) == -signal.SIGKILL
+    flows, invoices, _deliveries, _events = _load(config)
+    assert {flow.state for flow in flows} == {FlowState.RECU}, "killed before any flow of the batch was recorded"
+    judged = [flow for flow in flows if flow.id in invoices or json.loads(flow.findings or "[]")]
+    assert len(judged) > BATCH // 2, "the batch was judged as one"
+    if point == "batch_reports_written":
+        assert _count(outbox(root, SUPPLIER), ".report.xml") > BATCH // 2, "its reports were written"
+
+    gateway = GatewayProcess(config)
+    gateway.start()
+    try:
+        wait_for(lambda: _delivered_all(root, dropped), PATIENCE, "every report and delivery", 0.2)
+    finally:
+        assert gateway.stop() == 0
+    _check_zones(root, dropped)
+    flows, invoices, deliveries, events = _load(config)
+    by_name = {flow.original_name: flow for flow in flows}
+    for expected in dropped:
+        flow = by_name[expected.name]
+        context = f"{expected.name} (flow {flow.id}, killed at {point})"
+        _check_verdicts(expected, flow, invoices.get(flow.id, []), context)
+        _check_timeline(expected, events.get(flow.id, []), context)
+        _check_deliveries(expected, deliveries.get(flow.id, []), events.get(flow.id, []), root, context)
+
+
 def _delivered_all(root: Path, dropped: list[Dropped]) -> bool:
-    """Every report written, every invoice in its recipient's zone, every status-return in the supplier's."""
+    """Every report written, every invoice in its recipient's zone, every status-return in the supplier's (a flow
+    whose worker died after its judgement is finished by another, and the deliveries the dead one had leased
+    are made by the delivery queue afterwards)."""
     documents = [d for flow in dropped for d in flow.documents]
     recipients = Counter(d.recipient for d in documents if d.recipient)
     status_returns = sum(2 if d.recipient else 1 for d in documents)  # DEPOSEE and MISE_A_DISPOSITION, or 213
+    status_returns += len(dropped)  # and each flow's 500 or 501
     return (_count(outbox(root, SUPPLIER), ".report.xml") >= len(dropped)
             and _count(outbox(root, SUPPLIER), STATUS_RETURN) >= status_returns
             and all(_count(outbox(root, account), ".xml") >= n for account, n in recipients.items()))

@@ -6,13 +6,12 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
-from sqlalchemy import event, text, update
+from sqlalchemy import event, update
 from sqlmodel import select
 
 from gateway import queue
 from gateway.db import make_engine, session_scope
-from gateway.models import Delivery, DeliveryState, Flow, FlowState, Invoice, Verdict, utcnow
-from tests.harness import wait_for
+from gateway.models import Delivery, DeliveryState, Flow, FlowState, Invoice, Verdict, as_utc, utcnow
 
 
 def _holding_write_lock(engine):
@@ -64,15 +63,16 @@ def test_a_claim_on_an_empty_queue_takes_no_write_lock(tmp_path):
     release, thread = _holding_write_lock(engine)
     try:
         for model in (Flow, Delivery):
-            assert queue.claim(quick, "owner", 30.0, model) is None
+            assert queue.claim(quick, "owner", 30.0, model) == []
     finally:
         release.set()
         thread.join()
 
 
-def test_heartbeat_and_a_worker_recording_a_flow_never_deadlock(postgres):
-    """A worker records a flow's last deliveries, then the flow (pipeline.process's last transaction); a
-    heartbeat renewing that process's leases meanwhile waits for it, and neither is aborted as a deadlock."""
+def test_heartbeat_and_a_worker_recording_a_batch_never_deadlock(postgres):
+    """A worker records a batch's deliveries, in its own order, then its flows (pipeline.process's last
+    transaction); a heartbeat renewing that process's leases meanwhile skips the rows the worker holds instead of
+    waiting for them (each is renewed at a later beat), renews the others, and neither is aborted as a deadlock."""
     name = postgres.create_database()
     engine = make_engine(postgres.url(name))
     owner, later = "worker:1:0", utcnow() + timedelta(seconds=60)
@@ -83,28 +83,31 @@ def test_heartbeat_and_a_worker_recording_a_flow_never_deadlock(postgres):
             session.flush()
             session.add(Invoice(id="f1-001", flow_id="f1", verdict=Verdict.ACCEPTED))
             session.flush()
-            session.add(Delivery(id=1, invoice_id="f1-001", flow_id="f1", destination="mairie-exemple",
-                                 file_name="f1-001.xml", sha256="0", lease_owner=owner, lease_expires_at=later))
+            session.add_all([Delivery(id=n, invoice_id="f1-001", flow_id="f1", destination="mairie-exemple",
+                                      file_name=f"f1-001.{n}.xml", sha256="0", lease_owner=owner,
+                                      lease_expires_at=later) for n in (1, 2, 3)])
         failures: list[BaseException] = []
 
         def renew() -> None:
             try:
-                queue.renew(engine, owner, 60.0)
+                queue.renew(engine, owner, 600.0)
             except BaseException as exc:
                 failures.append(exc)
 
         with session_scope(engine) as worker:
-            worker.execute(update(Delivery).where(Delivery.id == 1).values(state=DeliveryState.DELIVERED))
+            worker.execute(update(Delivery).where(Delivery.id == 2).values(state=DeliveryState.DELIVERED))
             heartbeat = threading.Thread(target=renew)
             heartbeat.start()
-            wait_for(lambda: _waiting_for_a_lock(worker), what="the heartbeat waiting for the delivery's lock")
+            heartbeat.join(30)
+            assert not heartbeat.is_alive(), "the heartbeat waited for the worker's locks"
+            worker.execute(update(Delivery).where(Delivery.id == 1).values(state=DeliveryState.DELIVERED))
             worker.execute(update(Flow).where(Flow.id == "f1").values(state=FlowState.INTEGRE))
-        heartbeat.join(30)
-        assert failures == [] and not heartbeat.is_alive()
+        assert failures == []
+        with session_scope(engine, write=False) as session:
+            expiries = dict(session.execute(select(Delivery.id, Delivery.lease_expires_at)).all())
+        assert as_utc(expiries[2]) == as_utc(later), "the row the worker held is left for the next beat"
+        assert as_utc(expiries[1]) > as_utc(later) + timedelta(seconds=60) < as_utc(expiries[3])
     finally:
         engine.dispose()
         postgres.drop_database(name)
 
-
-def _waiting_for_a_lock(session) -> bool:
-    return session.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar() > 0

@@ -16,6 +16,7 @@ from gateway import events, wakeups
 from gateway.app import App
 from gateway.db import session_scope
 from gateway.findings import Finding, loads
+from gateway.memo import once
 from gateway.lifecycle.statuses import REASON_REQUIRED, TRANSITIONS, Status, can_move, requested
 from gateway.models import (Account, AccountSiret, Delivery, Flow, FlowState, Invoice, InvoiceStatus, StatusFormat,
                             Structure, Verdict, utcnow)
@@ -148,9 +149,8 @@ def _notice(app: App, session: Session, invoice: Invoice, row: InvoiceStatus | N
 
 def account_siren(session: Session, account: str) -> str | None:
     """The SIREN of the account's first SIRET: how the reform addresses it; None if it holds none."""
-    siret = session.exec(select(AccountSiret.siret).where(AccountSiret.account == account)
-                         .order_by(AccountSiret.siret).limit(1)).first()
-    return siren(siret)
+    return once(session, ("siren", account), lambda: siren(session.exec(
+        select(AccountSiret.siret).where(AccountSiret.account == account).order_by(AccountSiret.siret).limit(1)).first()))
 
 
 def _notify(app: App, session: Session, invoice: Invoice, notice: StatusNotice, tag: str) -> None:
@@ -162,7 +162,7 @@ def _notify(app: App, session: Session, invoice: Invoice, notice: StatusNotice, 
 
 def status_format(session: Session, account: str) -> StatusFormat:
     """The format of the status-returns account reads (CDAR for an account unknown here)."""
-    found = session.get(Account, account)
+    found = once(session, ("account", account), lambda: session.get(Account, account))
     return found.status_format if found else StatusFormat.CDAR
 
 

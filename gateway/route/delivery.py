@@ -73,6 +73,11 @@ def try_all(app: App, delivery_ids: list[int]) -> Tried:
 
 def record_all(app: App, session: Session, tried: Tried) -> list[DeliveryState]:
     """Record what try_all did in the caller's transaction; returns the deliveries' new states."""
+    now = utcnow()
+    done = [{"id": d.id, "state": DeliveryState.DELIVERED, "delivered_at": now, "where": where, "lease_owner": None,
+             "lease_expires_at": None} for d, where in tried if not isinstance(where, DeliveryError)]
+    if done:
+        session.execute(update(Delivery), done)  # one statement for them all (executemany by primary key)
     return [_failed(app, session, delivery, outcome) if isinstance(outcome, DeliveryError)
             else _delivered(app, session, delivery, outcome) for delivery, outcome in tried]
 
@@ -108,8 +113,7 @@ def _try(app: App, delivery: Delivery, endpoint: Endpoint | None,
 
 
 def _delivered(app: App, session: Session, delivery: Delivery, where: str) -> DeliveryState:
-    session.execute(update(Delivery).where(Delivery.id == delivery.id).values(
-        state=DeliveryState.DELIVERED, delivered_at=utcnow(), where=where, lease_owner=None, lease_expires_at=None))
+    """What follows a delivery made (its row is updated by record_all)."""
     events.record(session, delivery.flow_id, "delivered", invoice_id=delivery.invoice_id, what=delivery.kind,
                   recipient=delivery.destination, to=where, attempt=delivery.attempts)
     if delivery.kind == "invoice":
