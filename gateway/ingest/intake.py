@@ -10,6 +10,11 @@ acknowledged before it is safe, and never lost once it is.
 Several processes may share the spool. The sidecar is locked (gateway.locks) by the process taking the
 file, from the moment it appears until the entry is gone, and recover() takes only the entries no live
 process holds: run periodically by every ingest process, it finishes a dead one's entries.
+
+A channel receiving many files hands them over together (intake_all): each is claimed and stored as above, then
+their flows are committed in one transaction, then their acknowledgements written and recorded in one more. The
+promise is the same for each file; what a file costs in transactions is shared. The files a channel of this
+process has promised to hand over are marked (PROMISED): the zone watcher leaves them to it.
 """
 
 from __future__ import annotations
@@ -20,13 +25,14 @@ import os
 import secrets
 import shutil
 import stat
-from contextlib import contextmanager
+import threading
+from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
-import structlog
+from sqlalchemy import func, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
@@ -57,6 +63,16 @@ def new_flow_id() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%d%H%M%S%f}-{secrets.token_hex(3)}"
 
 
+@dataclass(frozen=True)
+class Handed:
+    """A file a channel hands to intake: where it is, what the channel knows of it and, for a file the channel saw
+    holding still, its size and mtime in ns then (expected: it is put back if it changed since)."""
+
+    path: Path
+    arrival: Arrival
+    expected: tuple[int, int] | None = None
+
+
 def intake(app: App, path: Path, arrival: Arrival, expected: tuple[int, int] | None = None) -> Flow | None:
     """Take the file at path for arrival.account; return its flow, or None if another taker won or the file
     changed since the channel last looked at it (expected: its size and mtime in ns then; it is put back).
@@ -64,34 +80,40 @@ def intake(app: App, path: Path, arrival: Arrival, expected: tuple[int, int] | N
     Raises DiskFull if there is no room to take it: the file is then left unacknowledged at path (or in
     the spool, for recover(), if it cannot be put back).
     """
-    flow_id = new_flow_id()
-    sidecar, data = _spool_paths(app, flow_id)
-    try:
-        with locks.create(sidecar, json.dumps(arrival.__dict__).encode()), _put_back_if_full(path, data, sidecar):
+    taken = intake_all(app, [Handed(path, arrival, expected)])[0]
+    if isinstance(taken, DiskFull):
+        raise taken
+    return taken
+
+
+def intake_all(app: App, handed: list[Handed]) -> list[Flow | None | DiskFull]:
+    """Take the files handed, together; for each, as intake() would: its flow, None, or the DiskFull it met (that
+    file is left unacknowledged, the others are taken). Any other failure is raised: the files claimed by then
+    stay in the spool for recover(), the others where they were."""
+    taken: list[Flow | None | DiskFull] = [None] * len(handed)
+    entries: list[tuple[int, _Entry]] = []
+    with ExitStack() as held:
+        for i, one in enumerate(handed):
+            entry = _Entry.new(app, one.arrival)
             try:
-                _claim(path, data)
-            except FileNotFoundError:  # another taker won: theirs to report
-                sidecar.unlink()
-                log.debug("taken_elsewhere", account=arrival.account, original_name=arrival.original_name)
-                return None
-            except NotRegular:
-                sidecar.unlink()
-                log.warning("zone_entry_removed", account=arrival.account, path=str(path),
-                            reason="not a regular file")
-                return None
-            if expected is not None and _moved(data, expected) and _put_back(data, path):
-                sidecar.unlink()
-                log.info("intake_put_back", account=arrival.account, original_name=arrival.original_name,
-                         reason="changed since it was seen still")
-                return None
-            return _admit(app, flow_id, arrival)
-    except Exception as exc:
-        if not is_disk_full(exc):
-            raise
-        log.debug("intake_refused", reason="disk_full", account=arrival.account,
-                  original_name=arrival.original_name)
-        app.disk.report("intake", exc, account=arrival.account, original_name=arrival.original_name)
-        raise DiskFull(errno.ENOSPC, f"no room to take {arrival.original_name}") from exc
+                if _claim_entry(entry, one, held):
+                    entry.digest, entry.size = app.store.put_file(entry.data)
+                    entries.append((i, entry))
+            except Exception as exc:
+                taken[i] = _refused(app, exc, one, entry)
+        try:
+            flows = _commit_all(app, [entry for _, entry in entries])
+        except Exception as exc:
+            for i, entry in entries:
+                taken[i] = _refused(app, exc, handed[i], entry)
+            return taken
+        for (i, entry), flow in zip(entries, flows):
+            entry.data.unlink()
+            entry.sidecar.unlink()
+            taken[i] = flow
+    if entries:
+        _admitted(app, flows)
+    return taken
 
 
 def recover(app: App) -> int:
@@ -118,30 +140,140 @@ def _recover_entry(app: App, sidecar: Path, fd: int) -> int:
         sidecar.unlink()
         return 0
     with open(fd, "rb", closefd=False) as fh:
-        arrival = Arrival(**json.load(fh))
+        entry = _Entry(sidecar.stem, Arrival(**json.load(fh)), sidecar, data)
     try:
-        _admit(app, sidecar.stem, arrival)
+        entry.digest, entry.size = app.store.put_file(data)
+        flows = _commit_all(app, [entry])
     except Exception as exc:
         if not is_disk_full(exc):
             raise
         app.disk.report("recover", exc, flow_id=sidecar.stem)  # the entry waits for the next recovery
         return 0
+    data.unlink()
+    sidecar.unlink()
+    _admitted(app, flows)
     return 1
 
 
 def acknowledge(app: App, flow: Flow) -> None:
-    """Write the acknowledgement of receipt (idempotent: same name, same content) and record it once.
+    """Write the acknowledgement of receipt (idempotent: same name, same content) and record it once."""
+    acknowledge_all(app, [flow])
 
-    Intake and a worker that claimed the flow meanwhile may both get here: the row lock (SQLite's write
-    lock) lets the first record the event and the second see it was.
+
+def acknowledge_all(app: App, flows: list[Flow]) -> None:
+    """Write the acknowledgements of flows, then record them in one transaction, each once.
+
+    Intake and a worker that claimed a flow meanwhile may both get here: the row lock (SQLite's write
+    lock) of the update lets the first record the event and the second see it was.
     """
-    digest = app.emit(flow.account, f"{flow.id}.ack.xml", build_ack(flow))
+    digests = {flow.id: app.emit(flow.account, f"{flow.id}.ack.xml", build_ack(flow)) for flow in flows}
+    accounts = {flow.id: flow.account for flow in flows}
     with session_scope(app.engine) as session:
-        stored = session.get(Flow, flow.id, with_for_update=True)
-        if not stored.acknowledged:
-            stored.acknowledged = True
-            events.record(session, flow.id, "acknowledged", account=flow.account, sha256=digest)
-    flow.acknowledged = True
+        table = Flow.__table__
+        done = session.execute(update(table).where(table.c.id.in_(digests), table.c.acknowledged.is_(False))
+                               .values(acknowledged=True).returning(table.c.id)).scalars().all()
+        for flow_id in sorted(done):
+            events.record(session, flow_id, "acknowledged", account=accounts[flow_id], sha256=digests[flow_id])
+    for flow in flows:
+        flow.acknowledged = True
+
+
+class Promised:
+    """Files a channel of this process has promised to hand to intake (the SFTP server's uploads, named in in/
+    so that a crash leaves them to the zone watcher): the zone watcher of this process leaves them to it, rather
+    than race it for them. A name promised twice (a second upload under it) is kept until both are released."""
+
+    def __init__(self) -> None:
+        self._paths: Counter[Path] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, path: Path) -> None:
+        with self._lock:
+            self._paths[path] += 1
+
+    def release(self, path: Path) -> None:
+        with self._lock:
+            self._paths[path] -= 1
+            if self._paths[path] <= 0:
+                del self._paths[path]
+
+    def __contains__(self, path: Path) -> bool:
+        with self._lock:
+            return path in self._paths
+
+
+PROMISED = Promised()
+
+
+@dataclass
+class _Entry:
+    """A spool entry: the flow id it is named after, its arrival, its sidecar and data, and once stored, the
+    digest and size of its stored copy."""
+
+    flow_id: str
+    arrival: Arrival
+    sidecar: Path
+    data: Path
+    digest: str = ""
+    size: int = 0
+
+    @classmethod
+    def new(cls, app: App, arrival: Arrival) -> _Entry:
+        flow_id = new_flow_id()
+        return cls(flow_id, arrival, *_spool_paths(app, flow_id))
+
+
+def _claim_entry(entry: _Entry, one: Handed, held: ExitStack) -> bool:
+    """Claim the file of one into the spool entry, whose sidecar held holds; False if another taker won or it
+    changed since it was seen still (it is put back)."""
+    arrival = one.arrival
+    held.enter_context(locks.create(entry.sidecar, json.dumps(arrival.__dict__).encode()))
+    try:
+        _claim(one.path, entry.data)
+    except FileNotFoundError:  # another taker won: theirs to report
+        entry.sidecar.unlink()
+        log.debug("taken_elsewhere", account=arrival.account, original_name=arrival.original_name)
+        return False
+    except NotRegular:
+        entry.sidecar.unlink()
+        log.warning("zone_entry_removed", account=arrival.account, path=str(one.path), reason="not a regular file")
+        return False
+    if one.expected is not None and _moved(entry.data, one.expected) and _put_back(entry.data, one.path):
+        entry.sidecar.unlink()
+        log.info("intake_put_back", account=arrival.account, original_name=arrival.original_name,
+                 reason="changed since it was seen still")
+        return False
+    return True
+
+
+def _refused(app: App, exc: Exception, one: Handed, entry: _Entry) -> DiskFull:
+    """The DiskFull of a file that found no room to be taken, put back from its spool entry if it was claimed;
+    exc itself is raised if it is not the disk full."""
+    if not is_disk_full(exc):
+        raise exc
+    if _put_back(entry.data, one.path):
+        entry.sidecar.unlink(missing_ok=True)
+    arrival = one.arrival
+    log.debug("intake_refused", reason="disk_full", account=arrival.account, original_name=arrival.original_name)
+    app.disk.report("intake", exc, account=arrival.account, original_name=arrival.original_name)
+    full = DiskFull(errno.ENOSPC, f"no room to take {arrival.original_name}")
+    full.__cause__ = exc
+    return full
+
+
+def _admitted(app: App, flows: list[Flow]) -> None:
+    """What follows the commit of flows: their acknowledgements (left to their workers when there is no room
+    for them yet), and the workers woken."""
+    app.disk.clear()
+    waiting = [flow for flow in flows if not flow.acknowledged]
+    try:
+        if waiting:
+            acknowledge_all(app, waiting)
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        app.disk.report("acknowledge", exc)
+    wakeups.now(app)
 
 
 def _spool_paths(app: App, flow_id: str) -> tuple[Path, Path]:
@@ -179,17 +311,6 @@ def _claim(path: Path, data: Path) -> None:
         os.unlink(path)
 
 
-@contextmanager
-def _put_back_if_full(path: Path, data: Path, sidecar: Path) -> Iterator[None]:
-    """Undo a claim that found no room to be admitted, so that the file is taken again from where it was."""
-    try:
-        yield
-    except Exception as exc:
-        if is_disk_full(exc) and _put_back(data, path):
-            sidecar.unlink()
-        raise
-
-
 def _moved(data: Path, expected: tuple[int, int]) -> bool:
     st = os.lstat(data)
     return (st.st_size, st.st_mtime_ns) != expected
@@ -209,60 +330,81 @@ def _put_back(data: Path, path: Path) -> bool:
     return True
 
 
-def _admit(app: App, flow_id: str, arrival: Arrival) -> Flow:
-    sidecar, data = _spool_paths(app, flow_id)
-    with structlog.contextvars.bound_contextvars(flow_id=flow_id, account=arrival.account):
-        digest, size = app.store.put_file(data)
-        try:
-            flow = _commit(app, flow_id, arrival, digest, size)
-        except IntegrityError:  # the same idempotency key committed meanwhile by another deposit: its flow
-            flow = _commit(app, flow_id, arrival, digest, size)
-        data.unlink()
-        sidecar.unlink()
-        app.disk.clear()
-        if not flow.acknowledged:
-            _acknowledge_if_room(app, flow)
-    wakeups.now(app)
-    return flow
-
-
-def _acknowledge_if_room(app: App, flow: Flow) -> None:
-    """Acknowledge a committed flow, or leave it to its worker when there is no room for it yet."""
+def _commit_all(app: App, entries: list[_Entry]) -> list[Flow]:
+    """Commit the flows of entries in one transaction (those a previous run committed already are returned as
+    they are); once more if a deposit with the same idempotency key committed meanwhile (its flow is returned)."""
     try:
-        acknowledge(app, flow)
-    except Exception as exc:
-        if not is_disk_full(exc):
-            raise
-        app.disk.report("acknowledge", exc)
+        return _commit_rows(app, entries)
+    except IntegrityError:
+        return _commit_rows(app, entries)
 
 
-def _commit(app: App, flow_id: str, arrival: Arrival, digest: str, size: int) -> Flow:
-    """Commit the flow row, or return it if a previous run already did."""
+def _commit_rows(app: App, entries: list[_Entry]) -> list[Flow]:
+    if not entries:
+        return []
     with session_scope(app.engine) as session:
-        existing = session.get(Flow, flow_id)
-        if existing is not None:
-            return existing
-        if arrival.idempotency_key is not None:
-            first = session.get(IdempotencyKey, (arrival.account, arrival.idempotency_key))
-            if first is not None:  # a retried deposit (the API answers with the first flow)
-                return session.get(Flow, first.flow_id)
-            session.add(IdempotencyKey(account=arrival.account, key=arrival.idempotency_key, flow_id=flow_id))
-        name = recordable(arrival.original_name)
-        flow = Flow(id=flow_id, account=arrival.account, original_name=name,
-                    size=size, sha256=digest, channel=arrival.channel, turn=queue.turn(session, arrival.account))
-        earlier = session.exec(
-            select(Flow).where(Flow.account == arrival.account, Flow.sha256 == digest)
-            .order_by(Flow.received_at).limit(1)
-        ).first()
-        refusals = [f for f in (flow_name_refusal(name), _duplicate(earlier) if earlier else None) if f]
-        if refusals:
-            flow.findings = dumps(refusals)
-        session.add(flow)
-        events.record(session, flow_id, "received", account=arrival.account, channel=arrival.channel,
-                      original_name=name, size=size, sha256=digest,
-                      duplicate_of=earlier.id if earlier else None)
-    log.debug("flow_committed", flow_id=flow_id)
-    return flow
+        existing = {flow.id: flow for flow in session.exec(select(Flow).where(Flow.id.in_([e.flow_id for e in entries])))}
+        firsts = _firsts(session, [e.arrival for e in entries if e.flow_id not in existing])
+        earliest = _earliest(session, [e for e in entries if e.flow_id not in existing])
+        turns: dict[str, int] = {}
+        flows, rows, keys = [], [], []
+        for entry in entries:
+            arrival = entry.arrival
+            if entry.flow_id in existing:
+                flows.append(existing[entry.flow_id])
+                continue
+            if arrival.idempotency_key is not None:
+                first = firsts.get((arrival.account, arrival.idempotency_key))
+                if first is not None:  # a retried deposit (the API answers with the first flow)
+                    flows.append(first)
+                    continue
+                keys.append({"account": arrival.account, "key": arrival.idempotency_key, "flow_id": entry.flow_id})
+            turns[arrival.account] = turns[arrival.account] + 1 if arrival.account in turns else \
+                queue.turn(session, arrival.account)
+            name = recordable(arrival.original_name)
+            flow = Flow(id=entry.flow_id, account=arrival.account, original_name=name, size=entry.size,
+                        sha256=entry.digest, channel=arrival.channel, turn=turns[arrival.account])
+            earlier = earliest.setdefault((arrival.account, entry.digest), flow)
+            earlier = earlier if earlier is not flow else None
+            refusals = [f for f in (flow_name_refusal(name), _duplicate(earlier) if earlier else None) if f]
+            if refusals:
+                flow.findings = dumps(refusals)
+            flows.append(flow)
+            rows.append(flow.model_dump())
+            events.record(session, flow.id, "received", account=arrival.account, channel=arrival.channel,
+                          original_name=name, size=entry.size, sha256=entry.digest,
+                          duplicate_of=earlier.id if earlier else None)
+        if keys:
+            session.execute(insert(IdempotencyKey.__table__), keys)
+        if rows:
+            session.execute(insert(Flow.__table__), rows)
+    log.debug("flows_committed", flows=len(rows))
+    return flows
+
+
+def _firsts(session, arrivals: list[Arrival]) -> dict[tuple[str, str], Flow]:
+    """The flows already committed under the idempotency keys of arrivals, by (account, key)."""
+    wanted = {(a.account, a.idempotency_key) for a in arrivals if a.idempotency_key is not None}
+    firsts = {}
+    for account, key in wanted:
+        first = session.get(IdempotencyKey, (account, key))
+        if first is not None:
+            firsts[(account, key)] = session.get(Flow, first.flow_id)
+    return firsts
+
+
+def _earliest(session, entries: list[_Entry]) -> dict[tuple[str, str], Flow]:
+    """The first flow received of each (account, digest) of entries, where one was: they are duplicates of it."""
+    earliest: dict[tuple[str, str], Flow] = {}
+    for account in {e.arrival.account for e in entries}:
+        digests = {e.digest for e in entries if e.arrival.account == account}
+        first = (select(Flow.sha256, func.min(Flow.received_at).label("at"))
+                 .where(Flow.account == account, Flow.sha256.in_(digests)).group_by(Flow.sha256).subquery())
+        for flow in session.exec(select(Flow).join(first, (Flow.sha256 == first.c.sha256) &
+                                                   (Flow.received_at == first.c.at))
+                                 .where(Flow.account == account).order_by(Flow.received_at)):
+            earliest.setdefault((account, flow.sha256), flow)
+    return earliest
 
 
 def _duplicate(earlier: Flow) -> Finding:

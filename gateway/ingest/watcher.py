@@ -13,9 +13,10 @@ A file that finds the disk full is left where it is and forgotten: the next scan
 is tried once a scan interval until there is room. A temporary upload (NAME.part, .NAME...) left untouched
 for [sftp] stale_upload_seconds is removed at a scan, whichever channel wrote it.
 
-The files that held still are taken the accounts in turn, each account's oldest first (gateway.turns), for one
-stable interval at most before the next look: a burst of files in one account's in/ delays another's by one
-intake at most. A folder in in/ is never taken: it is logged once when it appears and once when it is gone.
+The files that held still are taken the accounts in turn, each account's oldest first (gateway.turns), handed
+to intake together up to _BATCH at a time (one transaction for their flows, one for their acknowledgements), for
+one stable interval at most before the next look: a burst of files in one account's in/ delays another's by one
+batch at most. A file this process's SFTP server has promised to intake is left to it (intake.PROMISED). A folder in in/ is never taken: it is logged once when it appears and once when it is gone.
 """
 
 from __future__ import annotations
@@ -29,25 +30,30 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from watchdog.events import EVENT_TYPE_CLOSED_NO_WRITE, EVENT_TYPE_OPENED, FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (FileClosedEvent, FileCreatedEvent, FileMovedEvent, FileSystemEvent,
+                             FileSystemEventHandler)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
 
 from gateway.app import App
 from gateway.dbdown import log_failure
-from gateway.diskfull import DiskFull
-from gateway.ingest.intake import Arrival, intake
+from gateway.ingest.intake import PROMISED, Arrival, Handed, intake_all
 from gateway.log import log
+from gateway.models import Flow
 from gateway.turns import Turns
 from gateway.zones import UPLOAD_PREFIX, is_final_name
 
 
-# Reading a file changes nothing in it: the watcher's own look at a file (its lease) must not wake it again.
-_NOT_HINTS = frozenset({EVENT_TYPE_OPENED, EVENT_TYPE_CLOSED_NO_WRITE})
+# The events that hint at a file to take: one appearing under a name (made, linked, moved in) or closed by its
+# writer. Only those are asked of inotify: the writes of a file being written (seen by the looks while it is
+# candidate), its removal, and any read (the watcher's own look at a file, its lease, must not wake it again) would
+# each be an event for watchdog's threads to carry, a few per upload from the SFTP server sharing this process.
+_HINTS = [FileCreatedEvent, FileMovedEvent, FileClosedEvent]
 # Entries removed from an account's in/ logged in full (each names its entry) in a summary period, before the
 # others are only counted (gateway.alarm.Repeats): a shell user planting thousands makes a line a period.
 _REMOVALS_LOGGED = 10
+_BATCH = 16  # files handed to intake at once, at most: a batch delays another account's file by its length
 
 
 def open_for_writing(path: Path) -> bool | None:
@@ -80,7 +86,7 @@ class _Hints(FileSystemEventHandler):
         self.watcher = watcher
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if not event.is_directory and event.event_type not in _NOT_HINTS:
+        if not event.is_directory:
             self.watcher.hint(Path(os.fsdecode(getattr(event, "dest_path", "") or event.src_path)))
 
 
@@ -165,7 +171,8 @@ class ZoneWatcher:
             observer.unschedule(self._watches.pop(gone))
         for inbox in inboxes:
             if inbox not in self._watches:
-                self._watches[inbox] = observer.schedule(_Hints(self), str(inbox), recursive=False)
+                self._watches[inbox] = observer.schedule(_Hints(self), str(inbox), recursive=False,
+                                                         event_filter=_HINTS)
 
     def tick(self, now: float, until: float | None = None) -> int:
         """Look at every candidate once and take those that held still, the accounts in turn, each account's
@@ -179,17 +186,22 @@ class ZoneWatcher:
         for path in sorted(self._seen, key=lambda p: self._seen[p].mtime_ns):  # oldest first
             if self._look(path, now):
                 still.put(path.parent.parent.name, path)
-        taken = 0
-        while (until is None or time.monotonic() < until) and (item := still.get(block=False)) is not None:
-            try:
-                taken += self._take(item[1], now)
-            except DiskFull:  # logged by intake; a smaller file may still fit, so the others are tried too
-                pass
+        taken, more = 0, True
+        while more and (until is None or time.monotonic() < until):
+            batch: list[Handed] = []
+            while len(batch) < _BATCH and (more := (item := still.get(block=False)) is not None):
+                if (handed := self._handed(item[1], now)) is not None:
+                    batch.append(handed)
+            # a file refused for want of room is logged by intake; a smaller file may still fit, so all are tried
+            taken += sum(isinstance(flow, Flow) for flow in intake_all(self.app, batch)) if batch else 0
         return taken
 
     def _look(self, path: Path, now: float) -> bool:
         """Whether path is a file that has held still long enough to be taken (its size and mtime are noted
-        at each look); a folder is said once, a link, fifo or device removed."""
+        at each look); a folder is said once, a link, fifo or device removed, a file promised to intake left."""
+        if path in PROMISED:
+            self._seen.pop(path, None)
+            return False
         try:
             st = os.lstat(path)
         except FileNotFoundError:
@@ -209,16 +221,16 @@ class ZoneWatcher:
         quiet = self.settings.stable_interval if st.st_size else self.settings.empty_grace
         return now - seen.since >= quiet
 
-    def _take(self, path: Path, now: float) -> bool:
-        """Hand the file at path to intake, unless a writer still holds it (it must close it, then let it hold
-        still); intake puts it back if it changed since its size and mtime were noted."""
+    def _handed(self, path: Path, now: float) -> Handed | None:
+        """The file at path as handed to intake, unless a writer still holds it (it must close it, then let it
+        hold still); intake puts it back if it changed since its size and mtime were noted."""
         seen = self._seen[path]
         if open_for_writing(path):
             self._seen[path] = _Seen(seen.size, seen.mtime_ns, now)
-            return False
+            return None
         del self._seen[path]
-        arrival = Arrival(account=path.parent.parent.name, original_name=path.name, channel="zone")
-        return intake(self.app, path, arrival, expected=(seen.size, seen.mtime_ns)) is not None
+        return Handed(path, Arrival(account=path.parent.parent.name, original_name=path.name, channel="zone"),
+                      expected=(seen.size, seen.mtime_ns))
 
     def run(self, stop: threading.Event) -> None:
         observer = self._observe()

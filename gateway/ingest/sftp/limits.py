@@ -181,27 +181,33 @@ class HandleCaps:
 class InboxQuota:
     """What an account may hold in its in/, in bytes and files, temporary uploads included.
 
-    What the other files of in/ hold is read from the folder when an upload opens, and again when one would
-    go past the quota (intake may have taken files meanwhile); the uploads this process is writing are counted
-    as they grow, so that several connections of one account share the quota.
+    What the other files of in/ hold is read from the folder at an upload's open when the last look is older
+    than _LOOK_EVERY, and again whenever a figure would go past the quota (intake may have taken files
+    meanwhile); between two looks, the uploads this process closes are added to it, so an upload never costs a
+    scan of a folder that a backlog may fill (a sending session would slow down as it grows). The uploads this
+    process is writing are counted as they grow, so that several connections of one account share the quota.
     """
 
-    def __init__(self, max_bytes: int, max_files: int) -> None:
-        self.max_bytes, self.max_files = max_bytes, max_files
+    _LOOK_EVERY = 1.0  # seconds: how stale the count of other writers' files (other processes, shells) may be
+
+    def __init__(self, max_bytes: int, max_files: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_bytes, self.max_files, self.clock = max_bytes, max_files, clock
         self._writing: dict[str, dict[str, int]] = {}  # account -> {temporary name: bytes written}
-        self._rest: dict[str, int] = {}  # account -> bytes of the other files of its in/, at the last look
+        self._rest: dict[str, _Held] = {}  # account -> the other files of its in/, at the last look and since
         self._lock = threading.Lock()
 
     def admit(self, account: str, inbox: int, temporary: str) -> None:
         """Count a new upload of account (in its in/, open as inbox, under the name temporary), or Refused."""
         with self._lock:
             writing = self._writing.setdefault(account, {})
-            held = self._look(account, inbox)
-            if held.files + len(writing) >= self.max_files:
+            rest = self._rest.get(account)
+            if rest is None or self.clock() - rest.looked >= self._LOOK_EVERY or not self._room(rest, writing):
+                rest = self._look(account, inbox)
+            if rest.files + len(writing) >= self.max_files:
                 self._forget_if_idle(account)
                 raise Refused(f"quota reached: inbox_max_files ({self.max_files} files in in/, uploads included); "
                               "send again once the gateway has taken some")
-            if held.bytes + sum(writing.values()) >= self.max_bytes:
+            if rest.bytes + sum(writing.values()) >= self.max_bytes:
                 self._forget_if_idle(account)
                 raise Refused(self._bytes_refusal())
             writing[temporary] = 0
@@ -213,7 +219,7 @@ class InboxQuota:
             if size <= writing[temporary]:
                 return
             others = sum(writing.values()) - writing[temporary]
-            if self._rest[account] + others + size > self.max_bytes and \
+            if self._rest[account].bytes + others + size > self.max_bytes and \
                     self._look(account, inbox).bytes + others + size > self.max_bytes:
                 raise Refused(self._bytes_refusal())
             writing[temporary] = size
@@ -222,18 +228,37 @@ class InboxQuota:
         """The upload temporary is closed: kept bytes of it stay in in/ (under its name), none if discarded."""
         with self._lock:
             del self._writing[account][temporary]
-            self._rest[account] += kept
+            if kept:
+                rest = self._rest[account]
+                rest.files, rest.bytes = rest.files + 1, rest.bytes + kept
             self._forget_if_idle(account)
 
-    def _look(self, account: str, inbox: int):
+    def _room(self, rest: _Held, writing: dict[str, int]) -> bool:
+        return rest.files + len(writing) < self.max_files and rest.bytes + sum(writing.values()) < self.max_bytes
+
+    def _look(self, account: str, inbox: int) -> _Held:
         held = holding(inbox, leave_out=frozenset(self._writing[account]))
-        self._rest[account] = held.bytes
-        return held
+        rest = self._rest[account] = _Held(held.files, held.bytes, self.clock())
+        return rest
 
     def _forget_if_idle(self, account: str) -> None:
+        """An account writing nothing keeps only its last look, until it is stale."""
         if not self._writing[account]:
-            del self._writing[account], self._rest[account]
+            del self._writing[account]
+            rest = self._rest.get(account)
+            if rest is not None and self.clock() - rest.looked >= self._LOOK_EVERY:
+                del self._rest[account]
 
     def _bytes_refusal(self) -> str:
         return (f"quota reached: inbox_max_bytes ({self.max_bytes} bytes in in/, uploads included); send again "
                 "once the gateway has taken some")
+
+
+@dataclass
+class _Held:
+    """The files of an account's in/ other than its uploads being written: those of the last look, at looked
+    (InboxQuota.clock), and those closed since."""
+
+    files: int
+    bytes: int
+    looked: float

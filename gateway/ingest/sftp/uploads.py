@@ -8,8 +8,12 @@ left open, after calling session_ended(); those uploads are cut short and are de
 A final name is then handed to intake from a thread of its own: intake fsyncs and commits (about
 8 ms), and a client waiting for that at each close would upload several times slower. The file is
 first linked under its final name in in/, so that after a crash the zone watcher takes it like any
-dropped file: a close answered OK is not lost if the gateway stops or crashes. That thread takes the
-accounts in turn (gateway.turns): a burst of uploads from one account delays another's by one intake at most.
+dropped file: a close answered OK is not lost if the gateway stops or crashes; meanwhile it is promised to
+intake (gateway.ingest.intake.PROMISED), and this process's zone watcher leaves it alone. That thread takes what
+has arrived when it is free, up to _BATCH files, without waiting for more (a lone upload is taken at once; under a
+burst, batches form while intake works), and hands them to intake together (intake_all: one transaction for their
+flows, one for their acknowledgements). It takes the accounts in turn (gateway.turns): a burst of uploads from one
+account delays another's by one batch at most.
 """
 
 from __future__ import annotations
@@ -29,13 +33,14 @@ from gateway import locks
 from gateway.app import App
 from gateway.dbdown import log_failure
 from gateway.diskfull import DiskFull
-from gateway.ingest.intake import Arrival, intake
+from gateway.ingest.intake import PROMISED, Arrival, Handed, intake, intake_all
 from gateway.ingest.sftp.limits import InboxQuota, Refusal, Refused
 from gateway.log import log
 from gateway.turns import Turns
 from gateway.zones import UPLOAD_PREFIX, is_final_name
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_BATCH = 16  # files handed to intake at once, at most: a batch delays another account's file by its length
 
 
 class Handoff:
@@ -62,30 +67,41 @@ class Handoff:
         Never replaces a file: if an earlier upload of the same name still waits for intake, this
         one is taken at once under its current name instead, so that neither is lost.
         """
+        inbox = self.app.zones.inbox(account)
+        PROMISED.add(inbox / name)  # before it appears under that name
         try:
             os.link(source, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
         except FileExistsError:
+            PROMISED.release(inbox / name)
             try:
-                intake(self.app, self.app.zones.inbox(account) / source,
-                       Arrival(account=account, original_name=name, channel="sftp"))
+                intake(self.app, inbox / source, Arrival(account=account, original_name=name, channel="sftp"))
             except DiskFull:  # the close is answered with a failure: the client sends the file again later
                 with contextlib.suppress(FileNotFoundError):  # gone if it had to stay in the spool instead
                     os.unlink(source, dir_fd=dir_fd)
                 raise
             return
+        except BaseException:
+            PROMISED.release(inbox / name)
+            raise
         os.unlink(source, dir_fd=dir_fd)
         self._waiting.put(account, name)
 
     def _run(self) -> None:
         while (item := self._waiting.get()) is not None:
-            account, name = item
-            try:
-                intake(self.app, self.app.zones.inbox(account) / name,
-                       Arrival(account=account, original_name=name, channel="sftp"))
-            except DiskFull:  # logged by intake; the file waits in in/ under its final name for the watcher
-                pass
-            except Exception:  # the file stays in in/ under its final name: the watcher retries it
-                log_failure("sftp_intake_failed", account=account, original_name=name)
+            batch = [item]
+            while len(batch) < _BATCH and (item := self._waiting.get(block=False)) is not None:
+                batch.append(item)
+            handed = [Handed(self.app.zones.inbox(account) / name, Arrival(account=account, original_name=name,
+                                                                           channel="sftp"))
+                      for account, name in batch]
+            try:  # a file refused for want of room (logged by intake) waits in in/ for the watcher
+                intake_all(self.app, handed)
+            except Exception:  # those not yet taken stay in in/ under their final names: the watcher retries them
+                log_failure("sftp_intake_failed", files=len(handed), accounts=sorted({a for a, _ in batch}),
+                            original_names=[name for _, name in batch][:10])
+            finally:
+                for one in handed:
+                    PROMISED.release(one.path)
 
     def _sweep(self) -> None:
         """Delete uploads a dead process left unfinished; those another live one is writing are locked."""
