@@ -79,7 +79,7 @@ def main() -> None:
         config = with_an_invoice(Path(tmp))
         gateway = [sys.executable, "-m", "gateway", "--config", str(config)]
         floors = {"python -c pass": [sys.executable, "-c", "pass"],
-                  "import click, sqlmodel": [sys.executable, "-c", "import click, sqlmodel"],
+                  "import click, sqlalchemy": [sys.executable, "-c", "import click, sqlalchemy"],
                   "import gateway.cli": [sys.executable, "-c", "import gateway.cli"]}
         print(f"best and median of {args.repeat} runs, each a new process; target {TARGET} s")
         for name, argv in floors.items():

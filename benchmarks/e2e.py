@@ -16,7 +16,8 @@ re-addressed from the sample supplier acme to mairie-exemple and renumbered per 
 would still reject (a credit note without the reference of its invoice, the French rules of an
 EXTENDED-CTC-FR invoice) are left out before the run.
 
-    python benchmarks/e2e.py [--flows 300] [--db sqlite,postgresql] [--workers 1,2] [--sessions 4] [--rate R|half]
+    python benchmarks/e2e.py [--flows 300] [--db sqlite,postgresql] [--workers 1,2] [--batch 1,16] [--sessions 4]
+                             [--rate R|half]
                              [--front embedded|sshd]
     python benchmarks/e2e.py --rss-flows 20000 [--rss-every 1000] --db sqlite --workers 2
 
@@ -220,10 +221,12 @@ class Spec:
     rate: float = 0.0  # flows/s; 0: as fast as the clients go
     half_load: bool = False
     sshd: bool = False  # OpenSSH's sshd serves the zone instead of the embedded SFTP server
+    batch: int = 0  # [worker] batch; 0: the config's
 
     @property
     def label(self) -> str:
-        return f"{self.db}-{self.workers}w" + ("-sshd" if self.sshd else "") + (f"-{self.rate:.1f}per-s" if self.rate else "")
+        return (f"{self.db}-{self.workers}w" + (f"-batch{self.batch}" if self.batch else "")
+                + ("-sshd" if self.sshd else "") + (f"-{self.rate:.1f}per-s" if self.rate else ""))
 
 
 @dataclass
@@ -247,7 +250,8 @@ class Result:
         invoices_per_s = self.outcome["accepted"] / self.seconds
         ms = {f"{name}_p{q}_ms": round(percentile(values, q) * 1000, 1)
               for name, values in (("ack", self.ack), ("report", self.report)) for q in (50, 99)}
-        return {"db": self.spec.db, "worker_processes": self.spec.workers, "roles": has_roles(),
+        return {"db": self.spec.db, "worker_processes": self.spec.workers, "batch": self.spec.batch or None,
+                "roles": has_roles(),
                 "front": "sshd" if self.spec.sshd else "embedded",
                 "rate": self.spec.rate or None, "half_load": self.spec.half_load, "flows": self.flows,
                 "complete": self.complete, **self.outcome, "flows_per_s": round(self.flows / self.seconds, 2),
@@ -371,14 +375,14 @@ def _remove_if_empty(folder: Path) -> None:
 
 def print_table(results: list[Result], raw: dict[int, float]) -> None:
     raws = "".join(f" {f'/raw x{k}':>8}" for k in raw)
-    print(f"{'database':10} {'workers':>7} {'rate':>6} {'flows':>6} {'flows/s':>8} {'inv/s':>7} {'upload/s':>8} "
+    print(f"{'database':10} {'workers':>7} {'batch':>5} {'rate':>6} {'flows':>6} {'flows/s':>8} {'inv/s':>7} {'upload/s':>8} "
           f"{'ack p50/p99 ms':>15} {'report p50/p99 ms':>18} {'RSS MB':>7}{raws}  complete")
     for r in results:
         ack = f"{percentile(r.ack, 50) * 1000:.0f}/{percentile(r.ack, 99) * 1000:.0f}"
         report = f"{percentile(r.report, 50) * 1000:.0f}/{percentile(r.report, 99) * 1000:.0f}"
         invoices = r.outcome["accepted"] / r.seconds
         ratios = "".join(f" {'-' if r.spec.rate else f'{invoices / v:.2f}':>8}" for v in raw.values())
-        print(f"{r.spec.db:10} {r.spec.workers:>7} {r.spec.rate or '-':>6} {r.flows:>6} {r.flows / r.seconds:8.1f} "
+        print(f"{r.spec.db:10} {r.spec.workers:>7} {r.spec.batch or '-':>5} {r.spec.rate or '-':>6} {r.flows:>6} {r.flows / r.seconds:8.1f} "
               f"{invoices:7.1f} {r.flows / r.upload_seconds:8.1f} {ack:>15} {report:>18} {r.peak_rss_mb:7.0f}"
               f"{ratios}  {'yes' if r.complete else 'NO ' + json.dumps(r.outcome)}")
     for r in results:  # where the time goes, against the raw cost of judging one invoice
@@ -415,6 +419,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--front", choices=("embedded", "sshd"), default="embedded",
                         help="who receives the uploads: the gateway's SFTP server (default), or OpenSSH's sshd "
                         "serving the supplier's in/ folder, the gateway's watcher taking the files (needs root)")
+    parser.add_argument("--batch", default="", help="[worker] batch values to compare, comma-separated "
+                        "(default: the config's)")
     parser.add_argument("--threads", type=int, default=0, help="worker threads per process (default: the config's)")
     parser.add_argument("--validators", type=int, default=0,
                         help="validator processes per gateway process (default: the config's, one per core)")
@@ -436,6 +442,7 @@ def main() -> int:
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # cleanup runs as for Ctrl-C
     databases, workers = args.db.split(","), [int(k) for k in args.workers.split(",")]
+    batches = [int(b) for b in args.batch.split(",")] if args.batch else [0]
     settings = gateway_settings(args)
     built = [(name, content) for name, content in candidates() if admissible(content)]
     count = min(args.flows, args.raw_docs)
@@ -461,8 +468,8 @@ def main() -> int:
         flows = stage_flows(base / "flows", templates, args.flows)
         postgres = Postgres(stack)
         for db in databases:
-            for k in workers:
-                specs = [Spec(db, k, 0.0 if args.rate == "half" else float(args.rate), sshd=sshd)]
+            for k, batch in ((k, b) for k in workers for b in batches):
+                specs = [Spec(db, k, 0.0 if args.rate == "half" else float(args.rate), sshd=sshd, batch=batch)]
                 while specs:
                     spec = specs.pop(0)
                     print(f"{spec.label}: {args.flows} flows...", file=sys.stderr)
@@ -472,12 +479,13 @@ def main() -> int:
                         except LookupError as exc:
                             print(f"{db}: skipped: {exc}", file=sys.stderr)
                             break
-                        result = run(spec, flows, base, url, settings, args, postgres.pid if url else None)
+                        batched = {**settings, "worker": {**settings["worker"], "batch": batch}} if batch else settings
+                        result = run(spec, flows, base, url, batched, args, postgres.pid if url else None)
                     results.append(result)
                     print(json.dumps(result.summary(raw, settings)), flush=True)
                     if args.rate == "half" and not spec.half_load:
                         specs.append(Spec(db, k, round(result.flows / result.seconds / 2, 2), half_load=True,
-                                          sshd=sshd))
+                                          sshd=sshd, batch=batch))
     print()
     print_table(results, raw)
     print_targets(results, raw)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 import click
 
 from gateway import config as config_module
-from gateway.models import DeliveryState, Direction, FlowState, Role, StatusFormat
+from gateway.tables import DeliveryState, Direction, FlowState, Role, StatusFormat
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine

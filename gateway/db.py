@@ -24,14 +24,16 @@ import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
-from sqlmodel import Session, create_engine
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
 
 from gateway.permissions import PRIVATE_DIR, make_dir, make_private_file
 from gateway.schema import ensure_schema
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 
 _READS_ONLY = "gateway_reads_only"
@@ -122,6 +124,8 @@ def make_engine(url: str) -> Engine:
 def session_scope(engine: Engine, *, write: bool = True) -> Iterator[Session]:
     """A session whose transaction commits on success and rolls back on error; write=False promises that
     it only reads (on SQLite it then begins without taking the write lock)."""
+    from sqlmodel import Session  # imported by the commands using the ORM only: reading() needs none of it
+
     bind = engine if write else engine.execution_options(**{_READS_ONLY: True})
     with Session(bind, expire_on_commit=False) as session:
         try:
@@ -130,3 +134,11 @@ def session_scope(engine: Engine, *, write: bool = True) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction that only reads (begun as session_scope(write=False) begins), for reads in
+    SQLAlchemy Core: no ORM session, so a command that only reads never imports the ORM."""
+    with engine.execution_options(**{_READS_ONLY: True}).connect() as connection, connection.begin():
+        yield connection

@@ -20,17 +20,25 @@ import secrets
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import Table, func, select, tuple_, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
-from gateway.db import session_scope
-from gateway.models import Delivery, DeliveryState, Endpoint, Flow, FlowState, Worker, as_utc, utcnow
+from gateway import tables
+from gateway.db import reading, session_scope
+from gateway.tables import DeliveryState, FlowState, as_utc, utcnow
 
-Queued = type[Flow] | type[Delivery]
-_LEASED = (Flow, Delivery, Endpoint)  # what a process's heartbeat renews and a graceful stop gives back
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from gateway.models import Delivery, Flow
+
+# A queue, by its ORM class (the worker's) or its table: the queue reads and writes the tables (SQLAlchemy Core),
+# so that `gateway queue` never imports the ORM.
+Queued: TypeAlias = "type[Flow | Delivery] | Table"
+# what a process's heartbeat renews and a graceful stop gives back
+_LEASED = (tables.flow, tables.delivery, tables.endpoint)
 # The deliveries a flow's worker makes itself: its invoices and their status-returns. Notifications (webhook,
 # email) are always the delivery workers': a slow receiver must not hold up a flow.
 FLOW_KINDS = ("invoice", "status")
@@ -40,67 +48,79 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+def _table(model: Queued) -> Table:
+    """A queue's table, given its ORM class or the table itself."""
+    return getattr(model, "__table__", model)
+
+
 def _active(model: Queued) -> Any:
     """A row still to be done."""
-    return Flow.state == FlowState.RECU if model is Flow else Delivery.state == DeliveryState.PENDING
+    table = _table(model)
+    return table.c.state == (FlowState.RECU if table is tables.flow else DeliveryState.PENDING)
 
 
 def _ready(model: Queued, now) -> list[Any]:
     """What makes a row claimable, besides an expired or absent lease."""
-    if model is Flow:
-        return [_active(Flow)]
-    return [_active(Delivery), Delivery.next_attempt_at <= now]
+    table = _table(model)
+    if table is tables.flow:
+        return [_active(table)]
+    return [_active(table), table.c.next_attempt_at <= now]
 
 
 def _free(model: Queued, now) -> Any:
-    return (model.lease_expires_at.is_(None)) | (model.lease_expires_at < now)
+    column = _table(model).c
+    return (column.lease_expires_at.is_(None)) | (column.lease_expires_at < now)
 
 
 def _order(model: Queued) -> tuple[Any, ...]:
     """The order rows are claimed in: flows by turn, then in the order they arrived; deliveries as made."""
-    return (Flow.turn, Flow.id) if model is Flow else (Delivery.id,)
+    flow = tables.flow.c
+    return (flow.turn, flow.id) if _table(model) is tables.flow else (tables.delivery.c.id,)
 
 
 def _unattended(model: Queued) -> list[Any]:
     """The files delivered for a flow still RECU belong to the worker processing it (pipeline.process makes
     them, and takes back those a crash or a full disk left): the queue leaves them alone, since two attempts
     at once would deliver a file twice. Its notifications are the queue's at once."""
-    if model is Flow:
+    if _table(model) is tables.flow:
         return []
-    in_process = select(Flow.id).where(Flow.id == Delivery.flow_id, Flow.state == FlowState.RECU).exists()
-    return [~(Delivery.kind.in_(FLOW_KINDS) & in_process)]
+    flow, delivery = tables.flow.c, tables.delivery.c
+    in_process = select(flow.id).where(flow.id == delivery.flow_id, flow.state == FlowState.RECU).exists()
+    return [~(delivery.kind.in_(FLOW_KINDS) & in_process)]
 
 
 def turn(session: Session, account: str) -> int:
     """The turn of a flow account queues now: after its flows still queued, not before the lowest claimable."""
-    now = utcnow()
-    last = session.scalar(select(func.max(Flow.turn)).where(Flow.account == account, _active(Flow)))
-    serving = session.scalar(select(func.min(Flow.turn)).where(*_ready(Flow, now), _free(Flow, now)))
+    now, flow = utcnow(), tables.flow
+    last = session.scalar(select(func.max(flow.c.turn)).where(flow.c.account == account, _active(flow)))
+    serving = session.scalar(select(func.min(flow.c.turn)).where(*_ready(flow, now), _free(flow, now)))
     return max((last or 0) + 1, serving or 0)
 
 
-def claim(engine: Engine, owner: str, lease_seconds: float, model: Queued = Flow,
-          limit: int = 1) -> list[tuple[Any, int]]:
+def claim(engine: Engine, owner: str, lease_seconds: float, model: Queued = tables.flow,
+          limit: int = 1, look: bool = True) -> list[tuple[Any, int]]:
     """Lease up to limit claimable rows of model to owner, in claim order; return (id, attempts so far) of each.
 
     An idle worker looks before it claims: the look takes no write lock, so polling an empty queue does
-    not hold up the processes that have work to record."""
-    now = utcnow()
+    not hold up the processes that have work to record. A worker whose last claim came back full claims
+    without looking (look=False): work is likely still waiting."""
+    now, table = utcnow(), _table(model)
     candidates = (
-        select(model.id)
+        select(table.c.id)
         .where(*_ready(model, now), *_unattended(model), _free(model, now))
         .order_by(*_order(model))
         .limit(limit)
     )
-    with session_scope(engine, write=False) as session:
-        if session.execute(candidates.limit(1)).first() is None:
-            return []
+    if look:
+        with session_scope(engine, write=False) as session:
+            if session.execute(candidates.limit(1)).first() is None:
+                return []
     stmt = (
-        update(model)
-        .where(model.id.in_(candidates.with_for_update(skip_locked=True).scalar_subquery()))
+        update(table)
+        .where(table.c.id.in_(candidates.with_for_update(skip_locked=True).scalar_subquery()))
         .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds),
-                attempts=model.attempts + 1)
-        .returning(model.id, model.attempts, *_order(model))
+                attempts=table.c.attempts + 1)
+        .returning(table.c.id, table.c.attempts, *_order(model))
     )
     with session_scope(engine) as session:
         rows = session.execute(stmt).all()
@@ -115,40 +135,48 @@ def lease_deliveries(session: Session, owner: str, lease_seconds: float, flow_id
     delivery of those flows) at once, instead of leaving each to a later claim; in the caller's transaction,
     which may have just made some of them.
     """
-    now = utcnow()
+    now, delivery = utcnow(), tables.delivery
     stmt = (
-        update(Delivery)
-        .where(Delivery.flow_id.in_(flow_ids), Delivery.kind.in_(FLOW_KINDS), *_ready(Delivery, now),
-               _free(Delivery, now))
+        update(delivery)
+        .where(delivery.c.flow_id.in_(flow_ids), delivery.c.kind.in_(FLOW_KINDS), *_ready(delivery, now),
+               _free(delivery, now))
         .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds),
-                attempts=Delivery.attempts + 1)
-        .returning(Delivery.id)
+                attempts=delivery.c.attempts + 1)
+        .returning(delivery.c.id)
     )
     session.flush()
-    return sorted(session.execute(stmt, execution_options={"synchronize_session": False}).scalars())
+    return sorted(session.execute(stmt).scalars())  # a table's UPDATE: no object of the session to bring up to date
 
 
 def renew(engine: Engine, owner: str, lease_seconds: float) -> None:
-    """Extend every lease owner holds (its heartbeat): one transaction per kind of row, skipping the rows a
-    transaction has locked meanwhile (renewed at the next beat).
+    """Extend every lease owner holds (its heartbeat), for each kind of row: in one statement those no transaction
+    holds, then one by one, each in a transaction of its own, those a worker's transaction holds meanwhile.
 
     A worker records a batch's deliveries, then its flows, in one transaction, in its own order; a heartbeat
-    locking the same rows in another order would deadlock with it. Taking only the rows nobody holds, it
-    never waits for a worker, and never holds one up.
+    locking several of the same rows in another order could deadlock with it. The first statement skips locked
+    rows, so it never waits; each later one holds a single row's lock, so it only ever waits (for the worker's
+    commit), and the rows a long transaction held are renewed as soon as it ends.
     """
     expires = utcnow() + timedelta(seconds=lease_seconds)
-    for model in _LEASED:
-        keys = model.__table__.primary_key.columns
-        held = select(*keys).where(model.lease_owner == owner).with_for_update(skip_locked=True)
+    for table in _LEASED:
+        keys = table.primary_key.columns
+        mine = table.c.lease_owner == owner
         with session_scope(engine) as session:
-            session.execute(update(model).where(tuple_(*keys).in_(held)).values(lease_expires_at=expires))
+            held = set(session.execute(select(*keys).where(mine)).all())
+            free = select(*keys).where(mine).with_for_update(skip_locked=True)
+            renewed = set(session.execute(update(table).where(tuple_(*keys).in_(free)).values(
+                lease_expires_at=expires).returning(*keys)).all()) if held else set()
+        for key in held - renewed:
+            with session_scope(engine) as session:
+                session.execute(update(table).where(tuple_(*keys) == tuple(key), mine).values(lease_expires_at=expires))
 
 
-def release(engine: Engine, row_id: Any, owner: str, delay: float = 0.0, model: Queued = Flow) -> None:
+def release(engine: Engine, row_id: Any, owner: str, delay: float = 0.0, model: Queued = tables.flow) -> None:
     """Give a row back to the queue, claimable again after delay seconds."""
+    table = _table(model)
     stmt = (
-        update(model)
-        .where(model.id == row_id, model.lease_owner == owner)
+        update(table)
+        .where(table.c.id == row_id, table.c.lease_owner == owner)
         .values(lease_owner=None, lease_expires_at=utcnow() + timedelta(seconds=delay))
     )
     with session_scope(engine) as session:
@@ -158,8 +186,8 @@ def release(engine: Engine, row_id: Any, owner: str, delay: float = 0.0, model: 
 def release_all(engine: Engine, owner: str) -> None:
     """Give back every row owner holds (a graceful stop), claimable at once."""
     with session_scope(engine) as session:
-        for model in _LEASED:
-            session.execute(update(model).where(model.lease_owner == owner)
+        for table in _LEASED:
+            session.execute(update(table).where(table.c.lease_owner == owner)
                             .values(lease_owner=None, lease_expires_at=None))
 
 
@@ -189,15 +217,17 @@ class Process:
 
 def backlog(engine: Engine, model: Queued) -> Backlog:
     """What an operator watching the queue of model needs: how much waits, how long, how much is stuck."""
-    now = utcnow()
-    due_since = Flow.received_at if model is Flow else Delivery.next_attempt_at
-    counted = select(func.count()).select_from(model)
-    with session_scope(engine, write=False) as session:
-        active = session.scalar(counted.where(_active(model)))
-        leased = session.scalar(counted.where(_active(model), model.lease_owner.is_not(None), ~_free(model, now)))
-        ready, oldest = session.execute(select(func.count(), func.min(due_since)).select_from(model).where(
-            *_ready(model, now), *_unattended(model), _free(model, now))).one()
-        dead = session.scalar(counted.where(Delivery.state == DeliveryState.DEAD)) if model is Delivery else 0
+    now, table = utcnow(), _table(model)
+    flows = table is tables.flow
+    due_since = table.c.received_at if flows else table.c.next_attempt_at
+    counted = select(func.count()).select_from(table)
+    with reading(engine) as connection:
+        active = connection.scalar(counted.where(_active(table)))
+        leased = connection.scalar(counted.where(_active(table), table.c.lease_owner.is_not(None),
+                                                 ~_free(table, now)))
+        ready, oldest = connection.execute(select(func.count(), func.min(due_since)).select_from(table).where(
+            *_ready(table, now), *_unattended(table), _free(table, now))).one()
+        dead = 0 if flows else connection.scalar(counted.where(table.c.state == DeliveryState.DEAD))
     return Backlog(ready, leased, active - ready - leased, dead, _age(now, oldest) if oldest else None)
 
 
@@ -205,8 +235,8 @@ def processes(engine: Engine, lease_seconds: float) -> list[Process]:
     """The registered processes, oldest first; one that stopped beating for lease_seconds has died (its leases
     have expired) or lost the database."""
     now = utcnow()
-    with session_scope(engine, write=False) as session:
-        rows = session.execute(select(Worker).order_by(Worker.started_at)).scalars().all()
+    with reading(engine) as connection:
+        rows = connection.execute(select(tables.worker).order_by(tables.worker.c.started_at)).all()
     found = []
     for row in rows:
         age = _age(now, row.heartbeat_at)
@@ -226,7 +256,7 @@ class Overview:
 
 
 def overview(engine: Engine, lease_seconds: float) -> Overview:
-    return Overview(backlog(engine, Flow), backlog(engine, Delivery), processes(engine, lease_seconds))
+    return Overview(backlog(engine, tables.flow), backlog(engine, tables.delivery), processes(engine, lease_seconds))
 
 
 def _age(now: datetime, moment: datetime) -> float:

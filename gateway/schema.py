@@ -24,10 +24,9 @@ from typing import TYPE_CHECKING, Iterator
 
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import SQLModel
 
-from gateway import models  # noqa: F401  (registers the tables)
 from gateway.log import log
+from gateway.tables import metadata
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -152,7 +151,7 @@ def _locked(engine: Engine) -> Iterator[Connection]:
 
 def _tables(connection: Connection) -> set[str]:
     """The gateway's tables in the database (another application's, sharing it, are not counted)."""
-    return set(inspect(connection).get_table_names()) & set(SQLModel.metadata.tables)
+    return set(inspect(connection).get_table_names()) & set(metadata.tables)
 
 
 def _columns(connection: Connection) -> dict[str, set[str]]:

@@ -4,8 +4,9 @@ The CLI prints them (`--json` as they are), the HTTP API sends them: both see th
 says who looks: an account sees its own flows and the invoices it sent or received (delivered to it);
 an operator sees everything. What a viewer may not see is not found, exactly as what does not exist.
 
-They read rows with SQLAlchemy Core (the models' tables, row by row as mappings): a read builds no ORM objects,
-and a command that only reads (`gateway flows list`, `invoices show`) spares the ORM's set-up of every mapper.
+They read rows with SQLAlchemy Core (gateway.tables, row by row as mappings) on a plain connection (db.reading): a
+read builds no ORM objects, and a command that only reads (`gateway flows list`, `invoices show`) never imports the
+ORM.
 """
 
 from __future__ import annotations
@@ -17,17 +18,17 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Row, Table, func, or_, select
-from sqlmodel import Session
+from sqlalchemy.engine import Connection
 
+from gateway import tables
 from gateway.app import App
-from gateway.db import session_scope
+from gateway.db import reading
 from gateway.findings import loads
 from gateway.lifecycle.statuses import EQUIVALENTS, Status
-from gateway.models import (AccountSiret, Delivery, DeliveryState, Event, Flow, FlowState, Invoice, InvoiceStatus,
-                            Service, Structure, Verdict)
+from gateway.tables import DeliveryState, FlowState, Verdict
 
-_flow, _invoice, _delivery, _event = Flow.__table__, Invoice.__table__, Delivery.__table__, Event.__table__
-_status, _structure, _service = InvoiceStatus.__table__, Structure.__table__, Service.__table__
+_flow, _invoice, _delivery, _event = tables.flow, tables.invoice, tables.delivery, tables.event
+_status, _structure, _service = tables.invoice_status, tables.structure, tables.service
 
 
 class NotFound(LookupError):
@@ -146,19 +147,19 @@ def flows(app: App, viewer: Viewer, *, state: FlowState | None = None, account: 
                           (after, lambda v: column.id < v)):
         if value is not None:
             query = query.where(clause(value))
-    with session_scope(app.engine, write=False) as session:
-        rows = list(session.execute(query).all())
+    with reading(app.engine) as connection:
+        rows = list(connection.execute(query).all())
     return _page(rows, limit, flow_dict, lambda f: f.id)
 
 
 def channels(app: App) -> list[str]:
     """The channels flows have come through (zone, sftp, sftp-pull, api...), for a filter to offer."""
-    with session_scope(app.engine, write=False) as session:
-        return sorted(session.scalars(select(_flow.c.channel).distinct()).all())
+    with reading(app.engine) as connection:
+        return sorted(connection.scalars(select(_flow.c.channel).distinct()).all())
 
 
-def find_flow(session: Session, viewer: Viewer, flow_id: str) -> Row:
-    flow = session.execute(select(_flow).where(_flow.c.id == flow_id, *_flows_seen(viewer))).first()
+def find_flow(connection: Connection, viewer: Viewer, flow_id: str) -> Row:
+    flow = connection.execute(select(_flow).where(_flow.c.id == flow_id, *_flows_seen(viewer))).first()
     if flow is None:
         raise NotFound(f"no flow {flow_id}")
     return flow
@@ -166,13 +167,13 @@ def find_flow(session: Session, viewer: Viewer, flow_id: str) -> Row:
 
 def flow(app: App, viewer: Viewer, flow_id: str) -> dict:
     """A flow, its invoices (with their verdicts and errors), its deliveries and its whole timeline."""
-    with session_scope(app.engine, write=False) as session:
-        found = find_flow(session, viewer, flow_id)
-        invoices = session.execute(_invoice_rows().where(_invoice.c.flow_id == flow_id)
+    with reading(app.engine) as connection:
+        found = find_flow(connection, viewer, flow_id)
+        invoices = connection.execute(_invoice_rows().where(_invoice.c.flow_id == flow_id)
                                    .order_by(_invoice.c.seq)).all()
-        deliveries = session.execute(select(_delivery).where(_delivery.c.flow_id == flow_id,
+        deliveries = connection.execute(select(_delivery).where(_delivery.c.flow_id == flow_id,
                                                              *_deliveries_seen(viewer)).order_by(_delivery.c.id)).all()
-        timeline = session.execute(select(_event).where(_event.c.flow_id == flow_id).order_by(_event.c.id)).all()
+        timeline = connection.execute(select(_event).where(_event.c.flow_id == flow_id).order_by(_event.c.id)).all()
     data = flow_dict(found)
     data["invoices"] = [invoice_dict(i, found.account, i.buyer_name) for i in invoices]
     data["counts"] = {"invoices": len(invoices),
@@ -191,9 +192,9 @@ def returned_file(app: App, viewer: Viewer, flow_id: str, which: str) -> tuple[s
     """The acknowledgement ("ack") or the integration report ("report") of a flow, as its supplier received
     it: (file name, content), read from the content store (the supplier may have removed its copy)."""
     kind, pattern = _RETURNED[which]
-    with session_scope(app.engine, write=False) as session:
-        found = find_flow(session, viewer, flow_id)
-        events = session.scalars(select(_event.c.detail).where(_event.c.flow_id == flow_id, _event.c.kind == kind)
+    with reading(app.engine) as connection:
+        found = find_flow(connection, viewer, flow_id)
+        events = connection.scalars(select(_event.c.detail).where(_event.c.flow_id == flow_id, _event.c.kind == kind)
                                  .order_by(_event.c.id.desc())).all()
     name = pattern.format(found.id)
     for detail in events:
@@ -208,29 +209,30 @@ def returned_file(app: App, viewer: Viewer, flow_id: str, which: str) -> tuple[s
 
 def document(app: App, viewer: Viewer, invoice_id: str) -> tuple[str, bytes]:
     """An invoice as it was delivered to its recipient (as its supplier sent it): (file name, content)."""
-    with session_scope(app.engine, write=False) as session:
-        found, _supplier = find_invoice(session, viewer, invoice_id)
+    with reading(app.engine) as connection:
+        found, _supplier = find_invoice(connection, viewer, invoice_id)
     if not found.sha256 or not app.store.exists(found.sha256):
         raise NotFound(f"invoice {invoice_id} has no stored document")
     suffix = ".pdf" if found.name.lower().endswith(".pdf") else ".xml"
     return f"{found.id}{suffix}", app.store.get(found.sha256)
 
 
-def find_invoice(session: Session, viewer: Viewer, ref: str, by_number: bool = False) -> tuple[Row, str]:
+def find_invoice(connection: Connection, viewer: Viewer, ref: str, by_number: bool = False) -> tuple[Row, str]:
     """An invoice the viewer may see, by its gateway id (or else, if by_number, the latest live invoice with
     that number), and the account that sent it."""
-    found = by_reference(session, select(_invoice).where(*_invoices_seen(viewer)), ref, by_number)
+    found = by_reference(connection, select(_invoice).where(*_invoices_seen(viewer)), ref, by_number)
     return found, found.account
 
 
-def by_reference(session: Session, query: Any, ref: str, by_number: bool) -> Any:
-    """The first row of query (which selects invoices: Core rows, or the models of sqlmodel's select) for the
-    invoice id ref or else, if by_number, for the latest live invoice with that number; NotFound if none."""
+def by_reference(session: Any, query: Any, ref: str, by_number: bool) -> Any:
+    """The first row of query (which selects invoices: Core rows on a Connection, or the models of sqlmodel's
+    select in its Session) for the invoice id ref or else, if by_number, for the latest live invoice with that
+    number; NotFound if none."""
     column = _invoice.c
-    found = session.exec(query.where(column.id == ref)).first()
+    run = getattr(session, "exec", session.execute)  # sqlmodel's Session.exec gives its select's models
+    found = run(query.where(column.id == ref)).first()
     if found is None and by_number:
-        found = session.exec(query.where(column.number == ref, column.status.is_not(None))
-                             .order_by(column.id.desc())).first()
+        found = run(query.where(column.number == ref, column.status.is_not(None)).order_by(column.id.desc())).first()
     if found is None:
         raise NotFound(f"no invoice with id {'or number ' if by_number else ''}{ref!r}")
     return found
@@ -238,13 +240,13 @@ def by_reference(session: Session, query: Any, ref: str, by_number: bool) -> Any
 
 def invoice(app: App, viewer: Viewer, ref: str, by_number: bool = False) -> dict:
     """An invoice, its current status and its whole status history (when, who, why), and its deliveries."""
-    with session_scope(app.engine, write=False) as session:
-        found, supplier = find_invoice(session, viewer, ref, by_number)
-        history = session.execute(select(_status).where(_status.c.invoice_id == found.id)
+    with reading(app.engine) as connection:
+        found, supplier = find_invoice(connection, viewer, ref, by_number)
+        history = connection.execute(select(_status).where(_status.c.invoice_id == found.id)
                                   .order_by(_status.c.id)).all()
-        deliveries = session.execute(select(_delivery).where(_delivery.c.invoice_id == found.id,
+        deliveries = connection.execute(select(_delivery).where(_delivery.c.invoice_id == found.id,
                                                              *_deliveries_seen(viewer)).order_by(_delivery.c.id)).all()
-        buyer = session.scalar(select(_structure.c.name).where(_structure.c.siret == found.buyer_siret)) \
+        buyer = connection.scalar(select(_structure.c.name).where(_structure.c.siret == found.buyer_siret)) \
             if found.buyer_siret else None
     data = invoice_dict(found, supplier, buyer)
     data["cdar"] = cdar_dict(found.status)
@@ -302,8 +304,8 @@ def invoices(app: App, viewer: Viewer, *, sort: str = "received", descending: bo
              .offset(offset).limit(limit + 1))
     if after is not None:
         query = query.where(_invoice.c.id < after)
-    with session_scope(app.engine, write=False) as session:
-        rows = list(session.execute(query).all())
+    with reading(app.engine) as connection:
+        rows = list(connection.execute(query).all())
     return _page(rows, limit, _listed, lambda row: row.id)
 
 
@@ -319,8 +321,8 @@ def status_counts(app: App, viewer: Viewer, **search: Any) -> list[dict]:
              .group_by(_invoice.c.status))
     if search.get("counterparty") is not None:  # the only clause naming the buyer's structure
         query = query.outerjoin(_structure, _BUYER)
-    with session_scope(app.engine, write=False) as session:
-        counted = dict(session.execute(query).all())
+    with reading(app.engine) as connection:
+        counted = dict(connection.execute(query).all())
     return [{"status": code, "name": Status(code).name if code else None, "count": counted[code]}
             for code in sorted(counted, key=lambda code: code or "")]
 
@@ -334,9 +336,9 @@ def alerts(app: App, viewer: Viewer, limit: int = 20, **search: Any) -> list[dic
     query = (_invoice_rows().where(*_searched(viewer, **search))
              .where(or_(_invoice.c.status.in_([s.value for s in ALERTING]), _invoice.c.verdict == Verdict.REJECTED))
              .order_by(_invoice.c.id.desc()).limit(limit))
-    with session_scope(app.engine, write=False) as session:
-        rows = session.execute(query).all()
-        last = {h.invoice_id: h for h in session.execute(select(_status).where(
+    with reading(app.engine) as connection:
+        rows = connection.execute(query).all()
+        last = {h.invoice_id: h for h in connection.execute(select(_status).where(
             _status.c.invoice_id.in_([row.id for row in rows])).order_by(_status.c.id)).all()}
     found = []
     for row in rows:
@@ -349,10 +351,10 @@ def alerts(app: App, viewer: Viewer, limit: int = 20, **search: Any) -> list[dic
 def delivered_file(app: App, viewer: Viewer, invoice_id: str, delivery_id: int) -> tuple[str, bytes]:
     """A file delivered about an invoice the viewer may see (the invoice to its recipient, a status-return
     to its supplier), one the viewer may see: (file name, content)."""
-    with session_scope(app.engine, write=False) as session:
-        find_invoice(session, viewer, invoice_id)
+    with reading(app.engine) as connection:
+        find_invoice(connection, viewer, invoice_id)
         column = _delivery.c
-        found = session.execute(select(_delivery).where(column.id == delivery_id, column.invoice_id == invoice_id,
+        found = connection.execute(select(_delivery).where(column.id == delivery_id, column.invoice_id == invoice_id,
                                                         column.kind.in_(["invoice", "status"]),
                                                         *_deliveries_seen(viewer))).first()
     if found is None or not app.store.exists(found.sha256):
@@ -365,8 +367,8 @@ def deliveries(app: App, state: DeliveryState | None = None, limit: int = 50) ->
     query = select(_delivery).order_by(_delivery.c.id.desc()).limit(limit)
     if state:
         query = query.where(_delivery.c.state == state)
-    with session_scope(app.engine, write=False) as session:
-        return [delivery_dict(d) for d in session.execute(query).all()]
+    with reading(app.engine) as connection:
+        return [delivery_dict(d) for d in connection.execute(query).all()]
 
 
 def structures(app: App, text: str, limit: int = 50) -> list[dict]:
@@ -375,21 +377,21 @@ def structures(app: App, text: str, limit: int = 50) -> list[dict]:
     query = (select(_structure).where(or_(column.siret.startswith(text, autoescape=True),
                                           column.name.icontains(text, autoescape=True)))
              .order_by(column.name, column.siret).limit(limit))
-    with session_scope(app.engine, write=False) as session:
-        return [_columns(s, _structure) for s in session.execute(query).all()]
+    with reading(app.engine) as connection:
+        return [_columns(s, _structure) for s in connection.execute(query).all()]
 
 
 def structure(app: App, siret: str, with_accounts: bool = True) -> dict:
     """A structure of the directory, its flags and its services (and, for an operator, the accounts holding
     its SIRET)."""
-    with session_scope(app.engine, write=False) as session:
-        found = session.execute(select(_structure).where(_structure.c.siret == siret)).first()
+    with reading(app.engine) as connection:
+        found = connection.execute(select(_structure).where(_structure.c.siret == siret)).first()
         if found is None:
             raise NotFound(f"no structure with SIRET {siret}")
-        services = session.execute(select(_service).where(_service.c.siret == siret)
+        services = connection.execute(select(_service).where(_service.c.siret == siret)
                                    .order_by(_service.c.code)).all()
-        sirets = AccountSiret.__table__.c
-        accounts = session.scalars(select(sirets.account).where(sirets.siret == siret)).all()
+        sirets = tables.account_siret.c
+        accounts = connection.scalars(select(sirets.account).where(sirets.siret == siret)).all()
     data = {**_columns(found, _structure), "services": [_columns(s, _service) for s in services]}
     if with_accounts:
         data["accounts"] = list(accounts)

@@ -26,6 +26,7 @@ class Worker:
         self._stop = threading.Event()  # run()'s, so that a wait for room ends with the gateway
         work = {Flow: self._process, Delivery: self._deliver}
         self._queues = [(model, work[model]) for model in queues]
+        self._full: dict[queue.Queued, bool] = {}  # whether the last claim of each queue came back full
 
     def run_once(self) -> int:
         """Take rows from the first of its queues that has some ready; returns how many (0: no work)."""
@@ -45,7 +46,9 @@ class Worker:
     def _once(self, model: queue.Queued, work: Callable[[list], None]) -> int:
         """Claim a batch of model's rows (flows: up to [worker] batch; deliveries one at a time) and work on it."""
         limit = self.app.settings.worker.batch if model is Flow else 1
-        claimed = queue.claim(self.app.engine, self.owner, self.app.settings.worker.lease_seconds, model, limit)
+        claimed = queue.claim(self.app.engine, self.owner, self.app.settings.worker.lease_seconds, model, limit,
+                              look=not self._full.get(model))
+        self._full[model] = len(claimed) == limit
         if claimed:
             self._work(model, work, claimed)
         return len(claimed)

@@ -9,10 +9,11 @@ from datetime import date, datetime, timezone
 
 import pytest
 from lxml import etree
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 from gateway.models import Account, AccountSiret, Flow, Invoice, Role, Structure, Verdict
 from gateway.route.controls import CONTROLS, Deposit, check_deposit, duplicate_key
+from gateway.tables import metadata
 from gateway.validate.extract import InvoiceData
 from tests.harness import REPORT_NS, SAMPLES, cli, drop, files, outbox, renumber, wait_for, wait_report, zip_of
 
@@ -28,7 +29,7 @@ PLAIN = InvoiceData(syntax="ubl-invoice", number="FA-2026-001", issue_date="2026
 @pytest.fixture
 def session() -> Iterator[Session]:
     engine = create_engine("sqlite://")
-    SQLModel.metadata.create_all(engine)
+    metadata.create_all(engine)
     with Session(engine) as session:
         session.add_all([
             Structure(siret=PUBLIC_SELLER, name="Commune"), Structure(siret=BUYER, name="CH"),

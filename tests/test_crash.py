@@ -84,16 +84,7 @@ def test_sigkill_at_random_moments_loses_nothing_doubles_nothing_skips_nothing(t
     assert stopped == 0
     print(f"crash test on {'postgresql' if database_url else 'sqlite'}: {time.monotonic() - started:.0f} s")
 
-    _check_zones(root, dropped)
-    flows, invoices, deliveries, events = _load(config)
-    by_name = {flow.original_name: flow for flow in flows}
-    assert len(flows) == len(dropped) and by_name.keys() == {d.name for d in dropped}, f"seed {seed}"
-    for expected in dropped:
-        flow = by_name[expected.name]
-        context = f"{expected.name} (flow {flow.id}, seed {seed})"
-        _check_verdicts(expected, flow, invoices.get(flow.id, []), context)
-        _check_timeline(expected, events.get(flow.id, []), context)
-        _check_deliveries(expected, deliveries.get(flow.id, []), events.get(flow.id, []), root, context)
+    _check_everything(config, dropped, f"seed {seed}")
     _check_log(tmp_path / "gateway.log")
 
 
@@ -135,12 +126,19 @@ def test_sigkill_while_a_batch_is_recorded_loses_nothing_doubles_nothing(tmp_pat
         wait_for(lambda: _delivered_all(root, dropped), PATIENCE, "every report and delivery", 0.2)
     finally:
         assert gateway.stop() == 0
+    _check_everything(config, dropped, f"killed at {point}")
+
+
+def _check_everything(config: Path, dropped: list[Dropped], why: str) -> None:
+    """The zones, then each dropped flow's verdicts, timeline and deliveries; why names the run in failures."""
+    root = config.parent
     _check_zones(root, dropped)
     flows, invoices, deliveries, events = _load(config)
     by_name = {flow.original_name: flow for flow in flows}
+    assert len(flows) == len(dropped) and by_name.keys() == {d.name for d in dropped}, why
     for expected in dropped:
         flow = by_name[expected.name]
-        context = f"{expected.name} (flow {flow.id}, killed at {point})"
+        context = f"{expected.name} (flow {flow.id}, {why})"
         _check_verdicts(expected, flow, invoices.get(flow.id, []), context)
         _check_timeline(expected, events.get(flow.id, []), context)
         _check_deliveries(expected, deliveries.get(flow.id, []), events.get(flow.id, []), root, context)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
-from sqlalchemy import event, update
+from sqlalchemy import event, text, update
 from sqlmodel import select
 
 from gateway import queue
 from gateway.db import make_engine, session_scope
 from gateway.models import Delivery, DeliveryState, Flow, FlowState, Invoice, Verdict, as_utc, utcnow
+from tests.harness import wait_for
 
 
 def _holding_write_lock(engine):
@@ -71,8 +72,8 @@ def test_a_claim_on_an_empty_queue_takes_no_write_lock(tmp_path):
 
 def test_heartbeat_and_a_worker_recording_a_batch_never_deadlock(postgres):
     """A worker records a batch's deliveries, in its own order, then its flows (pipeline.process's last
-    transaction); a heartbeat renewing that process's leases meanwhile skips the rows the worker holds instead of
-    waiting for them (each is renewed at a later beat), renews the others, and neither is aborted as a deadlock."""
+    transaction); a heartbeat renewing that process's leases meanwhile renews at once the rows the worker does not
+    hold, waits for the worker's commit to renew the one it holds, and neither is aborted as a deadlock."""
     name = postgres.create_database()
     engine = make_engine(postgres.url(name))
     owner, later = "worker:1:0", utcnow() + timedelta(seconds=60)
@@ -94,20 +95,27 @@ def test_heartbeat_and_a_worker_recording_a_batch_never_deadlock(postgres):
             except BaseException as exc:
                 failures.append(exc)
 
+        def expiries() -> dict[int, object]:
+            with session_scope(engine, write=False) as session:
+                return {n: as_utc(at) for n, at in session.execute(select(Delivery.id, Delivery.lease_expires_at))}
+
+        renewed = as_utc(later) + timedelta(seconds=60)
         with session_scope(engine) as worker:
             worker.execute(update(Delivery).where(Delivery.id == 2).values(state=DeliveryState.DELIVERED))
             heartbeat = threading.Thread(target=renew)
             heartbeat.start()
-            heartbeat.join(30)
-            assert not heartbeat.is_alive(), "the heartbeat waited for the worker's locks"
+            wait_for(lambda: _waiting_for_a_lock(worker), what="the heartbeat waiting for the row the worker holds")
+            seen = expiries()
+            assert seen[1] > renewed < seen[3] and seen[2] == as_utc(later), "the free rows first, in one go"
             worker.execute(update(Delivery).where(Delivery.id == 1).values(state=DeliveryState.DELIVERED))
             worker.execute(update(Flow).where(Flow.id == "f1").values(state=FlowState.INTEGRE))
-        assert failures == []
-        with session_scope(engine, write=False) as session:
-            expiries = dict(session.execute(select(Delivery.id, Delivery.lease_expires_at)).all())
-        assert as_utc(expiries[2]) == as_utc(later), "the row the worker held is left for the next beat"
-        assert as_utc(expiries[1]) > as_utc(later) + timedelta(seconds=60) < as_utc(expiries[3])
+        heartbeat.join(30)
+        assert failures == [] and not heartbeat.is_alive()
+        assert all(at > renewed for at in expiries().values()), "the held row renewed once the worker committed"
     finally:
         engine.dispose()
         postgres.drop_database(name)
 
+
+def _waiting_for_a_lock(session) -> bool:
+    return session.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar() > 0

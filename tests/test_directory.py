@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, create_engine, select
 
 from gateway.cli import main
 from gateway.models import Account, AccountSiret, Role, Service, Structure
@@ -20,6 +20,7 @@ from gateway.route import (
     parse_bool,
 )
 from gateway.route.directory import SERVICE_COLUMNS, STRUCTURE_COLUMNS
+from gateway.tables import metadata
 from tests.harness import (
     REPORT_NS,
     cli,
@@ -45,7 +46,7 @@ HOSPITAL = (
 @pytest.fixture
 def session() -> Iterator[Session]:
     engine = create_engine("sqlite://")
-    SQLModel.metadata.create_all(engine)
+    metadata.create_all(engine)
     with Session(engine) as session:
         yield session
 

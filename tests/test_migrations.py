@@ -18,11 +18,11 @@ from alembic.script import ScriptDirectory
 from click.testing import CliRunner
 from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import Connection
-from sqlmodel import SQLModel
 
 from gateway import config as config_module, schema
 from gateway.cli import main
 from gateway.db import open_engine
+from gateway.tables import metadata
 from tests.harness import GatewayProcess, cli, wait_for, write_config
 
 HEAD = schema.head()
@@ -87,18 +87,18 @@ def test_an_empty_database_is_created_at_head_by_the_first_command(tmp_path, dat
 
 
 def test_the_migrations_make_what_the_models_describe(tmp_path, database_url):
-    """compare_metadata finds no difference between head and gateway.models: a change of the models
+    """compare_metadata finds no difference between head and gateway.tables: a change of the tables
     without its migration fails here; and head is exactly what create_all makes, enum labels included."""
     config = write_config(tmp_path, database_url=database_url)
     with _connection(config) as connection:
         command.upgrade(schema.alembic_config(connection), "head")
-        assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
+        assert compare_metadata(MigrationContext.configure(connection), metadata) == []
         migrated = _shape(connection)
         command.downgrade(schema.alembic_config(connection), "base")
         assert _shape(connection) in ({}, {"enum types": []})  # downgraded to nothing, enum types too
-        SQLModel.metadata.create_all(connection)
+        metadata.create_all(connection)
         assert _shape(connection) == migrated
-    assert set(migrated) >= set(SQLModel.metadata.tables)
+    assert set(migrated) >= set(metadata.tables)
 
 
 def test_a_database_made_before_migrations_is_stamped_and_keeps_its_rows(tmp_path, database_url):

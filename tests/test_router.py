@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from datetime import date
 
 import pytest
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 from gateway.models import Account, AccountSiret, Role, Service, Structure
 from gateway.route import RULES, route
+from gateway.tables import metadata
 from gateway.validate.extract import InvoiceData
 
 TODAY = date(2026, 6, 15)
@@ -25,7 +26,7 @@ UNKNOWN = "21379999200010"
 @pytest.fixture
 def session() -> Iterator[Session]:
     engine = create_engine("sqlite://")
-    SQLModel.metadata.create_all(engine)
+    metadata.create_all(engine)
     with Session(engine) as session:
         session.add_all(
             [

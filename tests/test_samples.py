@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING
 import facturx
 import pytest
 from lxml import etree
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 from stdnum.fr import siret
 
 from gateway.route import import_accounts, import_services, import_structures, route
 from gateway.route.directory import restore_siret
+from gateway.tables import metadata
 from gateway.validate.extract import extract
 from gateway.validate.pdf import embedded_xml
 
@@ -138,7 +139,7 @@ def test_reject_not_xml_is_not_xml() -> None:
 def directory() -> Iterator[Session]:
     """An in-memory database holding the sample directory, services and accounts."""
     engine = create_engine("sqlite://")
-    SQLModel.metadata.create_all(engine)
+    metadata.create_all(engine)
     with Session(engine) as session:
         import_structures(session, SAMPLES / "directory.csv")
         import_services(session, SAMPLES / "services.csv")

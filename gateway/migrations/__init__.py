@@ -1,6 +1,6 @@
-"""The schema's alembic migrations, one revision per change of gateway/models.py, in versions/.
+"""The schema's alembic migrations, one revision per change of gateway/tables.py, in versions/.
 
-A change of the models comes with a revision (tests/test_migrations.py fails until the two agree). To draft
+A change of the tables comes with a revision (tests/test_migrations.py fails until the two agree). To draft
 one, against a database at head:
 
     from gateway import db, schema
