@@ -45,10 +45,13 @@ class Alarm:
             failures, self._failures = self._failures, 0
         log.error(self.raised, step=step, error=str(exc).strip(), refusals=failures, hint=self.hint, **context)
 
-    def clear(self) -> None:
-        """A step went through: the condition is over."""
+    def clear(self, since: float | None = None) -> None:
+        """A step went through: the condition is over, unless the step began (since, time.monotonic()) before the
+        last failure, which its success then does not contradict (a report written before the disk filled)."""
         with self._lock:
             if not self._on or time.monotonic() - self._last_failure < self.settle:
+                return
+            if since is not None and since < self._last_failure:
                 return
             self._on = False
             failures, self._failures = self._failures, 0

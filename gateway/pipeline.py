@@ -1,4 +1,4 @@
-"""The flow state machine: what a worker does with a flow it has claimed.
+"""The flow state machine: what a worker does with the flows it has claimed (a batch: gateway.worker).
 
 Every step is idempotent and recorded, so a flow taken again after a crash resumes where the previous worker
 stopped: acknowledge (if intake could not), judge the invoices (once: the invoice rows are the proof), make

@@ -10,6 +10,7 @@ it, and tries it again until there is room or an answer.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable, Sequence
 
 from gateway import dbdown, diskfull, pipeline, queue
@@ -36,8 +37,9 @@ class Worker:
         return 0
 
     def _process(self, claimed: list[tuple[str, int]]) -> None:
+        began = time.monotonic()
         pipeline.process(self.app, claimed, self.owner)
-        self.app.disk.clear()  # their reports were written
+        self.app.disk.clear(since=began)  # their reports were written
 
     def _deliver(self, claimed: list[tuple[int, int]]) -> None:
         for delivery_id, _attempts in claimed:
@@ -106,11 +108,4 @@ class Worker:
             if not worked:
                 self.app.wakeup.wait(self.app.settings.worker.poll_interval)
                 self.app.wakeup.clear()
-
-    def drain(self) -> int:
-        """Process flows until none is waiting (the --once mode); returns how many."""
-        count = 0
-        while taken := self.run_once():
-            count += taken
-        return count
 

@@ -26,6 +26,7 @@ import secrets
 import shutil
 import stat
 import threading
+import time
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -90,6 +91,7 @@ def intake_all(app: App, handed: list[Handed]) -> list[Flow | None | DiskFull]:
     """Take the files handed, together; for each, as intake() would: its flow, None, or the DiskFull it met (that
     file is left unacknowledged, the others are taken). Any other failure is raised: the files claimed by then
     stay in the spool for recover(), the others where they were."""
+    began = time.monotonic()
     taken: list[Flow | None | DiskFull] = [None] * len(handed)
     entries: list[tuple[int, _Entry]] = []
     with ExitStack() as held:
@@ -112,7 +114,7 @@ def intake_all(app: App, handed: list[Handed]) -> list[Flow | None | DiskFull]:
             entry.sidecar.unlink()
             taken[i] = flow
     if entries:
-        _admitted(app, flows)
+        _admitted(app, flows, began)
     return taken
 
 
@@ -141,6 +143,7 @@ def _recover_entry(app: App, sidecar: Path, fd: int) -> int:
         return 0
     with open(fd, "rb", closefd=False) as fh:
         entry = _Entry(sidecar.stem, Arrival(**json.load(fh)), sidecar, data)
+    began = time.monotonic()
     try:
         entry.digest, entry.size = app.store.put_file(data)
         flows = _commit_all(app, [entry])
@@ -151,7 +154,7 @@ def _recover_entry(app: App, sidecar: Path, fd: int) -> int:
         return 0
     data.unlink()
     sidecar.unlink()
-    _admitted(app, flows)
+    _admitted(app, flows, began)
     return 1
 
 
@@ -261,10 +264,10 @@ def _refused(app: App, exc: Exception, one: Handed, entry: _Entry) -> DiskFull:
     return full
 
 
-def _admitted(app: App, flows: list[Flow]) -> None:
+def _admitted(app: App, flows: list[Flow], began: float) -> None:
     """What follows the commit of flows: their acknowledgements (left to their workers when there is no room
     for them yet), and the workers woken."""
-    app.disk.clear()
+    app.disk.clear(since=began)  # what was stored from then on found room
     waiting = [flow for flow in flows if not flow.acknowledged]
     try:
         if waiting:
