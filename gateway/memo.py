@@ -1,5 +1,5 @@
 """Lookups made once a transaction: a batch's flows ask the same few questions of the same accounts (their
-status-return format, their SIREN, their subscriptions), and a transaction sees one answer to each."""
+their SIREN, their subscriptions), and a transaction sees one answer to each."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
@@ -401,11 +401,8 @@ def _earliest(session, entries: list[_Entry]) -> dict[tuple[str, str], Flow]:
     earliest: dict[tuple[str, str], Flow] = {}
     for account in {e.arrival.account for e in entries}:
         digests = {e.digest for e in entries if e.arrival.account == account}
-        first = (select(Flow.sha256, func.min(Flow.received_at).label("at"))
-                 .where(Flow.account == account, Flow.sha256.in_(digests)).group_by(Flow.sha256).subquery())
-        for flow in session.exec(select(Flow).join(first, (Flow.sha256 == first.c.sha256) &
-                                                   (Flow.received_at == first.c.at))
-                                 .where(Flow.account == account).order_by(Flow.received_at)):
+        for flow in session.exec(select(Flow).where(Flow.account == account, Flow.sha256.in_(digests))
+                                 .order_by(Flow.received_at)):
             earliest.setdefault((account, flow.sha256), flow)
     return earliest
 

@@ -162,7 +162,7 @@ def _notify(app: App, session: Session, invoice: Invoice, notice: StatusNotice, 
 
 def status_format(session: Session, account: str) -> StatusFormat:
     """The format of the status-returns account reads (CDAR for an account unknown here)."""
-    found = once(session, ("account", account), lambda: session.get(Account, account))
+    found = session.get(Account, account)
     return found.status_format if found else StatusFormat.CDAR
 
 
