@@ -42,6 +42,8 @@ _LEASED = (tables.flow, tables.delivery, tables.endpoint)
 # The deliveries a flow's worker makes itself: its invoices and their status-returns. Notifications (webhook,
 # email) are always the delivery workers': a slow receiver must not hold up a flow.
 FLOW_KINDS = ("invoice", "status")
+# how long a flow committed unacknowledged is left to the intake that committed it
+ACK_GRACE = timedelta(seconds=5)
 
 
 def new_owner() -> str:
@@ -78,12 +80,17 @@ def _order(model: Queued) -> tuple[Any, ...]:
     return (flow.turn, flow.id) if _table(model) is tables.flow else (tables.delivery.c.id,)
 
 
-def _unattended(model: Queued) -> list[Any]:
-    """The files delivered for a flow still RECU belong to the worker processing it (pipeline.process makes
+def _unattended(model: Queued, now: datetime) -> list[Any]:
+    """Rows another step still holds without a lease.
+
+    A flow intake has just committed is intake's until its acknowledgement is recorded, which intake writes
+    next; after ACK_GRACE (intake died, or found no room for it) the flow's worker acknowledges it.
+    The files delivered for a flow still RECU belong to the worker processing it (pipeline.process makes
     them, and takes back those a crash or a full disk left): the queue leaves them alone, since two attempts
     at once would deliver a file twice. Its notifications are the queue's at once."""
     if _table(model) is tables.flow:
-        return []
+        flow = tables.flow.c
+        return [flow.acknowledged | (flow.received_at < now - ACK_GRACE)]
     flow, delivery = tables.flow.c, tables.delivery.c
     in_process = select(flow.id).where(flow.id == delivery.flow_id, flow.state == FlowState.RECU).exists()
     return [~(delivery.kind.in_(FLOW_KINDS) & in_process)]
@@ -107,7 +114,7 @@ def claim(engine: Engine, owner: str, lease_seconds: float, model: Queued = tabl
     now, table = utcnow(), _table(model)
     candidates = (
         select(table.c.id)
-        .where(*_ready(model, now), *_unattended(model), _free(model, now))
+        .where(*_ready(model, now), *_unattended(model, now), _free(model, now))
         .order_by(*_order(model))
         .limit(limit)
     )
@@ -226,7 +233,7 @@ def backlog(engine: Engine, model: Queued) -> Backlog:
         leased = connection.scalar(counted.where(_active(table), table.c.lease_owner.is_not(None),
                                                  ~_free(table, now)))
         ready, oldest = connection.execute(select(func.count(), func.min(due_since)).select_from(table).where(
-            *_ready(table, now), *_unattended(table), _free(table, now))).one()
+            *_ready(table, now), *_unattended(table, now), _free(table, now))).one()
         dead = 0 if flows else connection.scalar(counted.where(table.c.state == DeliveryState.DEAD))
     return Backlog(ready, leased, active - ready - leased, dead, _age(now, oldest) if oldest else None)
 
