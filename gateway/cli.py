@@ -93,6 +93,8 @@ class _Context:
                 if required or self.config_path:
                     raise click.UsageError(f"configuration file not found: {exc.filename}") from exc
                 settings = config_module.defaults(Path.cwd())
+            except config_module.ConfigError as exc:
+                raise click.UsageError(str(exc)) from exc
             configure_logging(settings.log.level, settings.log.file)
             self._settings = settings
         return self._settings

@@ -27,9 +27,9 @@ except SystemExit as exit:
 with open(sys.argv[1], "w") as out:
     json.dump(sorted(sys.modules), out)
 """
-# What a read never needs: the ORM and its classes, the pipeline and its XML stack, the web, the SFTP clients,
-# the migrations.
-HEAVY = ("sqlmodel", "sqlalchemy.orm", "gateway.models", "alembic", "lxml", "stdnum", "paramiko", "fastapi",
+# What a read never needs: the ORM and its classes (and pydantic, which sqlmodel stands on), the pipeline and its
+# XML stack, the web, the SFTP clients, the migrations.
+HEAVY = ("sqlmodel", "pydantic", "sqlalchemy.orm", "gateway.models", "alembic", "lxml", "stdnum", "paramiko", "fastapi",
          "uvicorn", "jinja2", "gateway.validate", "gateway.pipeline", "gateway.runner", "gateway.route", "gateway.web",
          "gateway.ingest", "gateway.notify")
 NUMBER = "STARTUP-0001"
