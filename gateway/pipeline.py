@@ -25,7 +25,7 @@ import structlog
 from sqlmodel import Session, select
 from stdnum.fr import siret as siret_number
 
-from gateway import events, faults, metrics, queue
+from gateway import events, faults, metrics, queue, store
 from gateway.app import App
 from gateway.db import session_scope
 from gateway.findings import Finding, any_fatal, dumps, loads
@@ -75,7 +75,8 @@ def process(app: App, claimed: list[tuple[str, int]], owner: str) -> dict[str, F
     together with the status-returns they queued, and last their reports, all recorded in one transaction.
     Every step is idempotent per flow, so a batch taken again (a crash, a full disk) resumes each of its flows
     where it stopped, and a failing batch is taken again flow by flow (gateway.worker). A flow no longer leased
-    to owner, or already finished, is left out.
+    to owner, or already finished, is left out. The files of each step are fsynced one by one, their folders
+    once each at the step's end, before the commit that records them (store.synced_dirs).
     """
     works = _load(app, dict(claimed), owner)
     for work in works:
@@ -85,23 +86,28 @@ def process(app: App, claimed: list[tuple[str, int]], owner: str) -> dict[str, F
     judged = [(work, _judgement(app, work)) for work in works if _unjudged(work)]
     judged = [(work, judgement) for work, judgement in judged if judgement is not None]  # status flows: applied
     if judged:
-        with session_scope(app.engine) as session:
+        with session_scope(app.engine) as session, store.synced_dirs():  # the files' names before the commit
+            _hold(session, [work for work, _ in judged])
             for work, judgement in judged:
                 with _about(work):
                     _record_judgement(app, session, work, *judgement)
         faults.point("batch_judged")
-    tried = delivery.try_all(app, [d for work in works for d in work.deliveries])
-    with session_scope(app.engine) as session:
+    with store.synced_dirs():
+        tried = delivery.try_all(app, [d for work in works for d in work.deliveries])
+    with session_scope(app.engine) as session, store.synced_dirs():
+        _hold(session, works)
         delivery.record_all(app, session, tried)
         for work in works:
             with _about(work):
                 receivability.tell(app, session, work.flow)  # the flow is judged: its 500 or 501
         returns = queue.lease_deliveries(session, owner, app.settings.worker.lease_seconds,
                                          [work.flow.id for work in works])
-    tried = delivery.try_all(app, returns)  # the status-returns that judgement and deliveries queued
-    record_reports = [_write_report(app, work) for work in works]
+    with store.synced_dirs():
+        tried = delivery.try_all(app, returns)  # the status-returns that judgement and deliveries queued
+        record_reports = [_write_report(app, work) for work in works]
     faults.point("batch_reports_written")
-    with session_scope(app.engine) as session:
+    with session_scope(app.engine) as session, store.synced_dirs():
+        _hold(session, works)
         delivery.record_all(app, session, tried)
         for work, record_report in zip(works, record_reports):
             with _about(work):
@@ -114,6 +120,15 @@ def process(app: App, claimed: list[tuple[str, int]], owner: str) -> dict[str, F
 def _about(work: _Work):
     """The log context of what is done for work's flow."""
     return structlog.contextvars.bound_contextvars(flow_id=work.flow.id, account=work.flow.account)
+
+
+def _hold(session: Session, works: list[_Work]) -> None:
+    """Read the flows of works and their invoices into the transaction at once, and hold them for its life: a
+    session's identity map keeps an object only while something refers to it, so that each session.get of
+    them (the lifecycle's, the notifications') would read its row again."""
+    ids = [work.flow.id for work in works]
+    session.info["held"] = [*session.exec(select(Flow).where(Flow.id.in_(ids))),
+                            *session.exec(select(Invoice).where(Invoice.flow_id.in_(ids)))]
 
 
 def _load(app: App, attempts: dict[str, int], owner: str) -> list[_Work]:
