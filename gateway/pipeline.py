@@ -15,7 +15,6 @@ receiver holds up no flow.
 from __future__ import annotations
 
 import json
-
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta, timezone
@@ -32,21 +31,29 @@ from gateway.findings import Finding, any_fatal, dumps, loads
 from gateway.ingest.intake import acknowledge
 from gateway.lifecycle import inbound, receivability
 from gateway.lifecycle import service as lifecycle
+from gateway.lifecycle.notice import StatusMessageError
 from gateway.lifecycle.statuses import Status
-from gateway.models import Account, Delivery, DeliveryState, Flow, FlowState, Invoice, Role, Verdict, utcnow
+from gateway.models import (
+    Account,
+    Delivery,
+    DeliveryState,
+    Flow,
+    FlowState,
+    Invoice,
+    Role,
+    Verdict,
+    utcnow,
+)
 from gateway.notify import outbox as notifications
 from gateway.returns import build_report
-from gateway.route import route
+from gateway.route import delivery, route
 from gateway.route.controls import Deposit, check_deposit, duplicate_key
-from gateway.route import delivery
 from gateway.validate import Checked
-from gateway.returns.notice import StatusMessageError
-from gateway.validate.extract import InvoiceData
-from gateway.validate.safexml import RefusedXML, parse, root_tag
-from gateway.validate.rules import RulesVerdict
 from gateway.validate.contents import ArchiveRefused, is_batch, kind_of, members
+from gateway.validate.extract import InvoiceData
 from gateway.validate.judge import file_refusal, judge_member, limits_of
-
+from gateway.validate.rules import RulesVerdict
+from gateway.validate.safexml import RefusedXML, parse, root_tag
 
 STATUSES = "statuses"  # Flow.kind of a status message
 ROLE_REFUSED = "FLOW-ROLE-REFUSED"

@@ -26,17 +26,33 @@ from gateway.cli import main
 from gateway.config import ValidateSettings
 from gateway.findings import Finding
 from gateway.lifecycle import receivability
+from gateway.lifecycle.cdar import NS as CDAR
+from gateway.lifecycle.cdar import build_cdar, build_flow_cdar
+from gateway.lifecycle.cdar_reasons import BY_STATUS, REFORM_REASONS
+from gateway.lifecycle.notice import FlowNotice, StatusNotice
 from gateway.lifecycle.service import change_status
 from gateway.lifecycle.statuses import Status
 from gateway.models import Invoice
-from gateway.returns import FlowNotice, StatusNotice, build_cdar, build_flow_cdar
-from gateway.returns.cdar import NS as CDAR
-from gateway.returns.cdar_reasons import BY_STATUS, REFORM_REASONS
 from gateway.validate import safexml
 from gateway.validate.rules import RulesStage, install, try_pack
 from gateway.validate.rules.install import folder_sha256
-from tests.harness import (REPO, REPORT_NS, SAMPLES, GatewayProcess, cli, drop, files, outbox, readdress, renumber,
-                           rows, running_with, wait_for, wait_report, write_config)
+from tests.harness import (
+    REPO,
+    REPORT_NS,
+    SAMPLES,
+    GatewayProcess,
+    cli,
+    drop,
+    files,
+    outbox,
+    readdress,
+    renumber,
+    rows,
+    running_with,
+    wait_for,
+    wait_report,
+    write_config,
+)
 
 ARTEFACTS = REPO.parent / "shared" / "rules" / "france-rfe-cdar"
 pytestmark = pytest.mark.skipif(not ARTEFACTS.is_dir(), reason=f"the official CDAR artefacts are not at "

@@ -25,11 +25,38 @@ import pytest
 from lxml import etree
 
 from gateway.names import recordable
-from gateway.returns.ack import xml_text
-from tests.harness import (ACK_NS, REPORT_NS, SAMPLES, GatewayProcess, cli, drop, files, inbox, load_samples,
-                           outbox, renumber, tar_gz_of, wait_for, write_config, zip_of)
-from tests.hostile import (billion_laughs, deep_nesting, deflated_run, diluted_zip, encrypted_zip, pdf_with,
-                           quadratic_blowup, symlink_zip, tar_with, with_doctype, zip_declaring, zip_with)
+from gateway.xmlwrite import xml_text
+from tests.harness import (
+    ACK_NS,
+    REPORT_NS,
+    SAMPLES,
+    GatewayProcess,
+    cli,
+    drop,
+    files,
+    inbox,
+    load_samples,
+    outbox,
+    renumber,
+    tar_gz_of,
+    wait_for,
+    write_config,
+    zip_of,
+)
+from tests.hostile import (
+    billion_laughs,
+    deep_nesting,
+    deflated_run,
+    diluted_zip,
+    encrypted_zip,
+    pdf_with,
+    quadratic_blowup,
+    symlink_zip,
+    tar_with,
+    with_doctype,
+    zip_declaring,
+    zip_with,
+)
 from tests.probes import Bait, RssSampler
 
 SUPPLIER, PASSWORD = "acme", "acme-hostile-1"

@@ -18,13 +18,13 @@ from lxml import etree
 
 from gateway.cli import main
 from gateway.db import session_scope
+from gateway.lifecycle.cdar import build_cdar
+from gateway.lifecycle.notice import StatusNotice
 from gateway.lifecycle.receivability import SUFFIX as LIFECYCLE
 from gateway.lifecycle.service import StatusRefused, set_status
 from gateway.lifecycle.statuses import TRANSITIONS, Status
 from gateway.models import Flow, Invoice, InvoiceStatus, Verdict
 from gateway.returns import assert_valid
-from gateway.returns.cdar import build_cdar
-from gateway.returns.notice import StatusNotice
 from tests.harness import (
     REPORT_NS,
     SAMPLES,

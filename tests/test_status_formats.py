@@ -8,22 +8,15 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from gateway.lifecycle.cdar import NS as CDAR
+from gateway.lifecycle.cdar import build_cdar, parse_cdar
+from gateway.lifecycle.invoice_response import NS as UBL
+from gateway.lifecycle.invoice_response import SCHEMA as APPLICATION_RESPONSE
+from gateway.lifecycle.invoice_response import build_invoice_response
+from gateway.lifecycle.notice import StatusMessageError, StatusNotice, StatusRequest
+from gateway.lifecycle.status_xml import build_status_xml, parse_status_xml
 from gateway.lifecycle.statuses import EQUIVALENTS, PLATFORM_REJECTION, Status
-from gateway.returns import (
-    StatusMessageError,
-    StatusNotice,
-    StatusRequest,
-    assert_valid,
-    build_cdar,
-    build_invoice_response,
-    build_status_xml,
-    parse_cdar,
-    parse_status_xml,
-    schema,
-)
-from gateway.returns.cdar import NS as CDAR
-from gateway.returns.invoice_response import NS as UBL
-from gateway.returns.invoice_response import SCHEMA as APPLICATION_RESPONSE
+from gateway.returns import assert_valid, schema
 from gateway.returns.schemas import SCHEMAS_DIR
 from gateway.validate import safexml
 

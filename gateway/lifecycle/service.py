@@ -16,15 +16,32 @@ from gateway import events, wakeups
 from gateway.app import App
 from gateway.db import session_scope
 from gateway.findings import Finding, loads
+from gateway.lifecycle.cdar import build_cdar
+from gateway.lifecycle.invoice_response import build_invoice_response
+from gateway.lifecycle.notice import StatusNotice, siren
+from gateway.lifecycle.status_xml import build_status_xml
+from gateway.lifecycle.statuses import (
+    REASON_REQUIRED,
+    TRANSITIONS,
+    Status,
+    can_move,
+    requested,
+)
 from gateway.memo import once
-from gateway.lifecycle.statuses import REASON_REQUIRED, TRANSITIONS, Status, can_move, requested
-from gateway.models import (Account, AccountSiret, Delivery, Flow, FlowState, Invoice, InvoiceStatus, StatusFormat,
-                            Structure, Verdict, utcnow)
+from gateway.models import (
+    Account,
+    AccountSiret,
+    Delivery,
+    Flow,
+    FlowState,
+    Invoice,
+    InvoiceStatus,
+    StatusFormat,
+    Structure,
+    Verdict,
+    utcnow,
+)
 from gateway.notify import outbox as notifications
-from gateway.returns.cdar import build_cdar
-from gateway.returns.invoice_response import build_invoice_response
-from gateway.returns.notice import StatusNotice, siren
-from gateway.returns.status_xml import build_status_xml
 from gateway.views import by_reference
 
 __all__ = ["StatusRefused", "account_siren", "change_status", "deposit", "notify_rejection", "queue_return",

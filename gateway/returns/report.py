@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import json
-
 from datetime import datetime
 
 from lxml import etree
 
 from gateway.findings import Finding, loads
 from gateway.models import FINAL_STATES, Flow, Invoice, Verdict
-from gateway.returns.ack import (
-    append_receipt,
-    child,
-    optional_child,
-    root,
-    serialize,
-    xml_datetime,
-)
+from gateway.returns.ack import append_receipt
+from gateway.xmlwrite import child, optional_child, root, serialize, xml_datetime
 
 REPORT_NS = "urn:gateway:report:1"
 

@@ -15,7 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.lifecycle.statuses import EQUIVALENTS, PLATFORM_REJECTION, Equivalent, Status
+from gateway.lifecycle.statuses import (
+    EQUIVALENTS,
+    PLATFORM_REJECTION,
+    Equivalent,
+    Status,
+)
 
 # The reform's codes whose message must give a reason (domain notes, "Flux 6").
 REASON_REQUIRED_CODES = frozenset({"206", "207", "208", "210", "213"})

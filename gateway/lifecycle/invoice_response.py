@@ -18,9 +18,8 @@ from __future__ import annotations
 
 from lxml import etree
 
-from gateway.returns.ack import serialize
-from gateway.returns.elements import maker, optional, utc
-from gateway.returns.notice import StatusNotice
+from gateway.lifecycle.notice import StatusNotice
+from gateway.xmlwrite import maker, optional, serialize, utc
 
 NS = {
     "ubl": "urn:oasis:names:specification:ubl:schema:xsd:ApplicationResponse-2",

@@ -19,7 +19,7 @@ The gateway's choices where the format leaves room:
 - TypeCode 305 for a status the platform issued while carrying the invoice, 23 for a party's own;
 - an invoice read without its issue date is dated the day of the message (BR-FR-CDV-11 wants a date), and
   its type code is left out unless the reform's list has it (BR-FR-04);
-- the reason code is one BR-FR-CDV allows with the status (gateway.returns.cdar_reasons);
+- the reason code is one BR-FR-CDV allows with the status (gateway.lifecycle.cdar_reasons);
 - the mandate number of MANDATEE travels as an IncludedNote of subject PMT (UNTDID 4451, payment
   information): the format has no field of its own for it;
 - a code several statuses share (204 Prise en charge: service fait, mandatée, mise à disposition du
@@ -37,12 +37,17 @@ from datetime import date, datetime
 
 from lxml import etree
 
+from gateway.lifecycle.cdar_reasons import told_reason
+from gateway.lifecycle.notice import (
+    FLOW_LABELS,
+    REASON_REQUIRED_CODES,
+    FlowNotice,
+    StatusMessageError,
+    StatusNotice,
+    StatusRequest,
+)
 from gateway.lifecycle.statuses import Status, from_cdar
-from gateway.returns.ack import serialize
-from gateway.returns.cdar_reasons import told_reason
-from gateway.returns.elements import maker, optional, utc
-from gateway.returns.notice import (FLOW_LABELS, REASON_REQUIRED_CODES, FlowNotice, StatusMessageError, StatusNotice,
-                                    StatusRequest)
+from gateway.xmlwrite import maker, optional, serialize, utc
 
 NS = {
     "rsm": "urn:un:unece:uncefact:data:standard:CrossDomainAcknowledgementAndResponse:100",

@@ -11,10 +11,10 @@ import threading
 
 from lxml import etree
 
+from gateway.lifecycle.notice import StatusMessageError, StatusNotice, StatusRequest
 from gateway.lifecycle.statuses import Status
-from gateway.returns.ack import child, optional_child, root, serialize, xml_datetime
-from gateway.returns.notice import StatusMessageError, StatusNotice, StatusRequest
 from gateway.returns.schemas import schema
+from gateway.xmlwrite import child, optional_child, root, serialize, xml_datetime
 
 STATUS_NS = "urn:gateway:status:1"
 ROOT_TAG = f"{{{STATUS_NS}}}statusUpdate"
