@@ -28,7 +28,6 @@ from gateway import events, faults, metrics, queue, store
 from gateway.app import App
 from gateway.db import session_scope
 from gateway.findings import Finding, any_fatal, dumps, loads
-from gateway.ingest.intake import acknowledge
 from gateway.lifecycle import inbound, receivability
 from gateway.lifecycle import service as lifecycle
 from gateway.lifecycle.notice import StatusMessageError
@@ -46,6 +45,7 @@ from gateway.models import (
 )
 from gateway.notify import outbox as notifications
 from gateway.returns import build_report
+from gateway.returns.acknowledge import acknowledge_all
 from gateway.route import delivery, route
 from gateway.route.controls import Deposit, check_deposit, duplicate_key
 from gateway.validate import Checked
@@ -86,10 +86,9 @@ def process(app: App, claimed: list[tuple[str, int]], owner: str) -> dict[str, F
     once each at the step's end, before the commit that records them (store.synced_dirs).
     """
     works = _load(app, dict(claimed), owner)
-    for work in works:
-        if not work.flow.acknowledged:
-            with _about(work):
-                acknowledge(app, work.flow)
+    unacknowledged = [work.flow for work in works if not work.flow.acknowledged]
+    if unacknowledged:  # intake died, or found no room to write them
+        acknowledge_all(app, unacknowledged)
     judged = [(work, _judgement(app, work)) for work in works if _unjudged(work)]
     judged = [(work, judgement) for work, judgement in judged if judgement is not None]  # status flows: applied
     if judged:

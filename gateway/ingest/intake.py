@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
@@ -45,7 +45,7 @@ from gateway.findings import Finding, dumps
 from gateway.log import log
 from gateway.models import Flow, IdempotencyKey
 from gateway.names import flow_name_refusal, recordable
-from gateway.returns import build_ack
+from gateway.returns.acknowledge import acknowledge_all
 
 
 @dataclass(frozen=True)
@@ -156,29 +156,6 @@ def _recover_entry(app: App, sidecar: Path, fd: int) -> int:
     sidecar.unlink()
     _admitted(app, flows, began)
     return 1
-
-
-def acknowledge(app: App, flow: Flow) -> None:
-    """Write the acknowledgement of receipt (idempotent: same name, same content) and record it once."""
-    acknowledge_all(app, [flow])
-
-
-def acknowledge_all(app: App, flows: list[Flow]) -> None:
-    """Write the acknowledgements of flows, then record them in one transaction, each once.
-
-    Intake and a worker that claimed a flow meanwhile may both get here: the row lock (SQLite's write
-    lock) of the update lets the first record the event and the second see it was.
-    """
-    digests = {flow.id: app.emit(flow.account, f"{flow.id}.ack.xml", build_ack(flow)) for flow in flows}
-    accounts = {flow.id: flow.account for flow in flows}
-    with session_scope(app.engine) as session:
-        table = Flow.__table__
-        done = session.execute(update(table).where(table.c.id.in_(digests), table.c.acknowledged.is_(False))
-                               .values(acknowledged=True).returning(table.c.id)).scalars().all()
-        for flow_id in sorted(done):
-            events.record(session, flow_id, "acknowledged", account=accounts[flow_id], sha256=digests[flow_id])
-    for flow in flows:
-        flow.acknowledged = True
 
 
 class Promised:

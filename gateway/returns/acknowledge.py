@@ -1,0 +1,30 @@
+"""Acknowledging flows: each acknowledgement of receipt written to its account's out/, then recorded once.
+
+Intake acknowledges what it has stored; a worker acknowledges a flow intake left unacknowledged (it died, or
+found no room to write it). Both may get here for the same flow: the row lock (SQLite's write lock) of the
+update lets the first record the event and the second see it was; the file has a fixed name and content.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+
+from gateway import events, tables
+from gateway.app import App
+from gateway.db import session_scope
+from gateway.models import Flow
+from gateway.returns.ack import build_ack
+
+
+def acknowledge_all(app: App, flows: list[Flow]) -> None:
+    """Write the acknowledgements of flows, then record them in one transaction, each once."""
+    digests = {flow.id: app.emit(flow.account, f"{flow.id}.ack.xml", build_ack(flow)) for flow in flows}
+    accounts = {flow.id: flow.account for flow in flows}
+    table = tables.flow
+    with session_scope(app.engine) as session:
+        done = session.execute(update(table).where(table.c.id.in_(digests), table.c.acknowledged.is_(False))
+                               .values(acknowledged=True).returning(table.c.id)).scalars().all()
+        for flow_id in sorted(done):
+            events.record(session, flow_id, "acknowledged", account=accounts[flow_id], sha256=digests[flow_id])
+    for flow in flows:
+        flow.acknowledged = True
