@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import date, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -24,7 +25,7 @@ import structlog
 from sqlmodel import Session, select
 from stdnum.fr import siret as siret_number
 
-from gateway import events, faults, metrics, queue, store
+from gateway import events, faults, metrics, queue, store, tables
 from gateway.app import App
 from gateway.db import session_scope
 from gateway.findings import Finding, any_fatal, dumps, loads
@@ -355,12 +356,17 @@ def _judge(session: Session, flow: Flow, seq: int, name: str, sha256: str, check
     return invoice
 
 
+# What an invoice row keeps of the extracted data: the invoice table's columns that InvoiceData has (its fields,
+# and the amount it reads from the total), so that a field is declared in the table and in the extraction only.
+_KEPT = [column.key for column in tables.invoice.columns
+         if column.key in {item.name for item in dataclass_fields(InvoiceData)} or column.key == "amount"]
+
+
 def _data_fields(data: InvoiceData) -> dict:
-    fields = {k: getattr(data, k) for k in ("syntax", "number", "issue_date", "type_code", "service_code",
-                                            "engagement", "total", "amount", "currency")}
+    kept = {key: getattr(data, key) for key in _KEPT}
     for key in ("seller_siret", "buyer_siret"):  # kept compact: the duplicate key compares them
-        fields[key] = siret_number.compact(getattr(data, key) or "") or None
-    return fields
+        kept[key] = siret_number.compact(kept[key] or "") or None
+    return kept
 
 
 def final_state(flow_findings: list[Finding], invoices: list[Invoice]) -> FlowState:
