@@ -1,4 +1,4 @@
-# The two commands of the README: `make run` and `make test`.
+# The two commands of the README: `make run` and `make test` (`make test-fast` leaves out the long proofs).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,12 +13,12 @@ OPERATOR_PASSWORD ?= ops-demo
 # with another CONFIG (another data_dir), give its own.
 SAMPLES_LOADED ?= var/samples-loaded
 
-.PHONY: run test samples upgrade install bench bench-e2e clean
+.PHONY: run test test-fast lint samples upgrade install bench bench-e2e clean
 
 $(BIN)/gateway: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,lint]'
 	touch $@
 
 # Also fetches the rule packs no installed package ships (CEN's EN 16931 CII stylesheet), once.
@@ -44,6 +44,15 @@ run: samples
 
 test: install
 	$(BIN)/python -m pytest
+
+# ruff (style, imports, likely bugs) and mypy (types of gateway/), configured in pyproject.toml; CI runs it first.
+lint: $(BIN)/gateway
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# A developer's loop: every test but the long proofs marked `slow` (crashes, several processes, full disk...).
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
 
 bench: install bench-e2e
 	$(BIN)/python benchmarks/pipeline.py

@@ -51,11 +51,11 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -143,7 +143,7 @@ class Deposits:
 
     @property
     def latency(self) -> list[float]:
-        return [e - s for s, e in zip(self.start, self.end)]
+        return [e - s for s, e in zip(self.start, self.end, strict=True)]
 
 
 def deposit_all(clients: list, flows: list[tuple[str, bytes]], rate: float = 0.0) -> Deposits:
@@ -171,7 +171,7 @@ def deposit_all(clients: list, flows: list[tuple[str, bytes]], rate: float = 0.0
             start[i], sent[i] = (due if rate else now), now
             try:
                 client.deposit(*flows[i])
-            except Exception as exc:  # noqa: BLE001 - reported below, and stops the others
+            except Exception as exc:
                 failed.append(exc)
                 return
             end[i] = time.time()
@@ -288,7 +288,7 @@ class Phase:
     @property
     def to_ack(self) -> list[float]:
         return [self.flows[name]["acknowledged"] - start for name, start in zip(self.deposits.names,
-                                                                                self.deposits.start)]
+                                                                                self.deposits.start, strict=True)]
 
     @property
     def states(self) -> dict[str, int]:
@@ -350,9 +350,10 @@ def py_spy(pid: int, folder: Path) -> Callable[[], Callable[[], None]]:
     output = folder / "front-api.speedscope.json"
 
     def start() -> Callable[[], None]:
-        proc = subprocess.Popen([str(binary), "record", "--pid", str(pid), "--rate", "250", "--format",
-                                 "speedscope", "--output", str(output), "--nonblocking"],
-                                stdout=subprocess.DEVNULL, stderr=open(folder / "py-spy.log", "wb"))
+        with open(folder / "py-spy.log", "wb") as log:  # py-spy keeps its own descriptor
+            proc = subprocess.Popen([str(binary), "record", "--pid", str(pid), "--rate", "250", "--format",
+                                     "speedscope", "--output", str(output), "--nonblocking"],
+                                    stdout=subprocess.DEVNULL, stderr=log)
         time.sleep(1.0)  # attached before the first deposit
 
         def stop() -> None:
@@ -372,7 +373,7 @@ def speedscope_summary(path: Path, top: int = 40) -> str:
     frames = data["shared"]["frames"]
     own, total, threads, samples = Counter(), Counter(), Counter(), 0
     for profile in data["profiles"]:
-        for stack, weight in zip(profile["samples"], profile["weights"]):
+        for stack, weight in zip(profile["samples"], profile["weights"], strict=True):
             samples += weight
             threads[profile["name"]] += weight
             if stack:

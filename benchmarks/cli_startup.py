@@ -23,8 +23,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.harness import (ACK_NS, SAMPLES, GatewayProcess, ack_for_name, drop, load_samples,  # noqa: E402
-                           outbox, wait_for, write_config)
+from tests.harness import (  # noqa: E402
+    ACK_NS,
+    SAMPLES,
+    GatewayProcess,
+    ack_for_name,
+    drop,
+    load_samples,
+    outbox,
+    wait_for,
+    write_config,
+)
 
 TARGET = 0.5  # seconds, for each of COMMANDS
 NUMBER = "ACME-2026-0101"  # the UBL sample's invoice number

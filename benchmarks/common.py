@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import subprocess
@@ -48,10 +49,8 @@ def tree_rss_mb(pids: Iterable[int]) -> float:
     while todo:
         pid = todo.pop()
         todo += children.get(pid, [])
-        try:
+        with contextlib.suppress(OSError):  # ended meanwhile
             total += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
-        except OSError:
-            pass
     return total * PAGE_MB
 
 
@@ -103,12 +102,12 @@ class SftpUploads:
 
     def start(self) -> None:
         self.began = time.time()
-        for s, share in enumerate(self.shares):
+        for s in range(len(self.shares)):
             workdir = self.workdir / f"session-{s}"
             workdir.mkdir(exist_ok=True)
-            proc = subprocess.Popen(self.client.argv("-"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=open(workdir / "stderr", "wb"), text=True,
-                                    env=self.client.env(workdir), cwd=workdir)
+            with open(workdir / "stderr", "wb") as stderr:  # the client keeps its own descriptor
+                proc = subprocess.Popen(self.client.argv("-"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=stderr, text=True, env=self.client.env(workdir), cwd=workdir)
             self.procs.append(proc)
             for target in (self._feed, self._follow):
                 thread = threading.Thread(target=target, args=(proc, s), daemon=True)

@@ -29,6 +29,7 @@ rate it reached); RSS flat over a 20,000-flow run (--rss-flows).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -41,7 +42,7 @@ import time
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,8 +59,7 @@ from gateway import config as config_module  # noqa: E402
 from gateway.models import Delivery, DeliveryState, Event, Flow, Invoice, Verdict  # noqa: E402
 from tests.harness import CORPUS, GatewayProcess, cli, inbox, load_samples, wait_for, write_config  # noqa: E402
 from tests.postgres import PostgresServer, binaries  # noqa: E402
-from tests.sftp_harness import (SSHD, OpenSSH, Sshd, current_user, free_port, known_hosts, listening,  # noqa: E402
-                                make_key, public)
+from tests.sftp_harness import SSHD, OpenSSH, Sshd, current_user, free_port, known_hosts, listening, make_key, public  # noqa: E402
 
 CORES = os.cpu_count() or 1
 FRONT_ROLES = "sftp,ingest,deliver"
@@ -77,7 +77,7 @@ def has_roles() -> bool:
 
 def _epoch(moment: datetime) -> float:
     """A database time as epoch seconds; naive ones are UTC, as the gateway writes them."""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 class Cluster:
@@ -367,22 +367,22 @@ class Postgres:
 
 def _remove_if_empty(folder: Path) -> None:
     """The run's folder, unless a failed configuration left its own in it."""
-    try:
+    with contextlib.suppress(OSError):
         folder.rmdir()
-    except OSError:
-        pass
 
 
 def print_table(results: list[Result], raw: dict[int, float]) -> None:
     raws = "".join(f" {f'/raw x{k}':>8}" for k in raw)
-    print(f"{'database':10} {'workers':>7} {'batch':>5} {'rate':>6} {'flows':>6} {'flows/s':>8} {'inv/s':>7} {'upload/s':>8} "
+    print(f"{'database':10} {'workers':>7} {'batch':>5} {'rate':>6} {'flows':>6} {'flows/s':>8} {'inv/s':>7} "
+          f"{'upload/s':>8} "
           f"{'ack p50/p99 ms':>15} {'report p50/p99 ms':>18} {'RSS MB':>7}{raws}  complete")
     for r in results:
         ack = f"{percentile(r.ack, 50) * 1000:.0f}/{percentile(r.ack, 99) * 1000:.0f}"
         report = f"{percentile(r.report, 50) * 1000:.0f}/{percentile(r.report, 99) * 1000:.0f}"
         invoices = r.outcome["accepted"] / r.seconds
         ratios = "".join(f" {'-' if r.spec.rate else f'{invoices / v:.2f}':>8}" for v in raw.values())
-        print(f"{r.spec.db:10} {r.spec.workers:>7} {r.spec.batch or '-':>5} {r.spec.rate or '-':>6} {r.flows:>6} {r.flows / r.seconds:8.1f} "
+        print(f"{r.spec.db:10} {r.spec.workers:>7} {r.spec.batch or '-':>5} {r.spec.rate or '-':>6} {r.flows:>6} "
+              f"{r.flows / r.seconds:8.1f} "
               f"{invoices:7.1f} {r.flows / r.upload_seconds:8.1f} {ack:>15} {report:>18} {r.peak_rss_mb:7.0f}"
               f"{ratios}  {'yes' if r.complete else 'NO ' + json.dumps(r.outcome)}")
     for r in results:  # where the time goes, against the raw cost of judging one invoice
@@ -448,8 +448,8 @@ def main() -> int:
     count = min(args.flows, args.raw_docs)
     print(f"raw rate: {count} documents, 1 process...", file=sys.stderr)
     verdicts, one = raw_rate([content for _, content in built], count, 1)
-    templates = [content for (_, content), ok in zip(built, verdicts) if ok]
-    left_out = [name for (name, _), ok in zip(built, verdicts) if not ok]
+    templates = [content for (_, content), ok in zip(built, verdicts, strict=True) if ok]
+    left_out = [name for (name, _), ok in zip(built, verdicts, strict=True) if not ok]
     raw = {1: one}
     if CORES > 1:
         print(f"raw rate: {count} documents, {CORES} processes...", file=sys.stderr)

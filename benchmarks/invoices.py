@@ -40,13 +40,13 @@ def _siret(element: etree._Element, siret: str) -> None:
 
 def _ubl_party(root: etree._Element, party: str, siret: str) -> None:
     entity = root.find(f"cac:{party}/cac:Party/cac:PartyLegalEntity", _UBL)  # BR-06/BR-07: always there
-    cbc = "{%s}" % _UBL["cbc"]
+    cbc = f"{{{_UBL['cbc']}}}"
     _siret(_child(entity, cbc + "CompanyID", (cbc + "RegistrationName",)), siret)
 
 
 def _cii_party(root: etree._Element, party: str, siret: str) -> None:
     trade_party = root.find(_CII_AGREEMENT + f"ram:{party}", _CII)
-    ram = "{%s}" % _RAM
+    ram = f"{{{_RAM}}}"
     organisation = _child(trade_party, ram + "SpecifiedLegalOrganization",
                           tuple(ram + name for name in ("ID", "GlobalID", "Name", "RoleCode", "Description")))
     _siret(_child(organisation, ram + "ID"), siret)

@@ -24,10 +24,9 @@ sys.path.insert(0, str(REPO))
 
 from lxml import etree  # noqa: E402
 
-from gateway.lifecycle.statuses import Status  # noqa: E402
-from tests.harness import (SAMPLES, GatewayProcess, cli, files, inbox, load_samples, outbox,  # noqa: E402
-                           renumber, write_config)
 from benchmarks.pipeline import peak_rss_mb, percentile  # noqa: E402
+from gateway.lifecycle.statuses import Status  # noqa: E402
+from tests.harness import SAMPLES, GatewayProcess, cli, files, inbox, load_samples, outbox, renumber, write_config  # noqa: E402
 
 STEPS = (Status.SERVICE_FAIT, Status.MANDATEE, Status.MISE_A_DISPOSITION_COMPTABLE, Status.COMPTABILISEE,
          Status.MISE_EN_PAIEMENT)

@@ -24,8 +24,7 @@ from lxml import etree  # noqa: E402
 
 from benchmarks.common import peak_rss_mb, percentile  # noqa: E402
 from gateway.validate import check_document  # noqa: E402
-from tests.harness import (ACK_NS, CORPUS, SAMPLES, GatewayProcess, files, inbox, load_samples,  # noqa: E402
-                           outbox, write_config)
+from tests.harness import ACK_NS, CORPUS, SAMPLES, GatewayProcess, files, inbox, load_samples, outbox, write_config  # noqa: E402
 
 SUPPLIER = "acme"
 
@@ -54,7 +53,7 @@ def run_pipeline(root: Path, flows: list[bytes], threads: int, rate: float) -> d
     staging = root / "staging"
     staging.mkdir()
     names = [f"bench-{i:05d}.xml" for i in range(len(flows))]
-    for name, content in zip(names, flows):
+    for name, content in zip(names, flows, strict=True):
         (staging / name).write_bytes(content)
     gateway = GatewayProcess(config)
     gateway.start()
@@ -96,8 +95,9 @@ def main() -> None:
     rate = result["flows"] / result["elapsed"]
     print(f"flows                     {result['flows']} (source: {'corpus' if CORPUS.is_dir() else 'samples'})")
     print(f"pipeline                  {rate:.1f} flows/s ({args.threads} worker thread(s))")
-    print(f"drop->ack      p50 / p99  {percentile(result['ack'], 50) * 1000:.0f} / {percentile(result['ack'], 99) * 1000:.0f} ms")
-    print(f"drop->report   p50 / p99  {percentile(result['report'], 50) * 1000:.0f} / {percentile(result['report'], 99) * 1000:.0f} ms")
+    for label, key in (("drop->ack   ", "ack"), ("drop->report", "report")):
+        p50, p99 = (percentile(result[key], q) * 1000 for q in (50, 99))
+        print(f"{label}   p50 / p99  {p50:.0f} / {p99:.0f} ms")
     print(f"gateway peak RSS          {result['rss']:.0f} MB")
     print(f"raw check_document        {raw:.1f} documents/s (parse + XSD + extraction, one thread)")
     print(f"pipeline / raw            {rate / raw:.2f}")

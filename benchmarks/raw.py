@@ -28,7 +28,7 @@ def _measure(templates: list[bytes], count: int, index: int, step: int, barrier,
     with tempfile.TemporaryDirectory() as scratch:
         engine = Engine(usable_packs(settings, roles(settings.profile)), Path(scratch))
         verdicts = [_judge(engine, content, settings.profile) for content in templates]
-        valid = [content for content, ok in zip(templates, verdicts) if ok] or templates
+        valid = [content for content, ok in zip(templates, verdicts, strict=True) if ok] or templates
         work = [valid[i % len(valid)] for i in range(index, count, step)]
         barrier.wait(timeout=600)
         start = time.monotonic()

@@ -27,10 +27,20 @@ import paramiko  # noqa: E402
 from lxml import etree  # noqa: E402
 
 from benchmarks.common import percentile, upload  # noqa: E402
-from tests.harness import (ACK_NS, SAMPLES, GatewayProcess, cli, files, inbox, load_samples, outbox,  # noqa: E402
-                           renumber, wait_for, write_config)
-from tests.sftp_harness import (SSHD, OpenSSH, Sshd, current_user, free_port, known_hosts,  # noqa: E402
-                                listening, make_key, public)
+from tests.harness import (  # noqa: E402
+    ACK_NS,
+    SAMPLES,
+    GatewayProcess,
+    cli,
+    files,
+    inbox,
+    load_samples,
+    outbox,
+    renumber,
+    wait_for,
+    write_config,
+)
+from tests.sftp_harness import SSHD, OpenSSH, Sshd, current_user, free_port, known_hosts, listening, make_key, public  # noqa: E402
 
 SUPPLIER = "acme"
 

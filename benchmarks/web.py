@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,9 +52,9 @@ CHUNK = 5000
 def fill(database_url: str, count: int, seed: int = 1) -> None:
     """count invoices, their flows and statuses, in chunks of Core inserts."""
     rng = random.Random(seed)
-    codes, weights = zip(*STATUSES)
-    start = datetime(2025, 1, 2, tzinfo=timezone.utc)
-    step = (datetime(2026, 11, 30, tzinfo=timezone.utc) - start) / count
+    codes, weights = zip(*STATUSES, strict=True)
+    start = datetime(2025, 1, 2, tzinfo=UTC)
+    step = (datetime(2026, 11, 30, tzinfo=UTC) - start) / count
     engine = create_engine(database_url)
     try:
         for first in range(0, count, CHUNK):
@@ -154,8 +154,8 @@ def run(db: str, count: int, requests: int, stack: ExitStack, postgres: Postgres
                     times = timed(client, path, requests)
                     result = {"db": db, "viewer": viewer, "page": label, "path": path,
                               "p50_ms": round(percentile(times, 50), 1), "p95_ms": round(percentile(times, 95), 1)}
-                    print(f"{db:10} {viewer:5} {label:26} p50 {result['p50_ms']:7.1f} ms  p95 {result['p95_ms']:7.1f} ms",
-                          flush=True)
+                    print(f"{db:10} {viewer:5} {label:26} p50 {result['p50_ms']:7.1f} ms  "
+                          f"p95 {result['p95_ms']:7.1f} ms", flush=True)
                     results.append(result)
     return results
 

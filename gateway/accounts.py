@@ -8,8 +8,8 @@ Every check is made before anything is written; a refusal is an AccountError nam
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from sqlalchemy import delete
 from sqlmodel import select
@@ -17,8 +17,19 @@ from stdnum.fr import siret as siret_number
 
 from gateway.app import App
 from gateway.db import session_scope
-from gateway.models import (Account, AccountKey, AccountPassword, AccountSiret, Direction, Endpoint, Operator,
-                            OperatorPassword, Role, StatusFormat, WebSession)
+from gateway.models import (
+    Account,
+    AccountKey,
+    AccountPassword,
+    AccountSiret,
+    Direction,
+    Endpoint,
+    Operator,
+    OperatorPassword,
+    Role,
+    StatusFormat,
+    WebSession,
+)
 from gateway.zones import is_account_name
 
 
@@ -50,7 +61,7 @@ def add(app: App, name: str, role: Role, sirets: Iterable[str] = (), password: s
     credentials and its zone; returns the zone. A SIRET another account holds is refused (SiretHeld) unless
     shared: two accounts then hold it, as `accounts list` shows.
 
-    keys are (key, comment) pairs as gateway.ingest.sftp.auth.parse_key_line gives them."""
+    keys are (key, comment) pairs as gateway.ssh.parse_key_line gives them."""
     check_name(name)
     compact = []
     for siret in sirets:
@@ -122,7 +133,7 @@ def disable(app: App, name: str, disabled: bool = True) -> None:
 def set_endpoint(app: App, name: str, direction: Direction, url: str, key_path: Path, host_key: str,
                  interval: float | None = None, after: str | None = None) -> Endpoint:
     """Set the account's own SFTP server for direction (every part checked: gateway.remote.endpoints)."""
-    from gateway.remote.endpoints import EndpointError, build
+    from gateway.remote.endpoints import EndpointError, build  # here for start-up time: paramiko
 
     with session_scope(app.engine) as session:
         require(session, name)
@@ -145,7 +156,7 @@ def remove_endpoint(app: App, name: str, direction: Direction) -> None:
 
 def listing(app: App) -> list[dict]:
     """Every account with its SIRETs (shared: those other accounts hold too, and which) and its own SFTP servers."""
-    from gateway.remote.endpoints import location
+    from gateway.remote.endpoints import location  # here for start-up time: paramiko
 
     with session_scope(app.engine, write=False) as session:
         rows = session.exec(select(Account).order_by(Account.name)).all()

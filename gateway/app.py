@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
-from gateway.config import Settings
-from gateway.db import make_engine
 from gateway import dbdown, diskfull
 from gateway.alarm import Alarm, Repeats
+from gateway.config import Settings
+from gateway.db import make_engine
 from gateway.permissions import PRIVATE_DIR, ZONE_DIR, make_dir
+from gateway.reference import Reference
 from gateway.store import ContentStore
 from gateway.zones import Zones
 
@@ -37,12 +38,15 @@ class App:
     database: Alarm = field(default_factory=dbdown.alarm)
     # What every component tells of events that come in floods (refused connections, failed logins...).
     repeats: Repeats = field(init=False)
+    # The directory, accounts, subscriptions and endpoints as this process last read them (gateway.reference).
+    reference: Reference = field(init=False)
     _remote: SftpPool | None = field(default=None, init=False, repr=False)
     _remote_made: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         dbdown.watch(self.engine, self.database)
         self.repeats = Repeats(self.settings.log.summary_interval)
+        self.reference = Reference(self.engine, self.settings.worker.poll_interval)
 
     @property
     def remote(self) -> SftpPool:
@@ -50,7 +54,7 @@ class App:
         use, so that a command never connecting does not import paramiko."""
         with self._remote_made:
             if self._remote is None:
-                from gateway.remote import SftpPool  # its paramiko client imports modules that import this one
+                from gateway.remote import SftpPool  # here for start-up time: paramiko, the ORM
 
                 self._remote = SftpPool(self.settings.remote.timeout)
         return self._remote
@@ -63,7 +67,7 @@ class App:
         return digest
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "App":
+    def from_settings(cls, settings: Settings) -> App:
         for directory in (settings.gateway.data_dir, settings.spool_dir, settings.store_dir):
             make_dir(directory, PRIVATE_DIR)
         make_dir(settings.gateway.zones_dir, ZONE_DIR)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import sys
 import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -53,7 +54,7 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     cells = [[_shown(h) for h in headers]] + [[_shown(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for n, row in enumerate(cells):
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         if n == 0:
             click.echo("  ".join("-" * w for w in widths))
 
@@ -400,7 +401,7 @@ def _password(password: str | None, from_stdin: bool) -> str | None:
 
 def _key_lines(files: tuple[Path, ...]) -> list[tuple[str, str]]:
     """Every key of the files, checked before anything is written."""
-    from gateway.ingest.sftp.auth import KeyLineError, parse_key_line
+    from gateway.ssh import KeyLineError, parse_key_line
 
     keys = []
     for file in files:
@@ -487,12 +488,13 @@ def accounts_remote(ctx: _Context, name: str, push_url: str | None, pull_url: st
         return
     if key_path is None or host_key is None:
         raise click.UsageError("--key and --host-key are required with --push and --pull")
-    direction = Direction.PUSH if push_url else Direction.PULL
+    direction, url = (Direction.PUSH, push_url) if push_url else (Direction.PULL, pull_url)
+    assert url is not None, "one of --push, --pull and --remove was given, not --remove"
     try:
-        endpoint = accounts_service.set_endpoint(ctx.app, name, direction, push_url or pull_url, key_path,
-                                                 host_key, interval, after)
+        endpoint = accounts_service.set_endpoint(ctx.app, name, direction, url, key_path, host_key, interval, after)
     except AccountError as exc:
-        raise (click.ClickException(str(exc)) if str(exc).startswith("no account") else click.UsageError(str(exc)))
+        raise (click.ClickException(str(exc)) if str(exc).startswith("no account")
+               else click.UsageError(str(exc))) from exc
     click.echo(_shown(f"account {name}: {direction.value} {location(endpoint)}"))
 
 
@@ -556,7 +558,7 @@ def accounts_notify(ctx: _Context, name: str, url: str | None, secret: str | Non
 
     if [bool(url), bool(address), show, remove_id is not None].count(True) != 1:
         raise click.UsageError("give one of --webhook URL, --email ADDRESS, --list or --remove ID")
-    if secret is not None and not url or events is not None and not (url or address):
+    if (secret is not None and not url) or (events is not None and not (url or address)):
         raise click.UsageError("--secret goes with --webhook, --events with --webhook or --email")
     with _account_errors():
         if show:
@@ -568,7 +570,9 @@ def accounts_notify(ctx: _Context, name: str, url: str | None, secret: str | Non
             subscriptions.remove(ctx.app, name, remove_id)
             click.echo(f"subscription {remove_id} removed")
             return
-        wanted = Wanted("webhook" if url else "email", url or address, secret,
+        target = url or address
+        assert target is not None, "one of --webhook, --email, --list and --remove was given, not --list or --remove"
+        wanted = Wanted("webhook" if url else "email", target, secret,
                         None if events is None else [e.strip() for e in events.split(",") if e.strip()])
         made = subscriptions.add(ctx.app, name, wanted)
     click.echo(_shown(f"subscription {made['id']}: {made['kind']} {made['target']} ({', '.join(made['events'])})"))
@@ -645,7 +649,7 @@ def flows_list(ctx: _Context, state: str | None, account: str | None, limit: int
 
     rows: list[dict] = []
     page = None
-    while page is None or every and page.next:
+    while page is None or (every and page.next):
         page = views.flows(ctx.app, views.OPERATOR, state=FlowState(state) if state else None, account=account,
                            after=page.next if page else None, limit=_ALL_PAGE if every else limit)
         rows += page.items
@@ -788,9 +792,9 @@ def status_set(ctx: _Context, invoice_ref: str, new_status: str, reason_code: st
 
     try:
         target = Status.parse(new_status)
-    except (KeyError, ValueError):
+    except (KeyError, ValueError) as exc:
         raise click.BadParameter(f"{new_status!r} is not a status: "
-                                 + ", ".join(f"{s.value} {s.name}" for s in Status), param_hint="STATUS")
+                                 + ", ".join(f"{s.value} {s.name}" for s in Status), param_hint="STATUS") from exc
     with _not_found():
         try:
             row = change_status(ctx.app, invoice_ref, target, "operator", by_number=True, reason_code=reason_code,

@@ -72,13 +72,22 @@ class _Section:
         names = {item.name for item in fields(cls)}
         unknown = sorted(set(table) - names)
         if unknown:
+            withdrawn = _WITHDRAWN.get(_section_name(cls), {})
+            gone = [name for name in unknown if name in withdrawn]
+            why = f"; {', '.join(gone)} withdrawn: {'; '.join(sorted({withdrawn[n] for n in gone}))}" if gone else ""
             raise ConfigError(f"[{_section_name(cls)}] has no setting {', '.join(unknown)} "
-                              f"(known: {', '.join(sorted(names))})")
+                              f"(known: {', '.join(sorted(names))}){why}")
         return cls(**table)
 
 
 def _section_name(cls: type) -> str:
     return _SECTION_NAMES.get(cls, cls.__name__)
+
+
+_PUSH_RETRY = ("a push is tried once per delivery attempt, the delivery queue retries "
+               "([delivery] max_attempts, retry_base, retry_max)")
+# Settings of former versions, by section, and why they went: a file still carrying one is refused, told why.
+_WITHDRAWN = {"remote": {"push_attempts": _PUSH_RETRY, "push_wait": _PUSH_RETRY, "push_wait_max": _PUSH_RETRY}}
 
 
 @dataclass
@@ -179,9 +188,6 @@ class DeliverySettings(_Section):
 @dataclass
 class RemoteSettings(_Section):
     timeout: float = _setting(15.0, gt=0)
-    push_attempts: int = _setting(3, ge=1)
-    push_wait: float = _setting(0.5, gt=0)
-    push_wait_max: float = _setting(5.0, gt=0)
     pull_interval: float = _setting(60.0, gt=0)
 
 
@@ -283,7 +289,8 @@ class Settings:
 
 # The section of config.toml each attribute of Settings reads, where they differ, and the section of each class.
 _SECTION_OF = {"validation": "validate"}
-_SECTION_NAMES = {item.default_factory: _SECTION_OF.get(item.name, item.name) for item in fields(Settings)}
+_SECTION_NAMES: dict[Any, str] = {item.default_factory: _SECTION_OF.get(item.name, item.name)
+                                  for item in fields(Settings)}
 
 
 def _anchor(settings: Settings, base: Path) -> Settings:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Iterable
 
 LIMIT = 200  # findings of one stage kept on one document; the rest are counted, rule by rule
 

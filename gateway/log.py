@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
+from structlog.typing import EventDict, Processor
 
 _SECRET_KEYS = frozenset({"password", "passphrase", "private_key", "secret"})
 
 
-def redact_secrets(logger: Any, method_name: str, event_dict: dict) -> dict:
+def redact_secrets(logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
     """Never let a credential reach a log line, whoever passed it."""
     for key in _SECRET_KEYS & event_dict.keys():
         event_dict[key] = "***"
@@ -29,8 +30,9 @@ def configure_logging(level: str = "info", file: Path | None = None) -> None:
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
         # a name that was not UTF-8 reaches the logs as surrogate escapes: written as \udcff, never refused
-        stream = open(file, "a", buffering=1, encoding="utf-8", errors="backslashreplace")
-    shared = [
+        # open for the process's life: the logger writes to it until exit
+        stream = open(file, "a", buffering=1, encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -38,7 +40,7 @@ def configure_logging(level: str = "info", file: Path | None = None) -> None:
     ]
     tracebacks = structlog.processors.ExceptionRenderer(
         structlog.tracebacks.ExceptionDictTransformer(show_locals=False))  # locals may hold credentials
-    render = [tracebacks, structlog.processors.JSONRenderer(ensure_ascii=False)]
+    render: list[Processor] = [tracebacks, structlog.processors.JSONRenderer(ensure_ascii=False)]
     structlog.configure(
         processors=shared + render,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
@@ -48,7 +50,7 @@ def configure_logging(level: str = "info", file: Path | None = None) -> None:
     _route_stdlib_logging(stream, shared, render)
 
 
-def _route_stdlib_logging(stream: TextIO, shared: list, render: list) -> None:
+def _route_stdlib_logging(stream: TextIO, shared: list[Processor], render: list[Processor]) -> None:
     """Libraries (watchdog, paramiko...) log through the standard library: render their warnings as JSON too."""
     handler = logging.StreamHandler(stream)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(

@@ -12,7 +12,6 @@ they stay in this process's memory. Hence they are made on first use, never at i
 from __future__ import annotations
 
 import fcntl
-import itertools
 import os
 import re
 import socket
@@ -102,12 +101,14 @@ def multiprocess(data_dir: Path) -> None:
 
 
 def _claim_slot(directory: Path) -> int:
-    for slot in itertools.count():
-        handle = open(directory / f"slot-{slot}.lock", "w")
+    slot = 0
+    while True:
+        handle = open(directory / f"slot-{slot}.lock", "w")  # noqa: SIM115 (kept open: closing drops the lock)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
+            slot += 1
             continue
         _slot_file.append(handle)
         return slot

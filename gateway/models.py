@@ -7,16 +7,30 @@ the code that works with the classes.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from sqlalchemy import Integer, Table
+from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
 from sqlmodel import Field, SQLModel
+from sqlmodel.main import SQLModelMetaclass
 
 from gateway import tables
-from gateway.tables import (FINAL_STATES, DeliveryState, Direction, FlowState, Role, StatusFormat,  # noqa: F401
-                            Verdict, as_utc, utcnow)
+from gateway.tables import (  # noqa: F401
+    FINAL_STATES,
+    DeliveryState,
+    Direction,
+    FlowState,
+    Role,
+    StatusFormat,
+    Verdict,
+    as_utc,
+    utcnow,
+)
 
 
+# Built at import from the tables, the classes are Any to mypy: typing them would repeat every column as an
+# annotation, and gateway.tables is the schema's one statement. Queries type-check on the Core columns.
 def _model(name: str, table: Table) -> Any:
     """The SQLModel class name mapped onto table: a field per column, optional where the column is nullable or an
     integer key the database numbers, with the column's default."""
@@ -26,14 +40,14 @@ def _model(name: str, table: Table) -> Any:
         optional = column.nullable or (column.primary_key and isinstance(column.type, Integer))
         annotations[column.key] = column.type.python_type | None if optional else column.type.python_type
         default = column.default
-        if default is not None and default.is_callable:
-            namespace[column.key] = Field(default_factory=default.arg.__wrapped__, sa_column=column)
-        elif default is not None:
+        if isinstance(default, CallableColumnDefault):  # SQLAlchemy wraps the callable, which takes no context
+            namespace[column.key] = Field(default_factory=inspect.unwrap(default.arg), sa_column=column)
+        elif isinstance(default, ScalarElementColumnDefault):
             namespace[column.key] = Field(default=default.arg, sa_column=column)
         else:
             namespace[column.key] = Field(default=None, sa_column=column) if optional else Field(sa_column=column)
     namespace["__annotations__"] = annotations
-    return type(SQLModel)(name, (SQLModel,), namespace, table=True)
+    return SQLModelMetaclass(name, (SQLModel,), namespace, table=True)
 
 
 Account = _model("Account", tables.account)

@@ -11,6 +11,7 @@ operator decides.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -39,10 +40,8 @@ def make_dir(path: Path, mode: int) -> None:
 
 def make_private_file(path: Path) -> None:
     """An empty file at path, 0600, unless one exists (an empty file is an empty SQLite database)."""
-    try:
+    with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE))
-    except FileExistsError:
-        pass
 
 
 def warn_if_open(data_dir: Path) -> None:

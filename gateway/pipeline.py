@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
-from datetime import date, timedelta, timezone
+from datetime import UTC, date, timedelta
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -34,7 +34,6 @@ from gateway.lifecycle import service as lifecycle
 from gateway.lifecycle.notice import StatusMessageError
 from gateway.lifecycle.statuses import Status
 from gateway.models import (
-    Account,
     Delivery,
     DeliveryState,
     Flow,
@@ -48,7 +47,7 @@ from gateway.notify import outbox as notifications
 from gateway.returns import build_report
 from gateway.returns.acknowledge import acknowledge_all
 from gateway.route import delivery, route
-from gateway.route.controls import Deposit, check_deposit, duplicate_key
+from gateway.route.controls import Deposit, DuplicateKey, check_deposit, duplicate_key
 from gateway.validate import Checked
 from gateway.validate.contents import ArchiveRefused, is_batch, kind_of, members
 from gateway.validate.extract import InvoiceData
@@ -63,7 +62,7 @@ REJECTED_WHOLE = frozenset({"FLOW-DUPLICATE", ROLE_REFUSED})  # refusals that pr
 Judged = tuple[str, str, Checked, RulesVerdict | None]
 
 
-@dataclass
+@dataclass(eq=False)  # a work is itself: "in" asks for identity
 class _Work:
     """A flow and what has been decided about it so far."""
 
@@ -83,26 +82,28 @@ def process(app: App, claimed: list[tuple[str, int]], owner: str) -> dict[str, F
     together with the status-returns they queued, and last their reports, all recorded in one transaction.
     Every step is idempotent per flow, so a batch taken again (a crash, a full disk) resumes each of its flows
     where it stopped, and a failing batch is taken again flow by flow (gateway.worker). A flow no longer leased
-    to owner, or already finished, is left out. The files of each step are fsynced one by one, their folders
-    once each at the step's end, before the commit that records them (store.synced_dirs).
+    to owner, or already finished, is left out, when loaded and in each step's transaction (_hold). The files
+    of each step are fsynced one by one, their folders once each at the step's end, before the commit that
+    records them (store.synced_dirs).
     """
     works = _load(app, dict(claimed), owner)
     unacknowledged = [work.flow for work in works if not work.flow.acknowledged]
     if unacknowledged:  # intake died, or found no room to write them
         acknowledge_all(app, unacknowledged)
-    judged = [(work, _judgement(app, work)) for work in works if _unjudged(work)]
-    judged = [(work, judgement) for work, judgement in judged if judgement is not None]  # status flows: applied
+    judged = [(work, judgement) for work in works if _unjudged(work)
+              if (judgement := _judgement(app, work)) is not None]  # None: a status flow, applied
     if judged:
         with session_scope(app.engine) as session, store.synced_dirs():  # the files' names before the commit
-            _hold(session, [work for work, _ in judged])
+            works = _hold(session, works, owner)
             for work, judgement in judged:
-                with _about(work):
-                    _record_judgement(app, session, work, *judgement)
+                if work in works:
+                    with _about(work):
+                        _record_judgement(app, session, work, *judgement)
         faults.point("batch_judged")
     with store.synced_dirs():
         tried = delivery.try_all(app, [d for work in works for d in work.deliveries])
     with session_scope(app.engine) as session, store.synced_dirs():
-        _hold(session, works)
+        works = _hold(session, works, owner)
         delivery.record_all(app, session, tried)
         for work in works:
             with _about(work):
@@ -111,14 +112,14 @@ def process(app: App, claimed: list[tuple[str, int]], owner: str) -> dict[str, F
                                          [work.flow.id for work in works])
     with store.synced_dirs():
         tried = delivery.try_all(app, returns)  # the status-returns that judgement and deliveries queued
-        record_reports = [_write_report(app, work) for work in works]
+        record_reports = {work.flow.id: _write_report(app, work) for work in works}
     faults.point("batch_reports_written")
     with session_scope(app.engine) as session, store.synced_dirs():
-        _hold(session, works)
+        works = _hold(session, works, owner)
         delivery.record_all(app, session, tried)
-        for work, record_report in zip(works, record_reports):
+        for work in works:
             with _about(work):
-                record_report(session)
+                record_reports[work.flow.id](session)
     for work in works:
         _count_rejections(work)
     return {work.flow.id: work.flow.state for work in works}
@@ -129,13 +130,19 @@ def _about(work: _Work):
     return structlog.contextvars.bound_contextvars(flow_id=work.flow.id, account=work.flow.account)
 
 
-def _hold(session: Session, works: list[_Work]) -> None:
-    """Read the flows of works and their invoices into the transaction at once, and hold them for its life: a
-    session's identity map keeps an object only while something refers to it, so that each session.get of
-    them (the lifecycle's, the notifications') would read its row again."""
-    ids = [work.flow.id for work in works]
-    session.info["held"] = [*session.exec(select(Flow).where(Flow.id.in_(ids))),
-                            *session.exec(select(Invoice).where(Invoice.flow_id.in_(ids)))]
+def _hold(session: Session, works: list[_Work], owner: str) -> list[_Work]:
+    """Of works, those whose flows are still leased to owner and unfinished, their rows locked until the commit (FOR
+    UPDATE on PostgreSQL; on SQLite the write transaction holds the database): a flow whose lease expired
+    meanwhile and that another worker took is left to it, which records it once.
+
+    The flows and their invoices are read into the transaction at once and held for its life: a session's
+    identity map keeps an object only while something refers to it, so that each session.get of them (the
+    lifecycle's, the notifications') would read its row again."""
+    flows = session.exec(select(Flow).where(Flow.id.in_([work.flow.id for work in works]), Flow.lease_owner == owner,
+                                            Flow.state == FlowState.RECU).with_for_update()).all()
+    kept = {flow.id for flow in flows}
+    session.info["held"] = [*flows, *session.exec(select(Invoice).where(Invoice.flow_id.in_(kept)))]
+    return [work for work in works if work.flow.id in kept]
 
 
 def _load(app: App, attempts: dict[str, int], owner: str) -> list[_Work]:
@@ -150,8 +157,8 @@ def _load(app: App, attempts: dict[str, int], owner: str) -> list[_Work]:
         held = session.exec(select(Delivery.flow_id, Delivery.id).where(
             Delivery.flow_id.in_(ids), Delivery.lease_owner == owner, Delivery.state == DeliveryState.PENDING,
             Delivery.kind.in_(queue.FLOW_KINDS)).order_by(Delivery.id)).all()
-        roles = dict(session.exec(select(Account.name, Account.role).where(
-            Account.name.in_({flow.account for flow in flows}))).all())
+        accounts = {name: app.reference.account(session, name) for name in {flow.account for flow in flows}}
+        roles = {name: account.role for name, account in accounts.items() if account is not None}
     works = {flow.id: _Work(flow, attempts[flow.id], owner, roles.get(flow.account)) for flow in flows}
     for invoice in invoices:
         works[invoice.flow_id].invoices.append(invoice)
@@ -197,7 +204,7 @@ def _record_judgement(app: App, session: Session, work: _Work, refusal: list[Fin
                       judged: list[Judged]) -> None:
     """Record the flow's refusal, or its invoices' verdicts and deliveries, in the caller's transaction."""
     flow = work.flow
-    stored = session.get(Flow, flow.id)
+    stored = session.get_one(Flow, flow.id)
     if refusal:
         flow.findings = stored.findings = dumps(loads(flow.findings) + refusal)
         for f in refusal:
@@ -206,9 +213,9 @@ def _record_judgement(app: App, session: Session, work: _Work, refusal: list[Fin
     batch = is_batch(kind_of(flow.original_name))
     flow.syntax = stored.syntax = kind_of(flow.original_name) if batch else judged[0][2].syntax
     events.record(session, flow.id, "syntax_detected", syntax=flow.syntax, documents=len(judged))
-    day, accepted_keys = _deposit_day(app, flow), set()
+    day, accepted_keys = _deposit_day(app, flow), set[DuplicateKey]()
     for seq, (name, sha256, checked, rules) in enumerate(judged, start=1):
-        invoice = _judge(session, flow, seq, name, sha256, checked, rules, day, accepted_keys)
+        invoice = _judge(app, session, flow, seq, name, sha256, checked, rules, day, accepted_keys)
         work.invoices.append(invoice)
     session.flush()  # invoice rows before their deliveries' foreign keys
     for invoice in work.invoices:
@@ -243,7 +250,7 @@ def _delivery_of(invoice: Invoice, owner: str, lease_expires_at) -> Delivery:
 
 def _deposit_day(app: App, flow: Flow) -> date:
     """The day of deposit where the platform runs (an invoice dated today, Paris time, is not future)."""
-    received = flow.received_at if flow.received_at.tzinfo else flow.received_at.replace(tzinfo=timezone.utc)
+    received = flow.received_at if flow.received_at.tzinfo else flow.received_at.replace(tzinfo=UTC)
     return received.astimezone(ZoneInfo(app.settings.gateway.timezone)).date()
 
 
@@ -267,7 +274,7 @@ def _judge_status_flow(app: App, work: _Work) -> bool:
     except (RefusedXML, StatusMessageError) as exc:
         findings = [Finding(stage=inbound.STAGE, rule="STATUS-MESSAGE-INVALID", message=str(exc))]
     with session_scope(app.engine) as session:
-        stored = session.get(Flow, flow.id)
+        stored = session.get_one(Flow, flow.id)
         flow.kind = stored.kind = STATUSES
         flow.syntax = stored.syntax = syntax
         events.record(session, flow.id, "syntax_detected", syntax=syntax, requests=len(requests))
@@ -290,8 +297,8 @@ def _role_refusal(work: _Work, role: Role) -> list[Finding] | None:
     carried = "invoices" if role is Role.SUPPLIER else "status messages"
     return [Finding(stage="flow", rule=ROLE_REFUSED,
                     message=f"Account {work.flow.account!r} is a {work.role.value} account: it may not deposit "
-                            f"{carried}. Invoices are deposited by supplier accounts, status messages (CDAR, statusUpdate) by the "
-                            "recipient accounts of the invoices they answer.")]
+                            f"{carried}. Invoices are deposited by supplier accounts, status messages (CDAR, "
+                            "statusUpdate) by the recipient accounts of the invoices they answer.")]
 
 
 def _judge_documents(app: App, flow: Flow) -> list[Judged]:
@@ -317,8 +324,8 @@ def _flow_refusal(app: App, flow: Flow, attempts: int) -> list[Finding] | None:
     return None if refusal is None else [refusal]
 
 
-def _judge(session: Session, flow: Flow, seq: int, name: str, sha256: str, checked: Checked,
-           rules: RulesVerdict | None, day: date, accepted_keys: set) -> Invoice:
+def _judge(app: App, session: Session, flow: Flow, seq: int, name: str, sha256: str, checked: Checked,
+           rules: RulesVerdict | None, day: date, accepted_keys: set[DuplicateKey]) -> Invoice:
     """Record one invoice's verdict: its checks, then routing and platform controls if it passed them.
 
     accepted_keys holds the duplicate keys of the invoices accepted earlier in the same flow.
@@ -334,10 +341,10 @@ def _judge(session: Session, flow: Flow, seq: int, name: str, sha256: str, check
         invoice.packs = json.dumps([vars(pack) for pack in rules.packs])
         events.record(session, flow.id, "rules_checked", invoice_id=invoice.id, valid=rules.valid,
                       **rules.describe())
-    if rules is not None and rules.valid:
-        deposit = Deposit(session, data, flow.account, day, accepted_keys)
+    if rules is not None and rules.valid and data is not None:
+        deposit = Deposit(session, data, flow.account, day, accepted_keys, app.reference)
         controls = check_deposit(deposit)
-        decision = route(session, data)
+        decision = route(session, data, reference=app.reference)
         findings += controls + decision.findings
         invoice.recipient = decision.recipient
         events.record(session, flow.id, "controls_checked", invoice_id=invoice.id,
@@ -345,10 +352,10 @@ def _judge(session: Session, flow: Flow, seq: int, name: str, sha256: str, check
         events.record(session, flow.id, "routed" if decision.accepted else "route_refused",
                       invoice_id=invoice.id, buyer_siret=data.buyer_siret, recipient=decision.recipient,
                       rules=[f.rule for f in decision.findings])
-    if not any_fatal(findings) and invoice.recipient:
-        invoice.verdict = Verdict.ACCEPTED
-        invoice.completes = deposit.completes.id if deposit.completes else None
-        accepted_keys.add(duplicate_key(data))
+        if not any_fatal(findings) and invoice.recipient:
+            invoice.verdict = Verdict.ACCEPTED
+            invoice.completes = deposit.completes.id if deposit.completes else None
+            accepted_keys.add(duplicate_key(data))
     invoice.findings = dumps(findings)
     session.add(invoice)
     events.record(session, flow.id, f"invoice_{invoice.verdict.value}", invoice_id=invoice.id,
@@ -400,7 +407,7 @@ def _write_report(app: App, work: _Work) -> Callable[[Session], None]:
     digest = app.emit(flow.account, report_name, build_report(flow, invoices, processed_at))
 
     def record(session: Session) -> None:
-        stored = session.get(Flow, flow.id)
+        stored = session.get_one(Flow, flow.id)
         stored.state, stored.reported, stored.finished_at = state, True, processed_at
         stored.lease_owner = stored.lease_expires_at = None
         events.record(session, flow.id, "report_written", name=report_name, sha256=digest)

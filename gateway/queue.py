@@ -50,34 +50,34 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-def _table(model: Queued) -> Table:
+def table_of(model: Queued) -> Table:
     """A queue's table, given its ORM class or the table itself."""
-    return getattr(model, "__table__", model)
+    return model if isinstance(model, Table) else model.__table__
 
 
 def _active(model: Queued) -> Any:
     """A row still to be done."""
-    table = _table(model)
+    table = table_of(model)
     return table.c.state == (FlowState.RECU if table is tables.flow else DeliveryState.PENDING)
 
 
 def _ready(model: Queued, now) -> list[Any]:
     """What makes a row claimable, besides an expired or absent lease."""
-    table = _table(model)
+    table = table_of(model)
     if table is tables.flow:
         return [_active(table)]
     return [_active(table), table.c.next_attempt_at <= now]
 
 
 def _free(model: Queued, now) -> Any:
-    column = _table(model).c
+    column = table_of(model).c
     return (column.lease_expires_at.is_(None)) | (column.lease_expires_at < now)
 
 
 def _order(model: Queued) -> tuple[Any, ...]:
     """The order rows are claimed in: flows by turn, then in the order they arrived; deliveries as made."""
     flow = tables.flow.c
-    return (flow.turn, flow.id) if _table(model) is tables.flow else (tables.delivery.c.id,)
+    return (flow.turn, flow.id) if table_of(model) is tables.flow else (tables.delivery.c.id,)
 
 
 def _unattended(model: Queued, now: datetime) -> list[Any]:
@@ -88,7 +88,7 @@ def _unattended(model: Queued, now: datetime) -> list[Any]:
     The files delivered for a flow still RECU belong to the worker processing it (pipeline.process makes
     them, and takes back those a crash or a full disk left): the queue leaves them alone, since two attempts
     at once would deliver a file twice. Its notifications are the queue's at once."""
-    if _table(model) is tables.flow:
+    if table_of(model) is tables.flow:
         flow = tables.flow.c
         return [flow.acknowledged | (flow.received_at < now - ACK_GRACE)]
     flow, delivery = tables.flow.c, tables.delivery.c
@@ -111,7 +111,7 @@ def claim(engine: Engine, owner: str, lease_seconds: float, model: Queued = tabl
     An idle worker looks before it claims: the look takes no write lock, so polling an empty queue does
     not hold up the processes that have work to record. A worker whose last claim came back full claims
     without looking (look=False): work is likely still waiting."""
-    now, table = utcnow(), _table(model)
+    now, table = utcnow(), table_of(model)
     candidates = (
         select(table.c.id)
         .where(*_ready(model, now), *_unattended(model, now), _free(model, now))
@@ -180,7 +180,7 @@ def renew(engine: Engine, owner: str, lease_seconds: float) -> None:
 
 def release(engine: Engine, row_id: Any, owner: str, delay: float = 0.0, model: Queued = tables.flow) -> None:
     """Give a row back to the queue, claimable again after delay seconds."""
-    table = _table(model)
+    table = table_of(model)
     stmt = (
         update(table)
         .where(table.c.id == row_id, table.c.lease_owner == owner)
@@ -224,17 +224,17 @@ class Process:
 
 def backlog(engine: Engine, model: Queued) -> Backlog:
     """What an operator watching the queue of model needs: how much waits, how long, how much is stuck."""
-    now, table = utcnow(), _table(model)
+    now, table = utcnow(), table_of(model)
     flows = table is tables.flow
     due_since = table.c.received_at if flows else table.c.next_attempt_at
     counted = select(func.count()).select_from(table)
     with reading(engine) as connection:
-        active = connection.scalar(counted.where(_active(table)))
-        leased = connection.scalar(counted.where(_active(table), table.c.lease_owner.is_not(None),
-                                                 ~_free(table, now)))
+        active = connection.execute(counted.where(_active(table))).scalar_one()
+        leased = connection.execute(counted.where(_active(table), table.c.lease_owner.is_not(None),
+                                                 ~_free(table, now))).scalar_one()
         ready, oldest = connection.execute(select(func.count(), func.min(due_since)).select_from(table).where(
             *_ready(table, now), *_unattended(table, now), _free(table, now))).one()
-        dead = 0 if flows else connection.scalar(counted.where(table.c.state == DeliveryState.DEAD))
+        dead = 0 if flows else connection.execute(counted.where(table.c.state == DeliveryState.DEAD)).scalar_one()
     return Backlog(ready, leased, active - ready - leased, dead, _age(now, oldest) if oldest else None)
 
 

@@ -1,19 +1,20 @@
 """`gateway run`: one process with the roles it is given, and a heartbeat.
 
-The roles: `sftp`, the embedded SFTP server (its uploads go through intake in this process); `ingest`,
-the zone watcher, the pull poller and the spool recovery; `worker`, threads processing flows, with the
-business rules' validator processes beside them; `deliver`, threads making due deliveries (invoices,
-status-returns, notifications); `web`, the HTTP API, health and metrics (uvicorn). All five by default. Several processes, on several hosts, may share one database and one data directory: nothing
-is owned by a process, every piece of work is done under a lease (a flow, a delivery, a pull endpoint's
-poll, a spool entry's lock) by whoever holds it, and taken over once a dead holder's lease expires.
-Idle workers are woken by work queued in any process (gateway.wakeups).
+The roles: `sftp`, the embedded SFTP server (its uploads go through intake in this process); `ingest`, the
+zone watcher, the pull poller and the spool recovery; `worker`, threads processing flows, with the business
+rules' validator processes beside them; `deliver`, threads making due deliveries (invoices, status-returns,
+notifications); `web`, the HTTP API, health and metrics (uvicorn). All five by default. Several processes, on
+several hosts, may share one database and one data directory: nothing is owned by a process, every piece of
+work is done under a lease (a flow, a delivery, a pull endpoint's poll, a spool entry's lock) by whoever holds
+it, and taken over once a dead holder's lease expires. Idle workers are woken by work queued in any process
+(gateway.wakeups).
 
-As in uvicorn, signal handlers only record; the main loop notices and stops everything in order:
-the web server (requests in flight finish), the SFTP server (uploads cut short are deleted, finished ones taken), the watcher, the poller and the
-recovery, then the workers, each finishing what it holds within [worker] stop_grace, then the heartbeat,
-the connections to remote servers and the validator processes; the leases still held are then released
-so that another process may take them at once. A thread still busy past the grace keeps its leases:
-they expire, as if the process had died, rather than letting two processes work on one row.
+As in uvicorn, signal handlers only record; the main loop notices and stops everything in order: the web
+server (requests in flight finish), the SFTP server (uploads cut short are deleted, finished ones taken), the
+watcher, the poller and the recovery, then the workers, each finishing what it holds within [worker]
+stop_grace, then the heartbeat, the connections to remote servers and the validator processes; the leases
+still held are then released so that another process may take them at once. A thread still busy past the grace
+keeps its leases: they expire, as if the process had died, rather than letting two processes work on one row.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from typing import Callable, Collection
+from collections.abc import Callable, Collection
+from functools import partial
 
 from sqlmodel import select
 
@@ -33,11 +35,12 @@ from gateway.diskfull import is_disk_full
 from gateway.ingest.intake import recover
 from gateway.ingest.poller import Poller
 from gateway.ingest.sftp import SftpServer
-from gateway.ingest.sftp.hostkey import fingerprint
 from gateway.ingest.watcher import ZoneWatcher
 from gateway.log import log
-from gateway.models import Account, Delivery, Flow, Worker as WorkerRow, utcnow
+from gateway.models import Account, Delivery, Flow, utcnow
+from gateway.models import Worker as WorkerRow
 from gateway.permissions import warn_if_open
+from gateway.ssh import fingerprint
 from gateway.validate.rules import RulesStage
 from gateway.wakeups import Listener
 from gateway.web.server import WebServer
@@ -181,7 +184,7 @@ class Gateway:
     def _start_workers(self, role: str, threads: int, model: queue.Queued) -> None:
         for n in range(threads):
             worker = Worker(self.app, self.owner, (model,))
-            self._workers.append(self._spawn(f"{role}-{n}", lambda w=worker: w.run(self._stop_workers)))
+            self._workers.append(self._spawn(f"{role}-{n}", partial(worker.run, self._stop_workers)))
 
     def _spawn(self, name: str, target: Callable[[], None]) -> threading.Thread:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -206,7 +209,7 @@ class Gateway:
             try:
                 queue.renew(self.app.engine, self.owner, self.app.settings.worker.lease_seconds)
                 with session_scope(self.app.engine) as session:
-                    session.get(WorkerRow, self.owner).heartbeat_at = utcnow()
+                    session.get_one(WorkerRow, self.owner).heartbeat_at = utcnow()
             except Exception as exc:  # no room, or the database away: beat again next period, never stop
                 if is_disk_full(exc):
                     self.app.disk.report("heartbeat", exc)

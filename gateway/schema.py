@@ -17,10 +17,11 @@ tests/test_migrations.py checks) is at head, and every command opening one is sp
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Connection, Engine
@@ -73,7 +74,9 @@ def _stamped(connection: Connection) -> str | None:
 
 def head() -> str:
     """The revision this gateway's models are at."""
-    return _scripts().get_current_head()
+    revision = _scripts().get_current_head()
+    assert revision is not None, "gateway/migrations holds at least the founding revision"
+    return revision
 
 
 def revision(connection: Connection) -> str | None:

@@ -10,22 +10,37 @@ queried inside. A column is NOT NULL unless it may hold None.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import (Boolean, Column, DateTime, Enum, Float, ForeignKey, Index, Integer, Interval, MetaData, String,
-                        Table, TypeDecorator, false, text)
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    Interval,
+    MetaData,
+    String,
+    Table,
+    TypeDecorator,
+    false,
+    text,
+)
 from sqlalchemy.engine import Dialect
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def as_utc(moment: datetime) -> datetime:
     """A time read back from the database as an aware UTC time (SQLite gives back naive ones, all in UTC)."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class Role(StrEnum):
@@ -102,10 +117,10 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.utcoffset() is None:
             raise ValueError("a time stored must be aware: datetime.now(timezone.utc)")
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return None if value is None else as_utc(value).astimezone(timezone.utc)
+        return None if value is None else as_utc(value).astimezone(UTC)
 
 
 def _column(name: str, kind: Any, *args: Any, null: bool = False, **kwargs: Any) -> Column:
@@ -420,4 +435,13 @@ login_failure = Table(
     _column("ip", String, index=True),
     _column("account", String, null=True),
     _column("at", UTCDateTime(), index=True),
+)
+
+# Change counters of what processes keep in memory: 'reference' counts the writes to the directory, the accounts,
+# their SIRETs, subscriptions and endpoints' settings (gateway.reference). Triggers bump it in the writing
+# transaction (migration 0009), whatever writes.
+changes = Table(
+    "changes", metadata,
+    _column("name", String, primary_key=True),
+    _column("counter", Integer),
 )

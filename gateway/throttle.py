@@ -24,9 +24,10 @@ import hashlib
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable, Protocol
+from datetime import UTC, datetime
+from typing import Protocol, TypeVar, overload
 
 from sqlalchemy import delete, insert, select, text
 from sqlalchemy.engine import Engine
@@ -136,9 +137,8 @@ class FailureThrottle:
         """A failure naming no account, checked without a turn (an API token: nothing to guess in it but its
         whole random value), recorded now; the seconds to wait before answering."""
         now = _stored(self.clock())
-        with _Unrecorded() as failure:
-            with session_scope(self.engine) as session:
-                session.execute(insert(LoginFailure).values(ip=ip, account=None, at=_moment(now)))
+        with _Unrecorded() as failure, session_scope(self.engine) as session:
+            session.execute(insert(LoginFailure).values(ip=ip, account=None, at=_moment(now)))
         return self.failed(Turn(ip, None, now, 0.0, recorded=not failure))
 
     def _delay(self, failures: int) -> float:
@@ -164,9 +164,8 @@ class FailureThrottle:
             self._next_cleanup = now + _CLEANUP_EVERY
             session.execute(delete(LoginFailure).where(LoginFailure.at <= _moment(now - 2 * self.ban_seconds)))
             with self._seen:
-                for table in (self._banned, self._locked):
-                    for key in [key for key, until in table.items() if until <= now]:
-                        del table[key]
+                _expire(self._banned, now)
+                _expire(self._locked, now)
 
     def _judge(self, ip: str, rows: list[tuple[str | None, float]], now: float) -> None:
         """Note the ban and the locks ip's failures make: ban_after failures of a name within ban_seconds lock
@@ -220,6 +219,18 @@ def _note(table: dict, key: object, until: float, now: float) -> None:
         table.pop(key, None)
 
 
+_Key = TypeVar("_Key")
+
+
+def _expire(table: dict[_Key, float], now: float) -> None:
+    for key in [key for key, until in table.items() if until <= now]:
+        del table[key]
+
+
+@overload
+def _name(account: str) -> str: ...
+@overload
+def _name(account: None) -> None: ...
 def _name(account: str | None) -> str | None:
     return None if account is None else account[:_NAME_CHARS].replace("\x00", "?")
 
@@ -229,7 +240,7 @@ def _named(account: str | None):
 
 
 def _moment(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, timezone.utc)
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 def _stored(seconds: float) -> float:

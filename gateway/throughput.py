@@ -10,7 +10,7 @@ never queried inside), each rule once per invoice or flow it rejected.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -78,7 +78,7 @@ def _counted(engine: Engine, formats: tuple[str, str], column: Any, since: datet
 def _buckets(first: datetime, step: timedelta, count: int,
              formats: tuple[str, str]) -> list[tuple[datetime, str]]:
     """Each bucket's start (aware, UTC) and label, oldest first."""
-    starts = [(first + n * step).astimezone(timezone.utc) for n in range(count)]
+    starts = [(first + n * step).astimezone(UTC) for n in range(count)]
     return [(start, start.strftime(formats[0])) for start in starts]
 
 

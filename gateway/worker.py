@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from gateway import dbdown, diskfull, pipeline, queue
-from gateway.route import delivery
 from gateway.app import App
 from gateway.log import log
 from gateway.models import Delivery, Flow
+from gateway.route import delivery
 
 
 class Worker:
@@ -25,12 +26,14 @@ class Worker:
         self.app = app
         self.owner = owner
         self._stop = threading.Event()  # run()'s, so that a wait for room ends with the gateway
-        work = {Flow: self._process, Delivery: self._deliver}
+        work: dict[queue.Queued, Callable[[list], None]] = {Flow: self._process, Delivery: self._deliver}
         self._queues = [(model, work[model]) for model in queues]
         self._full: dict[queue.Queued, bool] = {}  # whether the last claim of each queue came back full
 
     def run_once(self) -> int:
-        """Take rows from the first of its queues that has some ready; returns how many (0: no work)."""
+        """Take rows from the first of its queues that has some ready; returns how many (0: no work). The
+        reference data is read again first if it changed (gateway.reference): a poll sees the changes before it."""
+        self.app.reference.refresh()
         for model, work in self._queues:
             if taken := self._once(model, work):
                 return taken
@@ -60,15 +63,15 @@ class Worker:
         given back for later: the worker goes on."""
         ids = [row_id for row_id, _attempts in claimed]
         try:
-            self._until_room(lambda: work(claimed), queue=model.__tablename__, ids=ids)
-        except Exception:
+            self._until_room(lambda: work(claimed), queue=queue.table_of(model).name, ids=ids)
+        except Exception:  # whatever broke, the worker goes on: the rows are taken again, then given back
             if len(claimed) > 1:
-                log.exception("batch_failed", queue=model.__tablename__, ids=ids)  # each is taken again alone
+                log.exception("batch_failed", queue=queue.table_of(model).name, ids=ids)  # each is taken again alone
                 for row in claimed:
                     self._work(model, work, [row])
                 return
             [(row_id, attempts)] = claimed
-            log.exception("work_failed", queue=model.__tablename__, id=row_id, attempt=attempts)
+            log.exception("work_failed", queue=queue.table_of(model).name, id=row_id, attempt=attempts)
             queue.release(self.app.engine, row_id, self.owner, delay=min(60.0, 2.0 ** attempts), model=model)
 
     def _until_room(self, step: Callable[[], None], **context: Any) -> None:
@@ -78,7 +81,7 @@ class Worker:
         while True:
             try:
                 return step()
-            except Exception as exc:
+            except Exception as exc:  # _held_up re-raises what a wait cannot cure
                 first, most = self._held_up(exc, **context)
             if self._stop.wait(min(first * 2 ** failures, most)):
                 return

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from lxml import etree
 from lxml.builder import ElementMaker
@@ -29,7 +29,7 @@ def xml_text(value: object) -> str:
 def xml_datetime(moment: datetime) -> str:
     """xs:dateTime in UTC with Z; naive values are UTC already (the models store them so)."""
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment.isoformat(timespec="seconds") + "Z"
 
 
@@ -81,4 +81,4 @@ def _append_text(element: etree._Element, text: str) -> None:
 
 def utc(moment: datetime) -> datetime:
     """moment in UTC; naive values are UTC already (the models store them so)."""
-    return moment if moment.tzinfo is None else moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)

@@ -5,8 +5,8 @@ skipped, saying why, except in CI where they must run."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 

@@ -7,15 +7,16 @@ import pytest
 
 from gateway import config as config_module
 from gateway.app import App
-from gateway.log import configure_logging
 from gateway.config import ValidateSettings
+from gateway.log import configure_logging
 from gateway.validate.rules import RulesStage
 from tests.harness import load_samples, running_with, write_config
 from tests.postgres import PostgresServer, binaries
 
 # One headless Chromium for the whole session, whichever modules use it (a fixture imported into two modules
-# would start two Playwright drivers on one thread, which Playwright refuses).
-pytest_plugins = ["tests.browser_harness"]
+# would start two Playwright drivers on one thread, which Playwright refuses); `sftp_site` for every module
+# without importing it (an imported fixture reads, to linters, as an unused name redefined by the argument).
+pytest_plugins = ["tests.browser_harness", "tests.sftp_harness"]
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,8 @@ duplicate of another.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from gateway.models import FlowState
 from tests.harness import SAMPLES, renumber, tar_gz_of, zip_of
@@ -68,8 +68,8 @@ class Dropped:
 
     def timeline(self) -> list[tuple[str, int | None]]:
         """The events the flow's own processing records, in order, as (label, invoice seq or None): intake,
-        judgement, the flow's 500/501, report. A delivery is not in it: it has a track of its own, any time after the judgement.
-        A status change is labelled with its status (status_changed:DEPOSEE)."""
+        judgement, the flow's 500/501, report. A delivery is not in it: it has a track of its own, any time after the
+        judgement. A status change is labelled with its status (status_changed:DEPOSEE)."""
         head = [("received", None), ("acknowledged", None)]
         tail = [("flow_lifecycle_told", None), ("report_written", None), ("flow_finished", None)]
         if self.refusal:

@@ -11,13 +11,13 @@ import sys
 import tarfile
 import time
 import zipfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from click.testing import CliRunner
 from lxml import etree
-
 from sqlmodel import Session, select
 
 from gateway import config as config_module
@@ -157,7 +157,8 @@ class GatewayProcess:
     """`gateway run` as a child process, to be stopped gracefully or killed; run_args go to `run`, its
     output to log (gateway.log beside the configuration by default)."""
 
-    def __init__(self, config: Path, *run_args: str, log: Path | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: Path, *run_args: str, log: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.config = config
         self.run_args = run_args
         self.log = log or config.parent / "gateway.log"
@@ -165,10 +166,10 @@ class GatewayProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        log = open(self.log, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(self.config), "run",
-                                      *self.run_args], stdout=log, stderr=log, cwd=REPO,
-                                     env={**os.environ, **self.env} if self.env else None)
+        with open(self.log, "ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(self.config), "run",
+                                          *self.run_args], stdout=log, stderr=log, cwd=REPO,
+                                         env={**os.environ, **self.env} if self.env else None)
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)

@@ -50,7 +50,7 @@ class PostgresServer:
         prefix = ["runuser", "-u", self.user, "--"] if self.user else []
         subprocess.run([*prefix, *argv], check=True, capture_output=True, timeout=120)
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         if self.user:
             entry = pwd.getpwnam(self.user)
             os.chown(self.root, entry.pw_uid, entry.pw_gid)

@@ -119,8 +119,8 @@ class Sshd:
 
     def start(self) -> None:
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege separation directory, root only
-        self.proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(self.config)],
-                                     stderr=open(self.workdir / "sshd.log", "ab"))
+        with open(self.workdir / "sshd.log", "ab") as log:  # sshd keeps its own descriptor
+            self.proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(self.config)], stderr=log)
 
     def host_public_key(self) -> str:
         return public(self.host_key).read_text()

@@ -17,8 +17,17 @@ from pathlib import Path
 import pytest
 
 from gateway.validate.archive import ArchiveLimits, ArchiveRefused, tar_members
-from tests.harness import (REPORT_NS, SAMPLES, GatewayProcess, inbox, load_samples, renumber, wait_for,
-                           wait_report, write_config)
+from tests.harness import (
+    REPORT_NS,
+    SAMPLES,
+    GatewayProcess,
+    inbox,
+    load_samples,
+    renumber,
+    wait_for,
+    wait_report,
+    write_config,
+)
 from tests.probes import RssSampler
 
 MB = 1 << 20
@@ -53,7 +62,10 @@ def _tar_gz(members: dict[str, bytes], fmt: int, pax: dict[str, str] | None = No
     return buffer.getvalue()
 
 
-def _members(path: Path, limits: ArchiveLimits = ArchiveLimits()) -> list[tuple[str, int]]:
+_DEFAULTS = ArchiveLimits()
+
+
+def _members(path: Path, limits: ArchiveLimits = _DEFAULTS) -> list[tuple[str, int]]:
     return [(name, len(content)) for name, content in tar_members(path, limits)]
 
 

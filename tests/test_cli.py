@@ -13,8 +13,21 @@ from gateway.cli import main
 from gateway.ingest.intake import Arrival, intake
 from gateway.models import Flow
 from gateway.runner import Gateway
-from tests.harness import (CORPUS, REPORT_NS, SAMPLES, GatewayProcess, cli, drop, renumber, tar_gz_of, wait_finished,
-                           wait_for, wait_report, write_config, zip_of)
+from tests.harness import (
+    CORPUS,
+    REPORT_NS,
+    SAMPLES,
+    GatewayProcess,
+    cli,
+    drop,
+    renumber,
+    tar_gz_of,
+    wait_finished,
+    wait_for,
+    wait_report,
+    write_config,
+    zip_of,
+)
 
 
 def _invoke(*args: str):
@@ -276,12 +289,12 @@ def test_run_prints_where_it_serves(tmp_path):
     process = GatewayProcess(config)
     process.start()
     try:
-        line = wait_for(lambda: next((l for l in process.log.read_text().splitlines()
-                                      if l.startswith("gateway running")), None), 120, "the line")
+        line = wait_for(lambda: next((text for text in process.log.read_text().splitlines()
+                                      if text.startswith("gateway running")), None), 120, "the line")
     finally:
         assert process.stop() == 0
-    logged = {entry["event"]: entry for entry in map(json.loads, (l for l in process.log.read_text().splitlines()
-                                                                  if l.startswith("{")))}
+    logged = {entry["event"]: entry for entry in map(json.loads, (text for text in process.log.read_text().splitlines()
+                                                                  if text.startswith("{")))}
     sftp, web = logged["sftp_started"], logged["web_started"]
     assert line == (f"gateway running (deliver, ingest, sftp, web, worker): SFTP 127.0.0.1:{sftp['port']} (host key "
                     f"{sftp['host_key']}), zones {tmp_path / 'var' / 'zones'}, web http://127.0.0.1:{web['port']}/")

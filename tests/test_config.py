@@ -33,6 +33,8 @@ def test_the_shipped_file_loads_and_paths_are_relative_to_it(tmp_path):
 @pytest.mark.parametrize("text, said", [
     ("[worker]\nbatch = 0\n", "[worker] batch must be at least 1, not 0"),
     ("[worker]\nbatchs = 4\n", "[worker] has no setting batchs (known: batch,"),
+    ("[remote]\npush_attempts = 3\npush_wait = 0.5\n", "[remote] has no setting push_attempts, push_wait (known: "
+     "pull_interval, timeout); push_attempts, push_wait withdrawn: a push is tried once per delivery attempt"),
     ("[validation]\nprocesses = 1\n", "no section [validation] in the configuration (known: delivery,"),
     ('[sftp]\nport = "2222"\n', "[sftp] port must be an integer, not '2222'"),
     ("[sftp]\nport = 70000\n", "[sftp] port must be at most 65535, not 70000"),

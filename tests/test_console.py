@@ -11,12 +11,12 @@ import hashlib
 import io
 import re
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -24,12 +24,14 @@ from playwright.sync_api import expect
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from gateway import config as config_module, views
+from gateway import config as config_module
+from gateway import views
 from gateway.db import make_engine
 from gateway.lifecycle.service import change_status
 from gateway.lifecycle.statuses import Status
 from gateway.models import Verdict, WebSession, utcnow
-from gateway.views import OPERATOR as OPERATOR_VIEW, Viewer
+from gateway.views import OPERATOR as OPERATOR_VIEW
+from gateway.views import Viewer
 from tests.browser_harness import screenshot
 from tests.harness import SAMPLES, GatewayProcess, cli, drop, outbox, renumber, wait_for, wait_report, zip_of
 from tests.web_harness import RECIPIENT, SUPPLIER, client, token, web_config, web_gateway
@@ -372,7 +374,8 @@ def test_a_form_without_its_csrf_token_is_refused(site, new_page):
         assert acme.post("/console/deposit", files=upload).status_code == 403
         assert acme.post("/console/deposit", files=upload, data={"csrf": "x" * 43}).status_code == 403
         assert acme.post("/console/logout").status_code == 403
-        assert acme.post("/console/notifications", data={"kind": "email", "target": "x@acme.example"}).status_code == 403
+        notification = {"kind": "email", "target": "x@acme.example"}
+        assert acme.post("/console/notifications", data=notification).status_code == 403
         assert acme.post("/console/notifications/1/remove").status_code == 403
         assert acme.get("/console/").status_code == 200  # still logged in
         taken = acme.post("/console/deposit", files=upload, data={"csrf": csrf_of(supplier)})

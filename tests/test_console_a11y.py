@@ -10,7 +10,7 @@ from axe_playwright_python.sync_playwright import Axe
 
 from tests.harness import SAMPLES, renumber
 from tests.test_console import GOOD, OPERATOR, Site, deposit, log_in
-from tests.test_console_operator import site  # noqa: F401 (fixture: web, back and SFTP-configured site)
+from tests.test_console_operator import operator_site
 from tests.web_harness import RECIPIENT, SUPPLIER
 
 REJECTED = (SAMPLES / "flows" / "reject-xsd.xml").read_bytes()
@@ -20,7 +20,14 @@ CONTROLS = "a[href], button, input:not([type=hidden]), select, textarea, summary
 
 
 @pytest.fixture(scope="module")
-def pages(site: Site) -> dict[str, list[str]]:  # noqa: F811 (the imported fixture)
+def site(tmp_path_factory):
+    """The operator tests' site: web, back and SFTP configured."""
+    with operator_site(tmp_path_factory) as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def pages(site: Site) -> dict[str, list[str]]:
     """Each account's pages, with data on them: an accepted invoice and a rejected flow of the supplier."""
     accepted = deposit(site, "a11y-ok.xml", renumber(GOOD, "A11Y-1"))
     rejected = deposit(site, "a11y-rejected.xml", REJECTED)
@@ -45,7 +52,7 @@ def _serious(page) -> list[str]:
 
 
 @pytest.mark.parametrize("user", [SUPPLIER, RECIPIENT, OPERATOR])
-def test_pages_pass_axe_core_without_serious_violations(site, pages, new_page, user):  # noqa: F811
+def test_pages_pass_axe_core_without_serious_violations(site, pages, new_page, user):
     page = new_page(site.url)
     log_in(page, user)
     found = []
@@ -92,7 +99,7 @@ def _reached_by_tab(page, controls: int) -> set[str]:
 
 
 @pytest.mark.parametrize("user", [SUPPLIER, OPERATOR])
-def test_the_keyboard_reaches_every_control(site, pages, new_page, user):  # noqa: F811
+def test_the_keyboard_reaches_every_control(site, pages, new_page, user):
     page = new_page(site.url)
     log_in(page, user)
     missed = {}
@@ -107,7 +114,7 @@ def test_the_keyboard_reaches_every_control(site, pages, new_page, user):  # noq
     assert missed == {}
 
 
-def test_the_checks_find_a_missing_label_and_a_control_out_of_the_tab_order(site, new_page):  # noqa: F811
+def test_the_checks_find_a_missing_label_and_a_control_out_of_the_tab_order(site, new_page):
     """The checks above can fail: a form field whose label is taken away is a critical violation, a link taken
     out of the tab order is not reached."""
     page = new_page(site.url)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import paramiko
@@ -18,7 +18,8 @@ from click.testing import CliRunner
 from playwright.sync_api import expect
 from stdnum import luhn
 
-from gateway import config as config_module, views
+from gateway import config as config_module
+from gateway import views
 from gateway.cli import main
 from gateway.db import session_scope
 from gateway.models import Flow, FlowState, Invoice, Verdict
@@ -26,8 +27,21 @@ from gateway.throughput import HOURS, MINUTES, throughput
 from tests.browser_harness import screenshot
 from tests.harness import SAMPLES, GatewayProcess, cli, drop, renumber, rows, wait_for, wait_report, write_config
 from tests.remote_harness import RemoteSshd, needs_sshd, set_remote
-from tests.test_console import (GOOD, IMAGE, OPERATOR, OTHER, PASSWORDS, SCRIPT, Site, _main, console_site,
-                                csrf_of, deposit, log_in, session_client)
+from tests.test_console import (
+    GOOD,
+    IMAGE,
+    OPERATOR,
+    OTHER,
+    PASSWORDS,
+    SCRIPT,
+    Site,
+    _main,
+    console_site,
+    csrf_of,
+    deposit,
+    log_in,
+    session_client,
+)
 from tests.test_notifications import Receiver, free_port
 from tests.web_harness import RECIPIENT, SUPPLIER, client, log_lines, token
 
@@ -40,17 +54,22 @@ OPERATOR_FORMS = ["/console/deliveries/retry", "/console/directory/import", "/co
                   f"/console/accounts/{SUPPLIER}/tokens", f"/console/accounts/{SUPPLIER}/tokens/0123456789ab/revoke"]
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def operator_site(tmp_path_factory):
     """A web process and a back process sharing one SQLite database, as in test_console; quick retries (two
     attempts), webhooks allowed to 127.0.0.1, the SFTP server configured on a free port (run by a process of
-    its own where a test needs it), failed logins hardly slowed down."""
-    with console_site(tmp_path_factory.mktemp("operator"), {
-            "sftp": {"enabled": True, "port": 0, "auth_delay": 0.05, "auth_delay_max": 0.1},
-            "web": {"auth_delay": 0.05, "auth_delay_max": 0.2, "ban_after": 1000},
-            "delivery": {"max_attempts": 2, "retry_base": 0.05, "retry_max": 0.1},
-            "remote": {"timeout": 5.0, "push_attempts": 1, "push_wait": 0.01, "push_wait_max": 0.05},
-            "notify": {"allow_private": True}}) as made:
+    its own where a test needs it), failed logins hardly slowed down. A context manager, for the modules whose
+    `site` it is."""
+    return console_site(tmp_path_factory.mktemp("operator"), {
+        "sftp": {"enabled": True, "port": 0, "auth_delay": 0.05, "auth_delay_max": 0.1},
+        "web": {"auth_delay": 0.05, "auth_delay_max": 0.2, "ban_after": 1000},
+        "delivery": {"max_attempts": 2, "retry_base": 0.05, "retry_max": 0.1},
+        "remote": {"timeout": 5.0},
+        "notify": {"allow_private": True}})
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    with operator_site(tmp_path_factory) as made:
         yield made
 
 
@@ -243,7 +262,7 @@ def test_operators_filter_flows_and_read_a_flows_whole_timeline(site, new_page):
     expect(listed.filter(has_text="filter-api.xml")).to_have_count(0)
     assert set(listed.locator("td:nth-child(4)").all_inner_texts()) == {"zone"}
 
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     page.goto(f"/console/flows?received_to={today - timedelta(days=2)}")
     expect(page.get_by_text("No flow matches.")).to_be_visible()
     page.goto(f"/console/flows?received_from={today - timedelta(days=1)}&channel=api&account={SUPPLIER}")
@@ -524,7 +543,7 @@ def test_operator_pages_speak_french(site, new_page):
 def test_throughput_is_counted_by_the_database(app):
     """gateway.throughput on SQLite and PostgreSQL: flows by minute and hour of their arrival, invoices by hour
     of their judgement and verdict, rules once per invoice or flow they rejected, nothing older than the week."""
-    now = datetime(2026, 12, 4, 10, 30, 20, tzinfo=timezone.utc)
+    now = datetime(2026, 12, 4, 10, 30, 20, tzinfo=UTC)
     findings = json.dumps([{"stage": "rules", "rule": "BR-1", "message": "m"},
                            {"stage": "rules", "rule": "BR-1", "message": "again"},
                            {"stage": "rules", "rule": "BR-W", "message": "w", "severity": "warning"}])
@@ -543,7 +562,7 @@ def test_throughput_is_counted_by_the_database(app):
     per_minute = {b["start"].strftime("%H:%M"): b["flows"] for b in found["flows_per_minute"] if b["flows"]}
     assert per_minute == {"10:29": 1, "10:30": 2}
     assert len(found["flows_per_minute"]) == MINUTES
-    assert found["flows_per_minute"][0]["start"] == datetime(2026, 12, 4, 9, 31, tzinfo=timezone.utc)
+    assert found["flows_per_minute"][0]["start"] == datetime(2026, 12, 4, 9, 31, tzinfo=UTC)
     per_hour = {b["start"].strftime("%d %H"): b["flows"] for b in found["flows_per_hour"] if b["flows"]}
     assert per_hour == {"04 08": 1, "04 10": 3} and len(found["flows_per_hour"]) == HOURS
     verdicts = {b["start"].strftime("%H"): (b["accepted"], b["rejected"]) for b in found["invoices_per_hour"]
@@ -558,9 +577,9 @@ def test_flows_are_filtered_by_channel_and_received_times_in_any_time_zone(app):
     """views.flows on SQLite and PostgreSQL: bounds given in another time zone are the same instants."""
     paris = ZoneInfo("Europe/Paris")
     with session_scope(app.engine) as session:
-        for n, (channel, received) in enumerate((("api", datetime(2026, 12, 3, 22, 59, tzinfo=timezone.utc)),
-                                                 ("zone", datetime(2026, 12, 3, 23, 0, tzinfo=timezone.utc)),
-                                                 ("api", datetime(2026, 12, 4, 22, 59, tzinfo=timezone.utc)))):
+        for n, (channel, received) in enumerate((("api", datetime(2026, 12, 3, 22, 59, tzinfo=UTC)),
+                                                 ("zone", datetime(2026, 12, 3, 23, 0, tzinfo=UTC)),
+                                                 ("api", datetime(2026, 12, 4, 22, 59, tzinfo=UTC)))):
             session.add(Flow(id=f"f{n}", account=SUPPLIER, original_name="x.xml", size=1, sha256="x", channel=channel,
                              received_at=received))
 

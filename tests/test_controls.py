@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from lxml import etree
 from sqlmodel import Session, create_engine
 
 from gateway.models import Account, AccountSiret, Flow, Invoice, Role, Structure, Verdict
-from gateway.route.controls import CONTROLS, Deposit, check_deposit, duplicate_key
+from gateway.route import controls
+from gateway.route.controls import Deposit, check_deposit, duplicate_key
+from gateway.route.router import Rule
 from gateway.tables import metadata
 from gateway.validate.extract import InvoiceData
 from tests.harness import REPORT_NS, SAMPLES, cli, drop, files, outbox, renumber, wait_for, wait_report, zip_of
@@ -48,25 +50,37 @@ def test_plain_invoice_passes_every_control(session):
     assert _rules(session, PLAIN) == []
 
 
-REFUSALS = {
+REFUSALS = {  # each control's case: the plain invoice so changed, deposited by acme
     "B2G-SELLER-SIRET-INVALID": dict(seller_siret="81234567600018"),
     "B2G-BUYER-SIRET-INVALID": dict(buyer_siret="26370999000019"),
+    "B2G-SELLER-NOT-HELD": dict(seller_siret=OTHER_SELLER),
+    "B2G-PUBLIC-SERVICE-RESERVED": dict(service_code="FACTURES_PUBLIQUES"),
     "B2G-ENGAGEMENT-TOO-LONG": dict(engagement="E" * 51),
     "B2G-NUMBER-TOO-LONG": dict(number="N" * 21),
     "B2G-DATE-AFTER-DEPOSIT": dict(issue_date="2026-06-16"),
     "B2G-CREDIT-NOTE-REFERENCE": dict(type_code="381"),
+    "B2G-CREDIT-NOTE-INVOICE-UNKNOWN": dict(type_code="381", preceding_invoice="UNSEEN-1"),
+    "B2G-DUPLICATE": dict(),  # its number already earlier in the same flow (EARLIER_IN_FLOW)
 }
+EARLIER_IN_FLOW = {"B2G-DUPLICATE": {duplicate_key(PLAIN)}}
 
 
-def test_every_control_is_tested():
-    tested = set(REFUSALS) | {"B2G-SELLER-NOT-HELD", "B2G-PUBLIC-SERVICE-RESERVED", "B2G-DUPLICATE",
-                              "B2G-CREDIT-NOTE-INVOICE-UNKNOWN"}
-    assert tested == {c.rule_id for c in CONTROLS}
+def _refusal(session: Session, rule_id: str) -> list[str]:
+    return _rules(session, replace(PLAIN, **REFUSALS[rule_id]), seen=EARLIER_IN_FLOW.get(rule_id))
+
+
+def test_every_control_is_run_and_has_a_case_that_trips_it(session):
+    """Every rule the controls module defines is run on a deposit, and tripped by its case here: a control written
+    but left out of the ones check_deposit runs, one with no case, or one its case no longer trips fails this."""
+    defined = {value.rule_id for value in vars(controls).values() if isinstance(value, Rule)}
+    tripped = {rule_id for rule_id in REFUSALS if rule_id in _refusal(session, rule_id)}
+    assert defined, "no control found in gateway.route.controls"
+    assert sorted(defined - tripped) == []
 
 
 @pytest.mark.parametrize("rule_id", sorted(REFUSALS))
 def test_control_refuses_its_case(session, rule_id):
-    rules = _rules(session, replace(PLAIN, **REFUSALS[rule_id]))
+    rules = _refusal(session, rule_id)
     assert rule_id in rules
     if rule_id != "B2G-SELLER-SIRET-INVALID":  # an invalid seller SIRET is held by nobody either
         assert rules == [rule_id]
@@ -84,7 +98,7 @@ def test_credit_note_references_an_invoice_of_its_seller(session):
     """A credit note corrects an invoice the gateway accepted from the same seller (SIREN): not another seller's,
     not one rejected at integration, not one the gateway never saw, unless that one was issued before the
     depositing account existed (through another channel), which only its issue date (BT-26) can show."""
-    session.get(Account, "acme").created_at = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    session.get(Account, "acme").created_at = datetime(2026, 3, 1, tzinfo=UTC)
     session.add_all([Account(name="other", role=Role.SUPPLIER), AccountSiret(account="other", siret=OTHER_SELLER),
                      Flow(id="F1", account="acme", original_name="a.xml", size=1, sha256="x")])
     for n, (number, seller, status) in enumerate([("FA-2026-000", SELLER, "03"), ("FA-2026-100", SAME_COMPANY, "01"),
@@ -197,7 +211,8 @@ def _as_seller(content: bytes, siret: str) -> bytes:
 
 def _issued(content: bytes, day: str) -> bytes:
     """The sample invoice (issued 2026-10-15) issued on day instead."""
-    return content.replace(b"<cbc:IssueDate>2026-10-15</cbc:IssueDate>", f"<cbc:IssueDate>{day}</cbc:IssueDate>".encode())
+    return content.replace(b"<cbc:IssueDate>2026-10-15</cbc:IssueDate>",
+                           f"<cbc:IssueDate>{day}</cbc:IssueDate>".encode())
 
 
 def test_uniqueness_through_the_gateway_across_establishments_and_years(config_file, running):

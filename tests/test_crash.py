@@ -14,9 +14,9 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from lxml import etree
@@ -25,8 +25,21 @@ from gateway.models import Delivery, DeliveryState, Event, Flow, FlowState, Invo
 from gateway.store import sha256
 from tests import crash_flows
 from tests.crash_flows import Dropped
-from tests.harness import (ACK_NS, REPORT_NS, GatewayProcess, drop, files, inbox, load_samples, outbox, rows, wait_for,
-                           write_config)
+from tests.harness import (
+    ACK_NS,
+    REPORT_NS,
+    GatewayProcess,
+    drop,
+    files,
+    inbox,
+    load_samples,
+    outbox,
+    rows,
+    wait_for,
+    write_config,
+)
+
+pytestmark = pytest.mark.slow  # flows streamed while gateway run is SIGKILLed: minutes
 
 COUNT = int(os.environ.get("GATEWAY_CRASH_FLOWS", "1000"))
 KILLS = int(os.environ.get("GATEWAY_CRASH_KILLS", "20"))
@@ -200,7 +213,7 @@ def _check_verdicts(expected: Dropped, flow: Flow, invoices: list[Invoice], cont
            for i in invoices]
     assert got == [(seq, d.name, "accepted" if d.recipient else "rejected", d.recipient)
                    for seq, d in enumerate(expected.documents, start=1)], context
-    for invoice, document in zip(invoices, expected.documents):
+    for invoice, document in zip(invoices, expected.documents, strict=True):
         fatal = [f["rule"] for f in json.loads(invoice.findings) if f["severity"] == "fatal"]
         assert (document.rule in fatal) if document.rule else not fatal, f"{context}: {invoice.name} {fatal}"
 
@@ -226,7 +239,7 @@ def _check_deliveries(expected: Dropped, deliveries: list[Delivery], events: lis
     accepted invoice to its recipient, then MISE_A_DISPOSITION; the status-returns of its DEPOSEE and
     MISE_A_DISPOSITION (or of its rejection), and the flow's own 500/501, in the supplier's zone, each file as its
     delivery recorded it."""
-    labels = [_label(e) + (json.loads(e.detail).get("what"),) for e in events]
+    labels = [(*_label(e), json.loads(e.detail).get("what")) for e in events]
     assert not [label for label in labels if label[0] in {"delivery_failed", "delivery_dead"}], context
     assert all(d.state is DeliveryState.DELIVERED for d in deliveries), context
     for seq, document in enumerate(expected.documents, start=1):

@@ -17,10 +17,22 @@ import httpx
 import pytest
 
 from gateway.models import FINAL_STATES, Flow
-from tests.harness import (SAMPLES, GatewayProcess, drop, files, load_samples, outbox, renumber, rows, wait_for,
-                           write_config)
+from tests.harness import (
+    SAMPLES,
+    GatewayProcess,
+    drop,
+    files,
+    load_samples,
+    outbox,
+    renumber,
+    rows,
+    wait_for,
+    write_config,
+)
 from tests.postgres import PostgresServer, binaries
 from tests.web_harness import client, start, token
+
+pytestmark = pytest.mark.slow  # the database locked, restarted and stopped under a stream of flows
 
 SUPPLIER, RECIPIENT = "acme", "mairie-exemple"
 GOOD = (SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes()

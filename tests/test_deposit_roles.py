@@ -11,7 +11,7 @@ import re
 import httpx
 
 from tests.harness import REPORT_NS, SAMPLES, cli, drop, renumber, wait_finished, wait_report
-from tests.sftp_harness import PASSWORDS, sftp_site  # noqa: F401  (fixture)
+from tests.sftp_harness import PASSWORDS
 
 INVOICE = (SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes()  # to mairie-exemple
 SUPPLIER, RECIPIENT = "acme", "mairie-exemple"

@@ -70,7 +70,7 @@ def test_parse_bool_accepts_french_and_english(text: str, expected: bool) -> Non
 @pytest.mark.parametrize("text", ["", "yes", "2", "vraiment"])
 def test_parse_bool_refuses_anything_else(text: str) -> None:
     """An unknown spelling is an error naming where it was found, never a silent False."""
-    with pytest.raises(DirectoryImportError, match="^here: .* is not a boolean"):
+    with pytest.raises(DirectoryImportError, match=r"^here: .* is not a boolean"):
         parse_bool(text, where="here")
 
 
@@ -133,7 +133,7 @@ def test_unknown_identifier_type_is_refused_with_line_and_column(session: Sessio
 
 
 def test_empty_identifier_is_refused(session: Session, tmp_path: Path) -> None:
-    with pytest.raises(DirectoryImportError, match="export.csv line 2, column Identifiant: no identifier"):
+    with pytest.raises(DirectoryImportError, match=r"export\.csv line 2, column Identifiant: no identifier"):
         import_structures(session, write(tmp_path, HEADER, row("1", " ")))
 
 
@@ -196,7 +196,7 @@ def test_wrong_column_count_names_the_line(session: Session, tmp_path: Path) -> 
 def test_bad_boolean_names_line_and_column(session: Session, tmp_path: Path) -> None:
     """The error points at the cell to fix."""
     path = write(tmp_path, HEADER, HOSPITAL.replace(";TRUE;", ";peut-être;"))
-    with pytest.raises(DirectoryImportError, match="export.csv line 2, column StructureActive"):
+    with pytest.raises(DirectoryImportError, match=r"export\.csv line 2, column StructureActive"):
         import_structures(session, path)
 
 

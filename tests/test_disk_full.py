@@ -8,6 +8,7 @@ with a filler file, then deletes the filler.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -30,9 +31,26 @@ from gateway.ingest.intake import Arrival, intake
 from gateway.log import configure_logging
 from gateway.models import Delivery, DeliveryState, Flow, FlowState
 from gateway.worker import Worker
-from tests.harness import (ACK_NS, SAMPLES, GatewayProcess, ack_for_name, cli, drop, files, inbox, load_samples,
-                           outbox, renumber, rows, wait_for, wait_report, write_config)
+from tests.harness import (
+    ACK_NS,
+    SAMPLES,
+    GatewayProcess,
+    ack_for_name,
+    cli,
+    drop,
+    files,
+    inbox,
+    load_samples,
+    outbox,
+    renumber,
+    rows,
+    wait_for,
+    wait_report,
+    write_config,
+)
 from tests.sftp_harness import OpenSSH, known_hosts, need_openssh_client
+
+pytestmark = pytest.mark.slow  # a real full volume, and processes waiting for room
 
 SUPPLIER, RECIPIENT = "acme", "mairie-exemple"
 INVOICE = (SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes()
@@ -103,10 +121,8 @@ def _log(path: Path) -> list[dict]:
     """The gateway's JSON log lines so far (a line still being written is left for the next reading)."""
     lines = []
     for line in path.read_text().splitlines():
-        try:
+        with contextlib.suppress(json.JSONDecodeError):
             lines.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass
     return lines
 
 

@@ -7,8 +7,19 @@ from pathlib import Path
 import pytest
 
 from gateway.returns import assert_valid
-from tests.harness import (ACK_NS, REPORT_NS, SAMPLES, ack_for_name, drop, files, inbox, outbox, renumber,
-                           wait_for, wait_report)
+from tests.harness import (
+    ACK_NS,
+    REPORT_NS,
+    SAMPLES,
+    ack_for_name,
+    drop,
+    files,
+    inbox,
+    outbox,
+    renumber,
+    wait_for,
+    wait_report,
+)
 
 SUPPLIER, RECIPIENT = "acme", "mairie-exemple"
 

@@ -15,8 +15,19 @@ from gateway.models import Event, Invoice
 from gateway.validate import syntax, xsd
 from gateway.validate.document import check_document
 from gateway.validate.rules import Guards
-from tests.harness import (REPORT_NS, SAMPLES, GatewayProcess, drop, load_samples, outbox, renumber, rows, wait_for,
-                           wait_report, write_config)
+from tests.harness import (
+    REPORT_NS,
+    SAMPLES,
+    GatewayProcess,
+    drop,
+    load_samples,
+    outbox,
+    renumber,
+    rows,
+    wait_for,
+    wait_report,
+    write_config,
+)
 from tests.probes import RssSampler
 
 MB = 1 << 20
@@ -40,7 +51,7 @@ def test_a_stage_keeps_its_first_findings_then_one_per_rule_left_out():
     # rules: the first 200 kept, then 30 warnings of W and 20 of F, one of F fatal among warnings
     rules = (_findings("rules", "BR-01", LIMIT) + _findings("rules", "W", 30, "warning")
              + _findings("rules", "F", 19, "warning") + _findings("rules", "F", 1))
-    kept = cap(xsd_findings + [Finding("flow", "ONE", "one")] + rules)
+    kept = cap([*xsd_findings, Finding("flow", "ONE", "one"), *rules])
     assert kept[:LIMIT] == xsd_findings[:LIMIT] and kept[LIMIT].rule == "ONE"
     assert kept[LIMIT + 1:2 * LIMIT + 1] == rules[:LIMIT]
     summaries = kept[2 * LIMIT + 1:]

@@ -15,14 +15,29 @@ import time
 from pathlib import Path
 
 import paramiko
+import pytest
 from sqlmodel import Session, select
 
 from gateway import queue
 from gateway.ingest.intake import Arrival, intake
 from gateway.models import Flow
-from tests.harness import (ACK_NS, SAMPLES, GatewayProcess, ack_for_name, cli, drop, files, inbox, outbox,
-                           renumber, wait_for, write_config)
+from tests.harness import (
+    ACK_NS,
+    SAMPLES,
+    GatewayProcess,
+    ack_for_name,
+    cli,
+    drop,
+    files,
+    inbox,
+    outbox,
+    renumber,
+    wait_for,
+    write_config,
+)
 from tests.sftp_harness import OpenSSH, known_hosts, make_key, need_openssh_client, public, sftp_port
+
+pytestmark = pytest.mark.slow  # bursts and backlogs from one supplier against the others' delays
 
 BURST = int(os.environ.get("GATEWAY_FAIRNESS_BURST", "1000"))
 OTHERS = 10  # flows the other supplier sends, one at a time, during the burst

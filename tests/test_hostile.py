@@ -59,6 +59,8 @@ from tests.hostile import (
 )
 from tests.probes import Bait, RssSampler
 
+pytestmark = pytest.mark.slow  # a storm of hostile files through a running gateway
+
 SUPPLIER, PASSWORD = "acme", "acme-hostile-1"
 FLOWS = SAMPLES / "flows"
 VALID = (FLOWS / "ubl-invoice-ok.xml").read_bytes()

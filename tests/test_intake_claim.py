@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 from gateway.ingest.intake import Arrival, intake
 from gateway.models import Flow
 
+
 @pytest.mark.parametrize("kind", ["symlink", "fifo"])
 def test_a_link_or_fifo_is_removed_unread_and_makes_no_flow(app, tmp_path, kind: str) -> None:
     secret = tmp_path / "secret.xml"

@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from gateway.ingest.intake import Arrival, intake
 from gateway.models import DeliveryState
 from gateway.route.delivery import attempt
-from tests.harness import (REPORT_NS, SAMPLES, cli, inbox, outbox, renumber, wait_finished, wait_report)
+from tests.harness import REPORT_NS, SAMPLES, cli, inbox, outbox, renumber, wait_finished, wait_report
 
 SUPPLIER, RECIPIENT = "acme", "mairie-exemple"
 GOOD = (SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import io
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from itertools import pairwise, product
 from pathlib import Path
 
 import pytest
@@ -22,10 +23,11 @@ from gateway.lifecycle.cdar import build_cdar
 from gateway.lifecycle.notice import StatusNotice
 from gateway.lifecycle.receivability import SUFFIX as LIFECYCLE
 from gateway.lifecycle.service import StatusRefused, set_status
-from gateway.lifecycle.statuses import TRANSITIONS, Status
+from gateway.lifecycle.statuses import Status
 from gateway.models import Flow, Invoice, InvoiceStatus, Verdict
 from gateway.returns import assert_valid
 from tests.harness import (
+    REPO,
     REPORT_NS,
     SAMPLES,
     cli,
@@ -46,28 +48,101 @@ CDAR_NS = {"rsm": "urn:un:unece:uncefact:data:standard:CrossDomainAcknowledgemen
            "ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100"}
 
 
-@pytest.mark.parametrize("recycling", [False, True], ids=["recycling-withdrawn", "recycling-kept"])
-def test_every_transition_of_the_table(app, recycling):
-    """Walk the whole table: each move is allowed exactly when the table lists it; with recycling withdrawn
-    (the default), asking for A_RECYCLER is asking for REJETEE."""
+DOMAIN = REPO.parent / "shared" / "docs" / "domain.md"
+needs_domain = pytest.mark.skipif(not DOMAIN.exists(), reason=f"the domain notes are not at {DOMAIN} "
+                                                             "(../shared/docs/domain.md): nothing to check against")
+
+# Who may follow whom, written from the domain notes (Chorus Pro's statuses: the main path forward only, each step
+# after MISE_A_DISPOSITION optional; SUSPENDUE -> COMPLETEE, which goes on; REJETEE and MISE_EN_PAIEMENT final)
+# and, where they leave the matrix open, from the choices the README and gateway/lifecycle/statuses.py state:
+# EN_COURS_ACHEMINEMENT between DEPOSEE and MISE_A_DISPOSITION, nobody acting before the invoice is available,
+# A_RECYCLER only before the recipient acted on it and final, SUSPENDUE up to SERVICE_FAIT, REJETEE until mandated.
+# Written out here, not read from the code: a change of the code's table fails the walk below.
+_AFTER_AVAILABLE = "SERVICE_FAIT MANDATEE MISE_A_DISPOSITION_COMPTABLE COMPTABILISEE MISE_EN_PAIEMENT"
+FOLLOWERS = {
+    "DEPOSEE": "EN_COURS_ACHEMINEMENT MISE_A_DISPOSITION",
+    "EN_COURS_ACHEMINEMENT": "MISE_A_DISPOSITION",
+    "MISE_A_DISPOSITION": f"{_AFTER_AVAILABLE} A_RECYCLER SUSPENDUE REJETEE",
+    "COMPLETEE": f"{_AFTER_AVAILABLE} A_RECYCLER SUSPENDUE REJETEE",
+    "SERVICE_FAIT": "MANDATEE MISE_A_DISPOSITION_COMPTABLE COMPTABILISEE MISE_EN_PAIEMENT SUSPENDUE REJETEE",
+    "MANDATEE": "MISE_A_DISPOSITION_COMPTABLE COMPTABILISEE MISE_EN_PAIEMENT",
+    "MISE_A_DISPOSITION_COMPTABLE": "COMPTABILISEE MISE_EN_PAIEMENT",
+    "COMPTABILISEE": "MISE_EN_PAIEMENT",
+    "SUSPENDUE": "COMPLETEE REJETEE",
+    "MISE_EN_PAIEMENT": "",
+    "REJETEE": "",
+    "A_RECYCLER": "",
+}
+
+
+def _moves(app, recycling: bool) -> dict[tuple[Status, Status], Status | None]:
+    """What set_status does with a new invoice put at each status and asked for each status: the status it then
+    has (also that of the status row recorded), or None where the move is refused."""
     app.settings.lifecycle.recycling = recycling
     with session_scope(app.engine) as session:
         session.add(Flow(id="F", account="acme", original_name="f.xml", size=1, sha256="0" * 64))
         session.add(Invoice(id="F-001", flow_id="F", number="T-1", seller_siret=SELLER, buyer_siret=MAIRIE,
                             recipient="mairie-exemple", verdict=Verdict.ACCEPTED, status="01"))
+    moves = {}
     for current in Status:
         for new in Status:
-            meant = Status.REJETEE if new is Status.A_RECYCLER and not recycling else new
             with session_scope(app.engine) as session:
                 invoice = session.get(Invoice, "F-001")
                 invoice.status = current.value
                 try:
                     row = set_status(app, session, invoice, new, "operator", reason_code="JUSTIF_ABS")
-                    moved = True
-                    assert (row.status, invoice.status) == (meant.value, meant.value), (current.name, new.name)
+                    assert row.status == invoice.status, (current.name, new.name)
+                    moves[current, new] = Status(invoice.status)
                 except StatusRefused:
-                    moved = False
-            assert moved == (meant in TRANSITIONS[current]), (current.name, new.name)
+                    moves[current, new] = None
+    return moves
+
+
+@pytest.mark.parametrize("recycling", [False, True], ids=["recycling-withdrawn", "recycling-kept"])
+def test_every_transition_of_the_table(app, recycling):
+    """Walk every pair: each move is made exactly when the table above lists it; with recycling withdrawn (the
+    default), asking for A_RECYCLER is asking for REJETEE."""
+    for (current, new), got in _moves(app, recycling).items():
+        meant = Status.REJETEE if new is Status.A_RECYCLER and not recycling else new
+        assert got == (meant if meant.name in FOLLOWERS[current.name].split() else None), (current.name, new.name)
+
+
+def _published() -> dict[str, object]:
+    """What the domain notes publish about Chorus Pro's invoice statuses: the name of each code, the main path in
+    its order, the final statuses, the side paths a recipient sets, and the status completing a suspended one."""
+    section = DOMAIN.read_text().split("## Invoice statuses", 1)[1].split("\n## ", 1)[0]
+    listed, _, rules = section.partition("- Main path:")
+    main_path, _, rest = rules.partition("\n- ")
+    sides = re.search(r"Side paths set by the recipient:(.*?)\n- ", rest, re.S).group(1)
+    return {"codes": dict(re.findall(r"\b(\d\d) ([A-Z][A-Z_]+)", listed)),
+            "main path": [Status[name] for name in re.findall(r"\b[A-Z][A-Z_]{3,}\b", main_path)],
+            "final": {Status[name] for name in re.findall(r"\b([A-Z][A-Z_]+) \(terminal", section)},
+            "sides": [Status[name] for name in re.findall(r"\b([A-Z][A-Z_]+) \(", sides)],
+            "completed": Status[re.search(r"becomes ([A-Z][A-Z_]+), then goes on", sides).group(1)]}
+
+
+@needs_domain
+def test_the_moves_keep_the_domains_rules(app):
+    """Against the domain notes, not the gateway's table: the statuses and their codes are Chorus Pro's; no move
+    leaves a final status or goes back on the main path; the main path may be walked forward from
+    MISE_A_DISPOSITION skipping any step; a recipient may send back an invoice made available (each side path);
+    a suspended invoice is completed, and a completed one goes on."""
+    domain = _published()
+    assert domain["codes"] == {status.value: status.name for status in Status}
+    path, final, available = domain["main path"], domain["final"], Status.MISE_A_DISPOSITION
+    assert (path[0], path[-1], available in path) == (Status.DEPOSEE, Status.MISE_EN_PAIEMENT, True)
+    allowed = {pair for pair, got in _moves(app, recycling=True).items() if got is not None}
+    for current, new in product(Status, Status):
+        if current in final:
+            assert (current, new) not in allowed, f"{current.name} is final, yet it may become {new.name}"
+        if current in path and new in path and path.index(new) <= path.index(current):
+            assert (current, new) not in allowed, f"{current.name} may go back to {new.name}"
+    onward = path[path.index(available) + 1:]
+    skips = {(c, n) for i, c in enumerate(path) if i >= path.index(available) for n in path[i + 1:]}
+    assert set(pairwise(path)) | skips <= allowed
+    assert {(available, side) for side in domain["sides"]} <= allowed
+    assert (Status.SUSPENDUE, domain["completed"]) in allowed
+    assert {(domain["completed"], n) for n in onward} <= allowed
 
 
 def test_reasons_are_required_where_the_domain_says(app):
@@ -170,7 +245,7 @@ def _comments(party: Party) -> list[str | None]:
 def _recipient_cdar(number: str, status: Status, reason_code: str | None = None) -> bytes:
     """A status message as a recipient's software writes it: CDAR naming the invoice by number and seller."""
     return build_cdar(StatusNotice(
-        message_id=f"R-{number}-{status.value}", status=status, at=datetime.now(timezone.utc), invoice_id=number,
+        message_id=f"R-{number}-{status.value}", status=status, at=datetime.now(UTC), invoice_id=number,
         invoice_number=number, invoice_issue_date="2026-10-15", invoice_type_code="380", seller_siret=SELLER,
         buyer_siret=MAIRIE, actor="buyer", reason_code=reason_code, reason="motif" if reason_code else None,
         mandate_number=None, platform_siren="100000009"))
@@ -277,7 +352,7 @@ def test_recycling_request_rejects_the_invoice_and_its_number_stays_taken(story)
 
 
 def test_rejected_invoice_number_cannot_be_used_again(story):
-    site, p = story
+    _, p = story
     acme, mairie = p["acme"], p["mairie-exemple"]
     acme.drop(renumber(UBL_OK, "LC-5"))
     mairie.wait_invoices(1, "the invoice")

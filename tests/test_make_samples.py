@@ -36,6 +36,7 @@ def _password_works(config: Path, account: str, password: str) -> bool:
         engine.dispose()
 
 
+@pytest.mark.slow  # `make samples` run twice, each a gateway CLI per step
 def test_samples_are_loaded_once_and_a_changed_password_stays(tmp_path):
     config = write_config(tmp_path)
     marker = tmp_path / "var" / "samples-loaded"

@@ -5,10 +5,10 @@ PostgreSQL database, and the models and the migrations in agreement."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 import psycopg
 from alembic import command
@@ -19,7 +19,8 @@ from click.testing import CliRunner
 from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import Connection
 
-from gateway import config as config_module, schema
+from gateway import config as config_module
+from gateway import schema
 from gateway.cli import main
 from gateway.db import open_engine
 from gateway.tables import metadata
@@ -65,7 +66,7 @@ def _founding_database(config: Path) -> None:
         tables = MetaData()
         tables.reflect(connection)  # 0001's tables as they are, whatever the models have become since
         connection.execute(tables.tables["account"].insert().values(
-            name="acme", role="SUPPLIER", status_format="CDAR", created_at=datetime.now(timezone.utc)))
+            name="acme", role="SUPPLIER", status_format="CDAR", created_at=datetime.now(UTC)))
         connection.execute(tables.tables["accountsiret"].insert().values(account="acme", siret="35600000000048"))
         connection.execute(tables.tables["endpoint"].insert().values(
             account="acme", direction="PULL", host="127.0.0.1", port=2022, user="gw", key_path="/k",

@@ -12,9 +12,23 @@ from collections import Counter
 import pytest
 from lxml import etree
 
-from gateway.models import FINAL_STATES, Event, Flow, Worker as WorkerRow
-from tests.harness import (ACK_NS, SAMPLES, GatewayProcess, files, inbox, load_samples, outbox, renumber, rows,
-                           wait_for, write_config)
+from gateway.models import FINAL_STATES, Event, Flow
+from gateway.models import Worker as WorkerRow
+from tests.harness import (
+    ACK_NS,
+    SAMPLES,
+    GatewayProcess,
+    files,
+    inbox,
+    load_samples,
+    outbox,
+    renumber,
+    rows,
+    wait_for,
+    write_config,
+)
+
+pytestmark = pytest.mark.slow  # three worker processes, one killed: about two minutes
 
 COUNT = 2000
 SUPPLIER, RECIPIENT = "acme", "mairie-exemple"

@@ -22,8 +22,7 @@ from aiosmtpd.smtp import AuthResult
 from click.testing import CliRunner
 
 from gateway.cli import main
-from tests.harness import (SAMPLES, GatewayProcess, cli, drop, renumber, wait_for, wait_report, write_config,
-                           zip_of)
+from tests.harness import SAMPLES, GatewayProcess, cli, drop, renumber, wait_for, wait_report, write_config, zip_of
 from tests.web_harness import RECIPIENT, SUPPLIER, client, operator_token, start, token, web_config, web_gateway
 
 GOOD = (SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes()
@@ -65,7 +64,7 @@ class Receiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/gateway"
 
-    def __enter__(self) -> "Receiver":
+    def __enter__(self) -> Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
@@ -140,23 +139,22 @@ def set_status(url: str, bearer: str, invoice_id: str, status: str, **change: st
 def test_status_changes_reach_the_suppliers_webhook_signed_and_once_each(tmp_path, database_url):
     config = web_config(tmp_path, database_url, PRIVATE_OK)
     acme, mairie = token(config, SUPPLIER), token(config, RECIPIENT)
-    with Receiver() as receiver:
-        with web_gateway(config) as (process, url):
-            with client(url, acme) as api:
-                made = api.put("/api/v1/subscriptions", json={"webhooks": [{"url": receiver.url}]})
-                assert made.status_code == 200, made.text
-                [subscription] = made.json()
-                secret = subscription["secret"]
-                assert secret and subscription["events"] == ["flow.finished", "invoice.status"]
-                # listed without its secret; the same list again keeps it (same id, same secret, not shown)
-                assert api.get("/api/v1/subscriptions").json()[0]["secret"] is None
-                again = api.put("/api/v1/subscriptions", json={"webhooks": [{"url": receiver.url}]}).json()
-                assert [(s["id"], s["secret"]) for s in again] == [(subscription["id"], None)]
-            invoice_id = deposited(url, acme, "NOTIF-1")
-            set_status(url, mairie, invoice_id, "SERVICE_FAIT")
-            set_status(url, mairie, invoice_id, "MISE_EN_PAIEMENT")
-            # DEPOSEE, MISE_A_DISPOSITION, SERVICE_FAIT, MISE_EN_PAIEMENT and the flow's end
-            notified = settled(config, 5)
+    with Receiver() as receiver, web_gateway(config) as (process, url):
+        with client(url, acme) as api:
+            made = api.put("/api/v1/subscriptions", json={"webhooks": [{"url": receiver.url}]})
+            assert made.status_code == 200, made.text
+            [subscription] = made.json()
+            secret = subscription["secret"]
+            assert secret and subscription["events"] == ["flow.finished", "invoice.status"]
+            # listed without its secret; the same list again keeps it (same id, same secret, not shown)
+            assert api.get("/api/v1/subscriptions").json()[0]["secret"] is None
+            again = api.put("/api/v1/subscriptions", json={"webhooks": [{"url": receiver.url}]}).json()
+            assert [(s["id"], s["secret"]) for s in again] == [(subscription["id"], None)]
+        invoice_id = deposited(url, acme, "NOTIF-1")
+        set_status(url, mairie, invoice_id, "SERVICE_FAIT")
+        set_status(url, mairie, invoice_id, "MISE_EN_PAIEMENT")
+        # DEPOSEE, MISE_A_DISPOSITION, SERVICE_FAIT, MISE_EN_PAIEMENT and the flow's end
+        notified = settled(config, 5)
         # the gateway has stopped: no attempt is under way
     assert {d["state"] for d in notified} == {"delivered"} and {d["attempts"] for d in notified} == {1}
     events = receiver.events(secret)
@@ -191,9 +189,8 @@ def test_a_notification_is_delivered_once_across_a_sigkill(tmp_path, database_ur
     finally:
         process.kill()
     assert not [d for d in deliveries(config, "webhook") if d["state"] != "pending"]
-    with Receiver(port) as receiver:
-        with web_gateway(config):
-            notified = settled(config, 3)
+    with Receiver(port) as receiver, web_gateway(config):
+        notified = settled(config, 3)
     assert {d["state"] for d in notified} == {"delivered"}
     events = receiver.events(secret)
     assert len(events) == 3 and len({e["id"] for e in events}) == 3

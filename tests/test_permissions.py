@@ -12,8 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import (SAMPLES, GatewayProcess, cli, drop, inbox, load_samples, outbox, wait_for, wait_report,
-                           write_config)
+from tests.harness import (
+    SAMPLES,
+    GatewayProcess,
+    cli,
+    drop,
+    inbox,
+    load_samples,
+    outbox,
+    wait_for,
+    wait_report,
+    write_config,
+)
 
 
 def _mode(path: Path) -> int:

@@ -103,9 +103,9 @@ def test_an_idle_process_that_died_costs_no_document(ubl_pool):
 def test_many_threads_share_the_processes():
     """Eight threads, two processes: every call gets its own document's verdict."""
     documents = [OK, BR_03] * 20
-    with ValidatorPool(installed("cen-en16931-ubl"), processes=2, budget=60.0) as pool:
-        with ThreadPoolExecutor(8) as threads:
-            verdicts = list(threads.map(lambda content: pool.check(content, "ubl-invoice", "en16931"), documents))
+    with ValidatorPool(installed("cen-en16931-ubl"), processes=2, budget=60.0) as pool, \
+            ThreadPoolExecutor(8) as threads:
+        verdicts = list(threads.map(lambda content: pool.check(content, "ubl-invoice", "en16931"), documents))
     assert [v.fired for v in verdicts] == [[], ["BR-03"]] * 20
 
 

@@ -19,7 +19,7 @@ from gateway.models import Collected, Direction, Flow, utcnow
 from gateway.remote.endpoints import claim_pull, find
 from tests.harness import REPORT_NS, SAMPLES, ack_for_name, renumber, wait_for, wait_report
 from tests.remote_harness import RemoteSshd, key_line, needs_sshd, set_remote
-from tests.sftp_harness import free_port, sftp_site  # noqa: F401  (fixture)
+from tests.sftp_harness import free_port
 
 INVOICE = (SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes()
 

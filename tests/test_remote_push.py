@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socketserver
+import threading
 from types import SimpleNamespace
 
 import paramiko
@@ -16,21 +18,31 @@ import pytest
 from gateway import config as config_module
 from gateway.app import App
 from gateway.runner import Gateway
-from tests.harness import REPORT_NS, SAMPLES, cli, drop, files, load_samples, outbox, wait_for, wait_report, write_config
+from tests.harness import (
+    REPORT_NS,
+    SAMPLES,
+    cli,
+    drop,
+    files,
+    load_samples,
+    outbox,
+    wait_for,
+    wait_report,
+    write_config,
+)
 from tests.remote_harness import RemoteSshd, key_line, needs_sshd, set_remote
-from tests.sftp_harness import make_key, public, sftp_site  # noqa: F401  (fixture)
+from tests.sftp_harness import make_key, public
 
 INVOICE = (SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes()
 RECIPIENT, SUPPLIER = "mairie-exemple", "acme"
 
 
 @pytest.fixture
-def site(tmp_path):
-    """A running gateway with quick retries (2 uploads per attempt, 3 attempts), and an sshd, not yet started,
-    serving remote/."""
-    config = write_config(tmp_path, {"delivery": {"max_attempts": 3, "retry_base": 0.05, "retry_max": 0.1},
-                                     "remote": {"timeout": 5.0, "push_attempts": 2, "push_wait": 0.01,
-                                                "push_wait_max": 0.05}})
+def site(tmp_path, request):
+    """A running gateway with quick retries (3 attempts; a test's `delivery` parameter may set others), and an
+    sshd, not yet started, serving remote/."""
+    delivery = getattr(request, "param", {"max_attempts": 3, "retry_base": 0.05, "retry_max": 0.1})
+    config = write_config(tmp_path, {"delivery": delivery, "remote": {"timeout": 5.0}})
     load_samples(config)
     sshd = RemoteSshd(tmp_path / "sshd", tmp_path / "remote")
     gateway = Gateway(App.from_settings(config_module.load(config)))
@@ -134,5 +146,60 @@ def test_server_down_retried_then_dead_then_delivered_once_after_retry(site):
     wait_for(lambda: dead["id"] in [d["id"] for d in _deliveries(site.config, "--state", "delivered")],
              what="the requeued delivery")
     assert [p.read_bytes() for p in to_recipient.iterdir()] == [INVOICE]
-    delivered = [e for e in _events(site.config, dead["flow_id"]) if e["kind"] == "delivered" and e["what"] == "invoice"]
+    delivered = [e for e in _events(site.config, dead["flow_id"])
+                 if e["kind"] == "delivered" and e["what"] == "invoice"]
     assert len(delivered) == 1
+
+
+class DroppingServer(socketserver.TCPServer):
+    """A server on 127.0.0.1 that closes each connection it accepts before any SSH is said, counting them."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), socketserver.BaseRequestHandler)
+        self.accepted = 0
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def process_request(self, request, client_address) -> None:
+        self.accepted += 1
+        self.shutdown_request(request)
+
+
+def test_a_dropped_connection_is_one_upload_per_attempt_of_the_queue(site):
+    """The server drops every connection: each attempt of the delivery queue connects once (the channel does not
+    retry on its own), until the delivery is dead-lettered, each failure visible with its attempt."""
+    server = DroppingServer()
+    try:
+        url = f"sftp://mairie-exemple@127.0.0.1:{server.server_address[1]}/in"
+        set_remote(site.config, RECIPIENT, "push", url, site.sshd.key, site.sshd.host_public_key())
+        drop(site.root, SUPPLIER, "inv.xml", INVOICE)
+        [dead] = wait_for(lambda: _deliveries(site.config, "--state", "dead") or None, 20, "a dead delivery")
+        assert dead["attempts"] == 3 and server.accepted == 3
+        failed = [e for e in _events(site.config, dead["flow_id"]) if e["kind"] == "delivery_failed"]
+        assert [e["attempt"] for e in failed] == [1, 2]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@needs_sshd
+@pytest.mark.parametrize("site", [{"max_attempts": 100, "retry_base": 0.2, "retry_max": 0.5}], indirect=True)
+def test_server_back_the_queue_delivers_once_without_an_operator(site):
+    """Server down: attempts fail and are rescheduled; once the server is back, the queue's next attempt delivers
+    the invoice, once, with no `deliveries retry`."""
+    to_recipient = _folder(site, "mairie")
+    set_remote(site.config, RECIPIENT, "push", site.sshd.url(to_recipient), site.sshd.key,
+               site.sshd.host_public_key())
+    drop(site.root, SUPPLIER, "inv.xml", INVOICE)
+    [failing] = wait_for(lambda: [d for d in _deliveries(site.config) if d["attempts"] >= 2] or None,
+                         what="two failed attempts")
+    assert failing["state"] == "pending"
+
+    site.sshd.start()
+    [delivered] = wait_for(lambda: _deliveries(site.config, "--state", "delivered") or None, 30, "the push")
+    assert [p.read_bytes() for p in to_recipient.iterdir()] == [INVOICE]
+    events = _events(site.config, delivered["flow_id"])
+    failed = [e["attempt"] for e in events if e["kind"] == "delivery_failed"]
+    assert failed == list(range(1, delivered["attempts"])) and len(failed) >= 2
+    assert [(e["kind"], e["attempt"]) for e in events if e["kind"] == "delivered" and e["what"] == "invoice"] == [
+        ("delivered", delivered["attempts"])]
+    assert "delivery_requeued" not in [e["kind"] for e in events]

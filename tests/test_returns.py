@@ -12,6 +12,7 @@ from lxml import etree
 from gateway.findings import Finding, dumps
 from gateway.models import Flow, FlowState, Invoice, Verdict
 from gateway.returns import assert_valid, build_ack, build_report, schema
+from gateway.schemas import resource
 
 ACK = {"a": "urn:gateway:ack:1"}
 REPORT = {"r": "urn:gateway:report:1"}
@@ -167,5 +168,20 @@ def test_assert_valid_rejects_malformed_xml() -> None:
         assert_valid("ack", b"<ack")
 
 
-def test_schemas_are_cached() -> None:
-    assert schema("report") is schema("report")
+STATUS_UPDATE = (b'<statusUpdate xmlns="urn:gateway:status:1"><invoiceId>I1</invoiceId><statusCode>05</statusCode>'
+                 b'<reasonCode>JUSTIF_ABS</reasonCode></statusUpdate>')
+
+
+def test_each_schema_is_its_own_file_compiled_once() -> None:
+    """schema(name) is schemas/<name>.xsd, compiled once and kept: each name judges as its file on disk compiled
+    afresh does (an ack valid as an ack only, a report as a report only, a status update as a status only), and
+    is the same object at each call."""
+    documents = {"ack": build_ack(make_flow(channel="sftp")), "status": STATUS_UPDATE,
+                 "report": build_report(make_flow(FlowState.INTEGRE), CASES[FlowState.INTEGRE], PROCESSED)}
+    for name in documents:
+        compiled = schema(name)
+        on_disk = etree.XMLSchema(etree.parse(str(resource(f"{name}.xsd"))))
+        for kind, xml in documents.items():
+            document = etree.fromstring(xml)
+            assert (compiled.validate(document), on_disk.validate(document)) == (kind == name,) * 2, (name, kind)
+        assert schema(name) is compiled

@@ -11,20 +11,38 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import paramiko
+import pytest
 from sqlmodel import Session, select
 from structlog.testing import capture_logs
 
 from gateway import locks
 from gateway.ingest.intake import Arrival, new_flow_id, recover
 from gateway.ingest.watcher import ZoneWatcher
-from gateway.models import FINAL_STATES, Delivery, Event, Flow, Worker as WorkerRow
-from tests.harness import (REPO, SAMPLES, GatewayProcess, ack_for_name, cli, drop, files, inbox, load_samples,
-                           outbox, renumber, rows, wait_for, write_config)
+from gateway.models import FINAL_STATES, Delivery, Event, Flow
+from gateway.models import Worker as WorkerRow
+from tests.harness import (
+    REPO,
+    SAMPLES,
+    GatewayProcess,
+    ack_for_name,
+    cli,
+    drop,
+    files,
+    inbox,
+    load_samples,
+    outbox,
+    renumber,
+    rows,
+    wait_for,
+    write_config,
+)
+
+pytestmark = pytest.mark.slow  # gateway processes of each role, started, stopped and signalled
 
 SUPPLIER, RECIPIENT = "acme", "mairie-exemple"
 PASSWORD = "acme-roles-1"
@@ -158,7 +176,8 @@ def test_sigterm_finishes_work_in_hand_and_a_new_process_completes_the_rest(tmp_
     flows = rows(config, Flow)
     half_done = [f.id for f in flows if f.state not in FINAL_STATES and progress[f.id]]
     assert half_done == [], "a flow in hand is finished before the process exits"
-    assert [f.id for f in flows if f.lease_owner] == [] and [d.id for d in rows(config, Delivery) if d.lease_owner] == []
+    assert [f.id for f in flows if f.lease_owner] == []
+    assert [d.id for d in rows(config, Delivery) if d.lease_owner] == []
     assert rows(config, WorkerRow) == []
     assert _spool_left(tmp_path) == [] and _temporaries_left(tmp_path) == []
 

@@ -109,6 +109,19 @@ def test_install_refuses_what_is_not_a_known_working_pack(config, tmp_path):
     assert [p.name for p in (tmp_path / "packs").iterdir()] == []  # no staging folder left behind
 
 
+def test_a_packs_folder_that_cannot_be_written_is_named(tmp_path):
+    """Installed where no folder can be made (an installation the gateway's user does not own is another case):
+    refused, saying where and what to set, without a traceback."""
+    (tmp_path / "file").write_text("not a folder")
+    config = write_config(tmp_path, {"validate": {"packs_dir": str(tmp_path / "file" / "packs")}})
+    stylesheet = tmp_path / "EN16931-UBL-validation.xslt"
+    stylesheet.write_bytes(_stylesheet())
+    result = _gateway(config, "rules", "install", str(stylesheet))
+    assert result.exit_code == 1, result.output
+    assert f"cannot write rule packs in {tmp_path / 'file' / 'packs'}: Not a directory; " in result.output
+    assert "set [validate] packs_dir" in result.output and "Traceback" not in result.output
+
+
 def test_a_pack_altered_after_install_is_refused_not_replaced(config, tmp_path):
     """A file that no longer matches its manifest is unusable, and the built-in pack does not stand in."""
     assert _gateway(config, "rules", "install", str(_release_zip(tmp_path / "release.zip"))).exit_code == 0

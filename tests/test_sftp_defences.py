@@ -12,7 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.harness import wait_for
-from tests.sftp_harness import PASSWORDS, Site, need_openssh_client, sftp_site  # noqa: F401  (fixture)
+from tests.sftp_harness import PASSWORDS, Site, need_openssh_client
 
 
 def _closed(sock: socket.socket) -> bytes:

@@ -12,7 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.harness import GatewayProcess, cli, wait_for, write_config
-from tests.sftp_harness import PASSWORDS, log_events, make_key, public, sftp_port, sftp_site  # noqa: F401
+from tests.sftp_harness import PASSWORDS, log_events, make_key, public, sftp_port
 
 WINDOW = 4.0  # seconds of guessing counted
 CONNECTIONS = 8

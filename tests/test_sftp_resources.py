@@ -18,8 +18,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.harness import SAMPLES, GatewayProcess, ack_for_name, cli, renumber, wait_for, write_config
-from tests.sftp_harness import (OpenSSH, known_hosts, log_events, make_key, need_openssh_client, public,  # noqa: F401
-                                sftp_port, sftp_site)
+from tests.sftp_harness import OpenSSH, known_hosts, log_events, make_key, need_openssh_client, public, sftp_port
 
 INVOICE = (SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes()
 ATTACKERS = [f"127.0.0.{n}" for n in range(2, 22)]  # 20 loopback addresses
@@ -108,6 +107,7 @@ def _penalised(root: Path) -> bool:
                for line in _log(root))
 
 
+@pytest.mark.slow  # 20 addresses holding connections open until the server drops them
 def test_a_silent_flood_from_20_addresses_starves_no_supplier(tmp_path):
     """200 silent connections from 20 addresses, opened again as the server closes them, while a supplier
     uploads 20 files with OpenSSH's sftp, one connection each: every upload succeeds and is acknowledged. The

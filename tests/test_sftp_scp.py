@@ -10,7 +10,6 @@ import paramiko
 import pytest
 
 from tests.harness import SAMPLES, ack_for_name, renumber, wait_for
-from tests.sftp_harness import sftp_site  # noqa: F401  (fixture)
 
 SCP = shutil.which("scp")
 INVOICE = (SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes()

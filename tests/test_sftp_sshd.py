@@ -15,7 +15,6 @@ from sqlmodel import select
 
 from gateway.db import session_scope
 from gateway.models import Flow
-
 from tests.harness import REPORT_NS, SAMPLES, inbox, renumber, wait_for, wait_report
 from tests.sftp_harness import SFTP, SSHD, OpenSSH, Sshd, current_user, known_hosts, listening, make_key
 
@@ -23,6 +22,7 @@ pytestmark = [
     pytest.mark.skipif(not SSHD.exists() or SFTP is None,
                        reason="OpenSSH's sshd or sftp is not installed (apt-get install openssh-server)"),
     pytest.mark.skipif(os.geteuid() != 0, reason="sshd needs root here (privilege separation directory /run/sshd)"),
+    pytest.mark.slow,  # OpenSSH's sshd started for each test
 ]
 
 

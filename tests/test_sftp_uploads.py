@@ -12,7 +12,7 @@ import paramiko
 import pytest
 
 from tests.harness import ACK_NS, REPORT_NS, SAMPLES, ack_for_name, files, outbox, renumber, wait_for, wait_report
-from tests.sftp_harness import PASSWORDS, sftp_site  # noqa: F401  (fixture)
+from tests.sftp_harness import PASSWORDS
 
 INVOICE = (SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes()
 

@@ -17,7 +17,7 @@ from gateway.lifecycle.notice import StatusMessageError, StatusNotice, StatusReq
 from gateway.lifecycle.status_xml import build_status_xml, parse_status_xml
 from gateway.lifecycle.statuses import EQUIVALENTS, PLATFORM_REJECTION, Status
 from gateway.returns import assert_valid, schema
-from gateway.returns.schemas import SCHEMAS_DIR
+from gateway.schemas import resource
 from gateway.validate import safexml
 
 STATUS = {"s": "urn:gateway:status:1"}
@@ -429,7 +429,7 @@ def test_status_schema_lists_exactly_the_statuses() -> None:
     """status.xsd's code and name lists are the Status enum's, in the same order."""
     xsd = schema("status")  # compiles
     assert xsd is schema("status")
-    document = etree.parse(str(SCHEMAS_DIR / "status.xsd"))
+    document = etree.parse(str(resource("status.xsd")))
     values = {name: document.xpath(f"//xs:simpleType[@name='{name}']//xs:enumeration/@value", namespaces=XSD)
               for name in ("StatusCode", "StatusName")}
     assert values == {"StatusCode": [s.value for s in Status], "StatusName": [s.name for s in Status]}

@@ -199,7 +199,9 @@ def test_credit_note_references_its_invoice() -> None:
     ubl = (Path(__file__).resolve().parents[1] / "samples" / "flows" / "ubl-creditnote-ok.xml").read_text()
     assert data_of(ubl).preceding_invoice and data_of(ubl).specification == "urn:cen.eu:en16931:2017"
     cii = CII_INVOICE.replace("</ram:SpecifiedTradeSettlementHeaderMonetarySummation>",
-                              "</ram:SpecifiedTradeSettlementHeaderMonetarySummation><ram:InvoiceReferencedDocument>"
-                              "<ram:IssuerAssignedID> FC/2024/1 </ram:IssuerAssignedID></ram:InvoiceReferencedDocument>")
+                              "</ram:SpecifiedTradeSettlementHeaderMonetarySummation>"
+                              "<ram:InvoiceReferencedDocument>"
+                              "<ram:IssuerAssignedID> FC/2024/1 </ram:IssuerAssignedID>"
+                              "</ram:InvoiceReferencedDocument>")
     assert data_of(cii).preceding_invoice == "FC/2024/1"
     assert data_of(CII_INVOICE).preceding_invoice is None

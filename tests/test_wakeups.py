@@ -11,8 +11,18 @@ from gateway.app import App
 from gateway.ingest.intake import Arrival, intake
 from gateway.runner import Gateway
 from gateway.wakeups import CHANNEL
-from tests.harness import (SAMPLES, cli, drop, files, load_samples, outbox, renumber, wait_finished, wait_for,
-                           write_config)
+from tests.harness import (
+    SAMPLES,
+    cli,
+    drop,
+    files,
+    load_samples,
+    outbox,
+    renumber,
+    wait_finished,
+    wait_for,
+    write_config,
+)
 
 INVOICE = (SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes()
 SUPPLIER = "acme"

@@ -8,6 +8,7 @@ import ipaddress
 import ssl
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -22,7 +23,7 @@ GOOD = (SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes()
 def _self_signed(directory: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
             .not_valid_after(now + datetime.timedelta(days=1))
@@ -52,6 +53,7 @@ def test_the_api_over_https(tmp_path: Path):
             assert answer is None or answer.status_code != 200
 
 
+@pytest.mark.slow  # several web processes and a back process started
 def test_several_web_processes_share_the_work_of_one_database(tmp_path: Path, database_url):
     config = web_config(tmp_path, database_url)
     supplier = token(config, SUPPLIER)

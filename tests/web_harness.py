@@ -4,9 +4,9 @@ and API tokens made with the CLI, as an operator would."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 

@@ -30,7 +30,7 @@ import time
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import insert
@@ -61,7 +61,7 @@ class Arrival:
 def new_flow_id() -> str:
     """Time-ordered to the microsecond: the queue takes each account's flows in the order they arrived (a
     recipient's status messages must be applied in the order it sent them)."""
-    return f"{datetime.now(timezone.utc):%Y%m%d%H%M%S%f}-{secrets.token_hex(3)}"
+    return f"{datetime.now(UTC):%Y%m%d%H%M%S%f}-{secrets.token_hex(3)}"
 
 
 @dataclass(frozen=True)
@@ -87,12 +87,12 @@ def intake(app: App, path: Path, arrival: Arrival, expected: tuple[int, int] | N
     return taken
 
 
-def intake_all(app: App, handed: list[Handed]) -> list[Flow | None | DiskFull]:
+def intake_all(app: App, handed: list[Handed]) -> list[Flow | DiskFull | None]:
     """Take the files handed, together; for each, as intake() would: its flow, None, or the DiskFull it met (that
     file is left unacknowledged, the others are taken). Any other failure is raised: the files claimed by then
     stay in the spool for recover(), the others where they were."""
     began = time.monotonic()
-    taken: list[Flow | None | DiskFull] = [None] * len(handed)
+    taken: list[Flow | DiskFull | None] = [None] * len(handed)
     entries: list[tuple[int, _Entry]] = []
     with ExitStack() as held:
         for i, one in enumerate(handed):
@@ -101,15 +101,15 @@ def intake_all(app: App, handed: list[Handed]) -> list[Flow | None | DiskFull]:
                 if _claim_entry(entry, one, held):
                     entry.digest, entry.size = app.store.put_file(entry.data)
                     entries.append((i, entry))
-            except Exception as exc:
+            except Exception as exc:  # _refused keeps a full disk as this file's outcome, raises the rest
                 taken[i] = _refused(app, exc, one, entry)
         try:
             flows = _commit_all(app, [entry for _, entry in entries])
-        except Exception as exc:
+        except Exception as exc:  # a full disk puts every claimed file back (_refused); the rest raised
             for i, entry in entries:
                 taken[i] = _refused(app, exc, handed[i], entry)
             return taken
-        for (i, entry), flow in zip(entries, flows):
+        for (i, entry), flow in zip(entries, flows, strict=True):
             entry.data.unlink()
             entry.sidecar.unlink()
             taken[i] = flow
@@ -147,7 +147,7 @@ def _recover_entry(app: App, sidecar: Path, fd: int) -> int:
     try:
         entry.digest, entry.size = app.store.put_file(data)
         flows = _commit_all(app, [entry])
-    except Exception as exc:
+    except Exception as exc:  # only a full disk is kept (reported, retried at the next recovery); others raised
         if not is_disk_full(exc):
             raise
         app.disk.report("recover", exc, flow_id=sidecar.stem)  # the entry waits for the next recovery
@@ -249,7 +249,7 @@ def _admitted(app: App, flows: list[Flow], began: float) -> None:
     try:
         if waiting:
             acknowledge_all(app, waiting)
-    except Exception as exc:
+    except Exception as exc:  # only a full disk is kept (reported, retried later); others raised
         if not is_disk_full(exc):
             raise
         app.disk.report("acknowledge", exc)
@@ -323,7 +323,8 @@ def _commit_rows(app: App, entries: list[_Entry]) -> list[Flow]:
     if not entries:
         return []
     with session_scope(app.engine) as session:
-        existing = {flow.id: flow for flow in session.exec(select(Flow).where(Flow.id.in_([e.flow_id for e in entries])))}
+        wanted = [e.flow_id for e in entries]
+        existing = {flow.id: flow for flow in session.exec(select(Flow).where(Flow.id.in_(wanted)))}
         firsts = _firsts(session, [e.arrival for e in entries if e.flow_id not in existing])
         earliest = _earliest(session, [e for e in entries if e.flow_id not in existing])
         turns: dict[str, int] = {}

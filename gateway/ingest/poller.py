@@ -58,5 +58,5 @@ class Poller:
             save_listing(self.app.engine, endpoint)
         except RemoteError as exc:
             log.warning("pull_failed", account=endpoint.account, error=str(exc))
-        except Exception:
+        except Exception:  # a poll never stops the poller: logged with its traceback, tried at the next turn
             log_failure("pull_failed", account=endpoint.account, remote=location(endpoint))

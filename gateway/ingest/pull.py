@@ -62,7 +62,7 @@ def _handle(app: App, sftp: paramiko.SFTPClient, endpoint: Endpoint, name: str, 
         record = record or _take(app, sftp, endpoint, name, seen)
         if record is not None:
             _remove(app, sftp, endpoint, record)
-    except Exception as exc:
+    except Exception as exc:  # a remote refusal leaves the file for the next poll; the rest is raised
         error = classify(exc, location(endpoint, name))
         if not isinstance(error, RemoteRefused):
             raise
@@ -101,7 +101,7 @@ def _remove(app: App, sftp: paramiko.SFTPClient, endpoint: Endpoint, record: Col
         if _exists(sftp, path):  # a failed move answers ENOENT for a missing target folder too
             raise
     with session_scope(app.engine) as session:
-        session.get(Collected, record.id).removed = True
+        session.get_one(Collected, record.id).removed = True
     log.info("pull_removed", account=endpoint.account, remote=location(endpoint, record.name),
              after=endpoint.after, flow_id=record.flow_id)
 
@@ -139,7 +139,7 @@ def _record(app: App, endpoint: Endpoint, name: str, seen: tuple[int, int], sha2
 
 def _link(app: App, record: Collected, flow_id: str) -> None:
     with session_scope(app.engine) as session:
-        session.get(Collected, record.id).flow_id = record.flow_id = flow_id
+        session.get_one(Collected, record.id).flow_id = record.flow_id = flow_id
 
 
 def _forget_gone(app: App, endpoint: Endpoint, listed: set[str]) -> None:

@@ -16,7 +16,8 @@ for [sftp] stale_upload_seconds is removed at a scan, whichever channel wrote it
 The files that held still are taken the accounts in turn, each account's oldest first (gateway.turns), handed
 to intake together up to _BATCH at a time (one transaction for their flows, one for their acknowledgements), for
 one stable interval at most before the next look: a burst of files in one account's in/ delays another's by one
-batch at most. A file this process's SFTP server has promised to intake is left to it (intake.PROMISED). A folder in in/ is never taken: it is logged once when it appears and once when it is gone.
+batch at most. A file this process's SFTP server has promised to intake is left to it (intake.PROMISED). A folder
+in in/ is never taken: it is logged once when it appears and once when it is gone.
 """
 
 from __future__ import annotations
@@ -30,8 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from watchdog.events import (FileClosedEvent, FileCreatedEvent, FileMovedEvent, FileSystemEvent,
-                             FileSystemEventHandler)
+from watchdog.events import FileClosedEvent, FileCreatedEvent, FileMovedEvent, FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
@@ -43,7 +43,6 @@ from gateway.log import log
 from gateway.models import Flow
 from gateway.turns import Turns
 from gateway.zones import UPLOAD_PREFIX, is_final_name
-
 
 # The events that hint at a file to take: one appearing under a name (made, linked, moved in) or closed by its
 # writer. Only those are asked of inotify: the writes of a file being written (seen by the looks while it is
@@ -82,7 +81,7 @@ class _Seen:
 
 
 class _Hints(FileSystemEventHandler):
-    def __init__(self, watcher: "ZoneWatcher") -> None:
+    def __init__(self, watcher: ZoneWatcher) -> None:
         self.watcher = watcher
 
     def on_any_event(self, event: FileSystemEvent) -> None:

@@ -9,8 +9,8 @@ on the flow, so that a flow taken again after a crash reports the same outcomes 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 from lxml import etree
 from sqlmodel import Session, select

@@ -4,7 +4,7 @@ software speaks Peppol.
 It is the buyer's answer to the seller, so the buyer sends it and the seller receives it; a status the
 platform issued while carrying the invoice (deposit, delivery, rejection at integration) is sent by the
 platform. Parties are addressed by SIRET (scheme 0009) or, for the platform, by SIREN (0002).
-Validated against the OASIS ApplicationResponse schema (schemas/UBL-ApplicationResponse-2.1.xsd).
+Validated against the OASIS ApplicationResponse schema (gateway/schemas/UBL-ApplicationResponse-2.1.xsd).
 
 The reform's reason codes become Peppol clarification codes (OPStatusReason); the reform's code itself
 stays readable at the head of the clarification text. Peppol requires a clarification for UQ and RE,

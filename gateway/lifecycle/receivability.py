@@ -32,7 +32,7 @@ _IRR_OF = {"IRR_ARCHIVE_F": "IRR_SYNTAX", "FLOW-NAME-INVALID": "IRR_NOM_F", "FX-
 def tell(app: App, session: Session, flow: Flow) -> None:
     """Queue the flow's 500 or 501 for its account if it reads CDAR, once: a flow taken again after a crash
     finds it queued."""
-    if status_format(session, flow.account) is not StatusFormat.CDAR:
+    if status_format(app, session, flow.account) is not StatusFormat.CDAR:
         return
     name = f"{flow.id}{SUFFIX}"
     if session.exec(select(Delivery.id).where(Delivery.flow_id == flow.id, Delivery.file_name == name)).first():
@@ -40,7 +40,7 @@ def tell(app: App, session: Session, flow: Flow) -> None:
     reasons = irrecevable(loads(flow.findings))
     notice = FlowNotice(message_id=f"{flow.id}-lifecycle", flow_id=flow.id, original_name=flow.original_name,
                         received_at=flow.received_at, at=utcnow(), reasons=tuple(reasons), supplier=flow.account,
-                        supplier_siren=account_siren(session, flow.account),
+                        supplier_siren=account_siren(app, session, flow.account),
                         platform_siren=app.settings.gateway.platform_siren,
                         platform_matricule=app.settings.gateway.platform_matricule)
     queue_return(app, session, flow, name, build_flow_cdar(notice))

@@ -27,17 +27,13 @@ from gateway.lifecycle.statuses import (
     can_move,
     requested,
 )
-from gateway.memo import once
 from gateway.models import (
-    Account,
-    AccountSiret,
     Delivery,
     Flow,
     FlowState,
     Invoice,
     InvoiceStatus,
     StatusFormat,
-    Structure,
     Verdict,
     utcnow,
 )
@@ -110,7 +106,7 @@ def _record(app: App, session: Session, invoice: Invoice, status: Status, actor:
     asked_for = {"requested": asked.name} if asked not in (None, status) else {}
     events.record(session, invoice.flow_id, "status_changed", invoice_id=invoice.id, status=status.name,
                   code=status.value, actor=actor, reason_code=reason_code, source=source, **asked_for)
-    if _reported(session, invoice, status):
+    if _reported(app, session, invoice, status):
         _notify(app, session, invoice, _notice(app, session, invoice, row), f"status-{row.id}")
         notifications.invoice_status(app, session, invoice, row)
     else:
@@ -118,11 +114,11 @@ def _record(app: App, session: Session, invoice: Invoice, status: Status, actor:
     return row
 
 
-def _reported(session: Session, invoice: Invoice, status: Status) -> bool:
+def _reported(app: App, session: Session, invoice: Invoice, status: Status) -> bool:
     """MISE_EN_PAIEMENT is told to the supplier only where the structure's directory entry says so."""
     if status is not Status.MISE_EN_PAIEMENT:
         return True
-    structure = session.get(Structure, invoice.buyer_siret) if invoice.buyer_siret else None
+    structure = app.reference.structure(session, invoice.buyer_siret) if invoice.buyer_siret else None
     return structure is None or structure.reports_payment
 
 
@@ -148,7 +144,7 @@ def notify_rejection(app: App, session: Session, invoice: Invoice) -> None:
 def _notice(app: App, session: Session, invoice: Invoice, row: InvoiceStatus | None,
             **rejection: str) -> StatusNotice:
     """What the supplier is told; row None means the platform's rejection at integration."""
-    supplier = session.get(Flow, invoice.flow_id).account
+    supplier = session.get_one(Flow, invoice.flow_id).account
     return StatusNotice(
         message_id=f"{invoice.id}-{row.id if row else 'rejected'}",
         status=Status(row.status) if row else None,
@@ -160,26 +156,25 @@ def _notice(app: App, session: Session, invoice: Invoice, row: InvoiceStatus | N
         reason=row.reason if row else rejection["reason"],
         mandate_number=row.mandate_number if row else None,
         platform_siren=app.settings.gateway.platform_siren, platform_matricule=app.settings.gateway.platform_matricule,
-        supplier=supplier, supplier_siren=account_siren(session, supplier),
+        supplier=supplier, supplier_siren=account_siren(app, session, supplier),
     )
 
 
-def account_siren(session: Session, account: str) -> str | None:
+def account_siren(app: App, session: Session, account: str) -> str | None:
     """The SIREN of the account's first SIRET: how the reform addresses it; None if it holds none."""
-    return once(session, ("siren", account), lambda: siren(session.exec(
-        select(AccountSiret.siret).where(AccountSiret.account == account).order_by(AccountSiret.siret).limit(1)).first()))
+    return siren(next(iter(app.reference.sirets(session, account)), None))
 
 
 def _notify(app: App, session: Session, invoice: Invoice, notice: StatusNotice, tag: str) -> None:
     """Queue the status-return file for the supplier, in its account's format."""
-    flow = session.get(Flow, invoice.flow_id)
-    build, suffix = _FORMATS[status_format(session, flow.account)]
+    flow = session.get_one(Flow, invoice.flow_id)
+    build, suffix = _FORMATS[status_format(app, session, flow.account)]
     queue_return(app, session, flow, f"{invoice.id}.{tag}{suffix}", build(notice), invoice_id=invoice.id)
 
 
-def status_format(session: Session, account: str) -> StatusFormat:
+def status_format(app: App, session: Session, account: str) -> StatusFormat:
     """The format of the status-returns account reads (CDAR for an account unknown here)."""
-    found = session.get(Account, account)
+    found = app.reference.account(session, account)
     return found.status_format if found else StatusFormat.CDAR
 
 

@@ -1,4 +1,4 @@
-"""The gateway's own status message (schemas/status.xsd): written to suppliers, read from recipients.
+"""The gateway's own status message (gateway/schemas/status.xsd): written to suppliers, read from recipients.
 
 One root, statusUpdate, serves both ways, so a supplier's software and a recipient's share one
 vocabulary: the gateway writes every element it knows; a recipient needs only the invoice id and the

@@ -43,7 +43,7 @@ class Status(StrEnum):
     COMPLETEE = "12"
 
     @classmethod
-    def parse(cls, text: str) -> "Status":
+    def parse(cls, text: str) -> Status:
         """A status from its code ("07", "7") or its name ("SERVICE_FAIT", "service_fait")."""
         text = text.strip()
         if text.isdigit():

@@ -3,14 +3,15 @@ transaction that holds its lock, and autogenerate compares with gateway.tables."
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 
 from gateway.tables import UTCDateTime, metadata
 
 
-def _render_item(kind: str, obj: Any, _autogen_context: Any) -> str | bool:
+def _render_item(kind: str, obj: Any, _autogen_context: AutogenContext) -> str | Literal[False]:
     """Draft the tables' own column type as the SQLAlchemy type it stands for: a revision never imports gateway."""
     if kind == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"

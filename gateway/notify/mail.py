@@ -81,10 +81,15 @@ class MailChannel:
             raise _refused(code, f"mail server refused {to}: {code} {text.decode(errors='replace')}") from exc
         except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
             raise _refused(exc.smtp_code, f"mail server refused the message to {to}: {exc.smtp_code} "
-                                          f"{exc.smtp_error.decode(errors='replace')}") from exc
+                                          f"{_text(exc.smtp_error)}") from exc
         except (smtplib.SMTPException, OSError) as exc:  # unreachable, TLS, login: the operator may fix it
             raise TransientDeliveryError(f"mail server {s.host}:{s.port}: {type(exc).__name__}: {exc}") from exc
         return f"email:{to}"
+
+
+def _text(answer: bytes | str) -> str:
+    """A mail server's answer as text (smtplib keeps it as the bytes it read)."""
+    return answer.decode(errors="replace") if isinstance(answer, bytes) else answer
 
 
 def _refused(code: int, text: str) -> PermanentDeliveryError | TransientDeliveryError:

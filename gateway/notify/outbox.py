@@ -13,20 +13,19 @@ import json
 import uuid
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from gateway import events, wakeups
 from gateway.app import App
 from gateway.findings import loads
 from gateway.lifecycle.statuses import Status
-from gateway.memo import once
-from gateway.models import Delivery, Flow, Invoice, InvoiceStatus, Subscription, Verdict, as_utc, utcnow
+from gateway.models import Delivery, Flow, Invoice, InvoiceStatus, Verdict, as_utc, utcnow
 from gateway.notify import FLOW_FINISHED, INVOICE_STATUS, mail
 
 
 def invoice_status(app: App, session: Session, invoice: Invoice, row: InvoiceStatus) -> None:
     """Tell the invoice's supplier and its recipient (their subscriptions to invoice.status) of its new status."""
-    supplier = session.get(Flow, invoice.flow_id).account
+    supplier = session.get_one(Flow, invoice.flow_id).account
     status = Status(row.status)
     data = {"invoice_id": invoice.id, "number": invoice.number, "issue_date": invoice.issue_date,
             "flow_id": invoice.flow_id, "supplier": supplier, "recipient": invoice.recipient,
@@ -48,14 +47,6 @@ def flow_finished(app: App, session: Session, flow: Flow, invoices: list[Invoice
     _queue(app, session, {flow.account}, FLOW_FINISHED, data, flow.id, None, f"{flow.id}.finished")
 
 
-def _subscriptions(session: Session, account: str) -> list[tuple[Subscription, list[str]]]:
-    """The account's subscriptions, each with the kinds of event it wants."""
-    def read() -> list[tuple[Subscription, list[str]]]:
-        found = session.exec(select(Subscription).where(Subscription.account == account)).all()
-        return [(s, json.loads(s.events)) for s in found]
-    return once(session, ("subscriptions", account), read)
-
-
 def _time(moment: datetime) -> str:
     return as_utc(moment).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -63,8 +54,8 @@ def _time(moment: datetime) -> str:
 def _queue(app: App, session: Session, accounts: set[str], kind: str, data: dict, flow_id: str,
            invoice_id: str | None, name: str) -> None:
     """One delivery per subscription of accounts to events of kind; the delivery workers are woken at commit."""
-    wanted = sorted((s for account in accounts for s, kinds in _subscriptions(session, account) if kind in kinds),
-                    key=lambda s: s.id)
+    wanted = sorted((s for account in accounts for s in app.reference.subscriptions(session, account)
+                     if kind in json.loads(s.events)), key=lambda s: s.id)
     if not wanted:
         return
     event = {"id": f"evt_{uuid.uuid4().hex}", "type": kind, "time": _time(utcnow()), "data": data}

@@ -43,7 +43,7 @@ def resolve(host: str, port: int) -> list[Address]:
         raise Unresolved(f"{host} does not resolve: {exc}") from exc
     found: list[Address] = []
     for *_, sockaddr in infos:
-        address = ipaddress.ip_address(sockaddr[0].partition("%")[0])
+        address = ipaddress.ip_address(str(sockaddr[0]).partition("%")[0])  # an IPv6 scope (%eth0) left out
         if address not in found:
             found.append(address)
     return found

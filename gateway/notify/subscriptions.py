@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from dataclasses import dataclass, replace as copy
-from typing import Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import replace as copy
 
 from sqlmodel import Session, select
 
@@ -91,7 +92,7 @@ def replace(app: App, account: str, wanted: list[Wanted]) -> list[dict]:
             if row is None:
                 row, made = _new(account, w)
             else:
-                row.events, row.secret = json.dumps(list(w.events)), w.secret or row.secret
+                row.events, row.secret = json.dumps(list(_events(w.events))), w.secret or row.secret
             session.add(row)
             kept.append((row, made))
         for row in existing.values():
@@ -171,7 +172,7 @@ def _new(account: str, wanted: Wanted) -> tuple[Subscription, str | None]:
     """A new subscription row, and the secret the gateway made for it (None if given, or an e-mail)."""
     made = "whsec_" + secrets.token_urlsafe(32) if wanted.kind == "webhook" and not wanted.secret else None
     return Subscription(account=account, kind=wanted.kind, target=wanted.target, secret=wanted.secret or made,
-                        events=json.dumps(list(wanted.events))), made
+                        events=json.dumps(list(_events(wanted.events)))), made
 
 
 def _dict(row: Subscription, made: str | None = None) -> dict:

@@ -13,9 +13,8 @@ import errno
 
 import paramiko
 
-from gateway.ingest.sftp.connection import DISABLED_ALGORITHMS
-from gateway.ingest.sftp.hostkey import fingerprint
 from gateway.models import Endpoint
+from gateway.ssh import DISABLED_ALGORITHMS, fingerprint
 
 # SFTP answers (and local files) that no retry will change: a missing or forbidden folder or file.
 _REFUSED_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM})

@@ -17,9 +17,9 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from gateway.db import session_scope
-from gateway.ingest.sftp.auth import KeyLineError, parse_key_line
 from gateway.models import Direction, Endpoint, utcnow
 from gateway.remote.client import RemoteRefused, private_key
+from gateway.ssh import KeyLineError, parse_key_line
 
 DELETE, MOVE = "delete", "move:"
 

@@ -9,9 +9,9 @@ Failures leave the pool as RemoteRefused or RemoteUnavailable (gateway.remote.cl
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import paramiko
 
@@ -52,7 +52,7 @@ class SftpPool:
         with slot.lock:
             try:
                 yield self._open(slot, endpoint)
-            except Exception as exc:
+            except Exception as exc:  # the session is dropped whatever failed; classify says what to raise
                 slot.close()
                 error = classify(exc, location(endpoint))
                 if error is None or error is exc:

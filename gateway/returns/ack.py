@@ -25,7 +25,7 @@ def append_receipt(parent: etree._Element, flow: Flow) -> None:
 
 
 def build_ack(flow: Flow) -> bytes:
-    """The acknowledgement of receipt (schemas/ack.xsd), sent once the flow is stored safely."""
+    """The acknowledgement of receipt (gateway/schemas/ack.xsd), sent once the flow is stored safely."""
     document = root(ACK_NS, "ack")
     append_receipt(document, flow)
     return serialize(document)

@@ -1,4 +1,4 @@
-"""The integration report: what became of a flow in its final state (schemas/report.xsd)."""
+"""The integration report: what became of a flow in its final state (gateway/schemas/report.xsd)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The XSDs of the documents the gateway writes (acknowledgement, integration report, status messages).
+"""The XSDs of the documents the gateway writes (acknowledgement, integration report, status messages), compiled
+from gateway/schemas/.
 
 Every ack and report the gateway writes is validated against them in tests, so loading is cached
 and failure is a plain ValueError carrying the schema's error log. A schema may import an official
@@ -13,14 +14,15 @@ from pathlib import Path
 
 from lxml import etree
 
-SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
+from gateway.schemas import resource
+
 PACKAGE_SCHEME = "package:"
 
 
 @cache
 def schema(name: str) -> etree.XMLSchema:
-    """The compiled schemas/<name>.xsd ("ack", "report", "status", "UBL-ApplicationResponse-2.1")."""
-    document = etree.parse(str(SCHEMAS_DIR / f"{name}.xsd"))
+    """The compiled gateway/schemas/<name>.xsd ("ack", "report", "status", "UBL-ApplicationResponse-2.1")."""
+    document = etree.ElementTree(etree.fromstring(resource(f"{name}.xsd").read_bytes()))
     _locate_packaged(document)
     return etree.XMLSchema(document)
 
@@ -35,7 +37,7 @@ def _locate_packaged(document: etree._ElementTree) -> None:
 
 
 def assert_valid(name: str, xml_bytes: bytes) -> None:
-    """Raise ValueError unless xml_bytes is well-formed and valid against schemas/<name>.xsd."""
+    """Raise ValueError unless xml_bytes is well-formed and valid against gateway/schemas/<name>.xsd."""
     try:
         document = etree.fromstring(xml_bytes)
     except etree.XMLSyntaxError as error:

@@ -31,7 +31,8 @@ from stdnum.fr import siret as siret_number
 
 from gateway.findings import Finding
 from gateway.lifecycle.statuses import Status
-from gateway.models import Account, AccountSiret, Invoice, Structure, as_utc
+from gateway.models import Invoice, as_utc
+from gateway.reference import FRESH, Reference
 from gateway.route.router import Rule, rule, run_rules
 from gateway.validate.extract import InvoiceData
 
@@ -52,6 +53,7 @@ class Deposit:
     account: str
     day: date
     numbers_in_flow: set[tuple[str | None, str | None, str | None]] = field(default_factory=set)
+    reference: Reference = FRESH  # how the accounts and the directory are read (default: afresh, in session)
 
     @cached_property
     def seller_siret(self) -> str | None:
@@ -102,7 +104,10 @@ class Deposit:
         return earlier if earlier is not None and earlier.status == Status.SUSPENDUE.value else None
 
 
-def duplicate_key(data: InvoiceData) -> tuple[str | None, str | None, str | None]:
+DuplicateKey = tuple[str | None, str | None, str | None]
+
+
+def duplicate_key(data: InvoiceData) -> DuplicateKey:
     """(year of issue, seller SIREN, invoice number); None where the invoice does not say."""
     issued = (data.issue_date or "").strip()
     year = issued[:4] if len(issued) >= 4 and issued[:4].isdigit() else None
@@ -130,8 +135,7 @@ def buyer_siret_invalid(deposit: Deposit) -> str | None:
 def seller_not_held(deposit: Deposit) -> str | None:
     if deposit.seller_siret is None:
         return "The seller has no SIRET (identifier with scheme 0009): the depositing account cannot be checked."
-    held = deposit.session.get(AccountSiret, (deposit.account, deposit.seller_siret))
-    if held is None:
+    if deposit.seller_siret not in deposit.reference.sirets(deposit.session, deposit.account):
         return (f"Account {deposit.account!r} does not hold seller SIRET {deposit.seller_siret}: "
                 "an account may deposit invoices only for the SIRETs it holds.")
     return None
@@ -141,7 +145,7 @@ def seller_not_held(deposit: Deposit) -> str | None:
 def public_service_reserved(deposit: Deposit) -> str | None:
     if (deposit.data.service_code or "").strip() != PUBLIC_ONLY_SERVICE:
         return None
-    if deposit.seller_siret and deposit.session.get(Structure, deposit.seller_siret) is not None:
+    if deposit.seller_siret and deposit.reference.structure(deposit.session, deposit.seller_siret) is not None:
         return None
     return (f"Service {PUBLIC_ONLY_SERVICE} is reserved for invoices between public structures; "
             f"the seller {deposit.seller_siret or '(no SIRET)'} is not a public structure of the directory.")
@@ -185,7 +189,7 @@ def credit_note_invoice_unknown(deposit: Deposit) -> str | None:
         return None  # no reference, no seller: B2G-CREDIT-NOTE-REFERENCE and B2G-SELLER-NOT-HELD say so
     if any(key[1:] == (siren, reference) for key in deposit.numbers_in_flow) or deposit.corrected is not None:
         return None
-    account = deposit.session.get(Account, deposit.account)
+    account = deposit.reference.account(deposit.session, deposit.account)
     opened = as_utc(account.created_at).date().isoformat() if account else deposit.day.isoformat()
     issued = deposit.data.preceding_issue_date
     if issued and issued < opened:

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import structlog
 from sqlalchemy import update
+from sqlalchemy.engine import Row
 from sqlmodel import Session, select
 
 from gateway import events, wakeups
@@ -19,9 +20,9 @@ from gateway.app import App
 from gateway.db import session_scope
 from gateway.diskfull import is_disk_full
 from gateway.lifecycle import service as lifecycle
-from gateway.log import log
 from gateway.lifecycle.statuses import Status
-from gateway.models import Delivery, DeliveryState, Direction, Endpoint, Invoice, Subscription, utcnow
+from gateway.log import log
+from gateway.models import Delivery, DeliveryState, Invoice, utcnow
 from gateway.notify import KINDS as NOTIFICATIONS
 from gateway.notify.mail import MailChannel
 from gateway.notify.webhook import WebhookChannel
@@ -30,8 +31,7 @@ from gateway.route.sftp_push import SftpPushChannel
 from gateway.store import StoreCorrupted
 
 
-def channel_for(app: App, delivery: Delivery, endpoint: Endpoint | None,
-                subscription: Subscription | None) -> DeliveryChannel:
+def channel_for(app: App, delivery: Delivery, endpoint: Row | None, subscription: Row | None) -> DeliveryChannel:
     """The channel that reaches an account: a notification goes to its subscription (webhook or e-mail; one
     removed meanwhile, whose id may be another's now, dead-letters it); a file to the account's own SFTP server
     if it has a push endpoint (for every file it receives, invoices and status-returns alike), else to its zone
@@ -44,7 +44,7 @@ def channel_for(app: App, delivery: Delivery, endpoint: Endpoint | None,
         return MailChannel(subscription, app.settings.smtp)
     if endpoint is None:
         return ZoneChannel(app.zones)
-    return SftpPushChannel(endpoint, app.remote, app.settings.remote)
+    return SftpPushChannel(endpoint, app.remote)
 
 
 def attempt(app: App, delivery_id: int) -> DeliveryState:
@@ -82,22 +82,20 @@ def record_all(app: App, session: Session, tried: Tried) -> list[DeliveryState]:
             else _delivered(app, session, delivery, outcome) for delivery, outcome in tried]
 
 
-def _read(app: App, delivery_ids: list[int]) -> tuple[list[Delivery], dict[str, Endpoint], dict[int, Subscription]]:
+def _read(app: App, delivery_ids: list[int]) -> tuple[list[Delivery], dict[str, Row | None], dict[int, Row | None]]:
     """The deliveries, in the order given, the push endpoints of their destinations and the subscriptions of
-    the notifications among them."""
+    the notifications among them (gateway.reference)."""
     with session_scope(app.engine, write=False) as session:
         found = {d.id: d for d in session.exec(select(Delivery).where(Delivery.id.in_(delivery_ids)))}
         deliveries = [found[delivery_id] for delivery_id in delivery_ids]
-        endpoints = {e.account: e for e in session.exec(select(Endpoint).where(
-            Endpoint.account.in_({d.destination for d in deliveries}), Endpoint.direction == Direction.PUSH))}
-        wanted = {d.subscription_id for d in deliveries if d.subscription_id is not None}
-        subscriptions = {s.id: s for s in session.exec(select(Subscription).where(
-            Subscription.id.in_(wanted)))} if wanted else {}
+        endpoints = {account: app.reference.push_endpoint(session, account)
+                     for account in {d.destination for d in deliveries}}
+        subscriptions = {s: app.reference.subscription(session, s)
+                         for s in {d.subscription_id for d in deliveries if d.subscription_id is not None}}
     return deliveries, endpoints, subscriptions
 
 
-def _try(app: App, delivery: Delivery, endpoint: Endpoint | None,
-         subscription: Subscription | None) -> str | DeliveryError:
+def _try(app: App, delivery: Delivery, endpoint: Row | None, subscription: Row | None) -> str | DeliveryError:
     """Where the delivery's file went, or why it did not."""
     with structlog.contextvars.bound_contextvars(flow_id=delivery.flow_id, invoice_id=delivery.invoice_id):
         try:
@@ -117,7 +115,7 @@ def _delivered(app: App, session: Session, delivery: Delivery, where: str) -> De
     events.record(session, delivery.flow_id, "delivered", invoice_id=delivery.invoice_id, what=delivery.kind,
                   recipient=delivery.destination, to=where, attempt=delivery.attempts)
     if delivery.kind == "invoice":
-        invoice = session.get(Invoice, delivery.invoice_id)
+        invoice = session.get_one(Invoice, delivery.invoice_id)
         if invoice.status in _NOT_YET_AVAILABLE:
             lifecycle.set_status(app, session, invoice, Status.MISE_A_DISPOSITION, "gateway",
                                  source=delivery.flow_id)
@@ -136,7 +134,7 @@ def _failed(app: App, session: Session, delivery: Delivery, error: DeliveryError
     dead = isinstance(error, PermanentDeliveryError) or (delivery.attempts >= settings.max_attempts and not no_room)
     if no_room:
         app.disk.report("delivery", error, invoice_id=delivery.invoice_id, recipient=delivery.destination)
-    stored = session.get(Delivery, delivery.id)
+    stored = session.get_one(Delivery, delivery.id)
     stored.last_error = str(error)
     stored.lease_owner = stored.lease_expires_at = None
     if no_room:

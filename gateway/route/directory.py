@@ -33,7 +33,6 @@ from typing import TypeVar
 from sqlalchemy import delete, insert, inspect, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, select
-
 from stdnum.fr import siret as siret_number
 
 from gateway.db import session_scope
@@ -48,8 +47,8 @@ __all__ = [
     "DirectoryImportError",
     "Imported",
     "id_type",
-    "import_directory",
     "import_accounts",
+    "import_directory",
     "import_services",
     "import_structures",
     "parse_bool",
@@ -328,9 +327,9 @@ def _structure(row: Row, where: Where, problems: list[str]) -> dict[str, object]
     if not values["siret"]:
         raise DirectoryImportError(f"{where('Identifiant')}: no identifier")
     if values["id_type"] == SIRET_TYPE:
-        values["siret"] = restore_siret(row["Identifiant"])
-        if not siret_number.is_valid(values["siret"]):
-            problems.append(f"{where('Identifiant')}: SIRET {values['siret']!r} fails its check (14 digits, "
+        values["siret"] = siret = restore_siret(row["Identifiant"])
+        if not siret_number.is_valid(siret):
+            problems.append(f"{where('Identifiant')}: SIRET {siret!r} fails its check (14 digits, "
                             "Luhn or La Poste's rule): imported as written, no invoice can be addressed to it")
     postal_code = row["CodePostal"].strip()
     if values["country_code"] == "FR" and postal_code.isdigit():

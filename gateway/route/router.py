@@ -19,11 +19,12 @@ from datetime import date
 from functools import cached_property
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlalchemy.engine import Row
+from sqlalchemy.orm import Session
 from stdnum.fr import siret as siret_number
 
 from gateway.findings import Finding, any_fatal
-from gateway.models import Account, AccountSiret, Role, Service, Structure
+from gateway.reference import FRESH, Reference
 from gateway.validate.extract import InvoiceData
 
 __all__ = ["RULES", "STAGE", "Route", "Rule", "route", "rule", "run_rules"]
@@ -40,7 +41,7 @@ class Route:
     """
 
     findings: list[Finding] = field(default_factory=list)
-    structure: Structure | None = None
+    structure: Row | None = None  # of table structure
     recipient: str | None = None
 
     @property
@@ -55,6 +56,7 @@ class _Invoice:
     session: Session
     data: InvoiceData
     today: date
+    reference: Reference
 
     @cached_property
     def buyer_siret(self) -> str | None:
@@ -69,25 +71,19 @@ class _Invoice:
         return (self.data.engagement or "").strip() or None
 
     @cached_property
-    def structure(self) -> Structure | None:
-        return self.session.get(Structure, self.buyer_siret) if self.buyer_siret else None
+    def structure(self) -> Row | None:
+        return self.reference.structure(self.session, self.buyer_siret) if self.buyer_siret else None
 
     @cached_property
-    def service(self) -> Service | None:
+    def service(self) -> Row | None:
         if self.structure is None or self.service_code is None:
             return None
-        return self.session.get(Service, (self.structure.siret, self.service_code))
+        return self.reference.service(self.session, self.structure.siret, self.service_code)
 
     @cached_property
     def recipient(self) -> str | None:
         """The first recipient account, by name, holding the buyer SIRET."""
-        query = (
-            select(Account.name)
-            .join(AccountSiret, AccountSiret.account == Account.name)
-            .where(AccountSiret.siret == self.buyer_siret, Account.role == Role.RECIPIENT)
-            .order_by(Account.name)
-        )
-        return self.session.exec(query).first()
+        return self.reference.recipient(self.session, self.buyer_siret) if self.buyer_siret else None
 
 
 Check = Callable[[Any], str | None]  # a rule reads its own context: _Invoice here
@@ -237,11 +233,12 @@ def run_rules(rules: tuple[Rule, ...], context: object, stage: str) -> list[Find
     return findings
 
 
-def route(session: Session, data: InvoiceData, today: date | None = None) -> Route:
+def route(session: Session, data: InvoiceData, today: date | None = None, reference: Reference = FRESH) -> Route:
     """Check an invoice's addressing against the directory and name the account that receives it.
 
-    `today` (default: the current date) decides whether a service is open.
+    `today` (default: the current date) decides whether a service is open; the directory is read through
+    `reference` (default: afresh, in session).
     """
-    invoice = _Invoice(session, data, today or date.today())
+    invoice = _Invoice(session, data, today or date.today(), reference)
     findings = run_rules(RULES, invoice, STAGE)
     return Route(findings, invoice.structure, invoice.recipient if invoice.structure else None)

@@ -15,9 +15,9 @@ from __future__ import annotations
 import stat
 import tarfile
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterator
 
 from gateway.findings import Finding
 from gateway.names import name_refusal
@@ -126,10 +126,12 @@ def _check_directory_size(path: Path, limits: ArchiveLimits) -> None:
     """Refuse a central directory too large for the members allowed before zipfile reads it: a 1 GB zip of empty
     entries would hold some twelve million, 7 GB of memory."""
     with open(path, "rb") as fh:
-        end = zipfile._EndRecData(fh)  # the end record, as zipfile finds it (None: not a zip, which it says)
+        # the end record, as zipfile finds it (None: not a zip, which it says); private, so not in the stubs
+        end = zipfile._EndRecData(fh)  # type: ignore[attr-defined]
     most = 2 * limits.max_members * _DIRECTORY_ENTRY_BYTES
-    if end is not None and end[zipfile._ECD_SIZE] > most:
-        raise ArchiveRefused("IRR_ARCHIVE_F", f"The archive's directory takes {end[zipfile._ECD_SIZE]} bytes, more "
+    size = None if end is None else end[zipfile._ECD_SIZE]  # type: ignore[attr-defined]  # private, as above
+    if size is not None and size > most:
+        raise ArchiveRefused("IRR_ARCHIVE_F", f"The archive's directory takes {size} bytes, more "
                                               f"than {limits.max_members} members may ([ingest] batch_max_members)")
 
 
@@ -177,7 +179,7 @@ def _counted_by(totals: _Totals) -> type[tarfile.TarInfo]:
     class Counted(tarfile.TarInfo):
         def _proc_member(self, archive: tarfile.TarFile) -> tarfile.TarInfo:
             totals.header(self.size if self.type in _ANNOUNCING else 0)
-            return super()._proc_member(archive)
+            return super()._proc_member(archive)  # type: ignore[misc]  # the private hook is not in the stubs
 
     return Counted
 

@@ -6,9 +6,10 @@ that. Members are produced one at a time, each judged on its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TypeGuard
 
 from gateway.findings import Finding
 from gateway.validate.archive import ArchiveLimits, ArchiveRefused, tar_members, zip_members
@@ -26,7 +27,7 @@ def kind_of(name: str) -> str | None:
     return next((kind for ext, kind in _KINDS.items() if lower.endswith(ext)), None)
 
 
-def is_batch(kind: str | None) -> bool:
+def is_batch(kind: str | None) -> TypeGuard[str]:
     return kind in _ARCHIVES
 
 

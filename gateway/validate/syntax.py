@@ -1,4 +1,4 @@
-"""Which syntax a document is written in, decided by its root element, per schemas/catalog.toml.
+"""Which syntax a document is written in, decided by its root element, per gateway/schemas/catalog.toml.
 
 The catalog is the single place that lists the accepted syntaxes and their official schemas, so adding a
 syntax (or moving to a newer schema) is a data change, not a code change.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lxml import etree
 
-CATALOG = Path(__file__).resolve().parents[2] / "schemas" / "catalog.toml"
+from gateway.schemas import resource
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Syntax:
 @cache
 def catalog() -> dict[str, Syntax]:
     """Catalog entries by root tag, read once per process."""
-    with CATALOG.open("rb") as stream:
+    with resource("catalog.toml").open("rb") as stream:
         entries = tomllib.load(stream)["syntax"]
     syntaxes = (Syntax(name=name, **entry) for name, entry in entries.items())
     return {syntax.tag: syntax for syntax in syntaxes}

@@ -65,7 +65,8 @@ async def _view(function, *args, **kwargs):
                  "multipart/form-data": {"schema": {"type": "object", "properties": {
                      "file": {"type": "string", "format": "binary"}}, "required": ["file"]}}}}})
 async def deposit(request: Request, caller: Caller, response: Response,
-                  name: Annotated[str | None, Query(description="The file's name (its extension says its type)")] = None,
+                  name: Annotated[str | None,
+                                  Query(description="The file's name (its extension says its type)")] = None,
                   idempotency_key: Annotated[str | None, Header(description="A retry with the same key returns "
                                                                 "the first flow")] = None) -> schemas.Deposit:
     """The body is the file (or a multipart form's `file` part). It goes through the same intake as SFTP:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -30,6 +31,9 @@ from gateway.models import Flow, IdempotencyKey, as_utc, utcnow
 from gateway.names import flow_name_refusal, told
 from gateway.web.problems import Problem
 
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
+
 CHANNEL = "api"
 _KEY_MAX = 200
 _FIELDS_MAX, _FIELD_BYTES = 20, 4096  # a form's fields besides its file: how many, how long each
@@ -42,7 +46,7 @@ class _Sink:
     fd: int
     limit: tuple[int, str]
     size: int = 0
-    digest: "hashlib._Hash" = field(default_factory=hashlib.sha256)
+    digest: hashlib._Hash = field(default_factory=hashlib.sha256)
 
     def write(self, data: bytes) -> None:
         self.size += len(data)
@@ -110,9 +114,7 @@ async def receive(request: Request, app: App, account: str, name: str | None, ke
                 sink.write(chunk)
         if check is not None:
             check(fields)
-        if multipart:
-            check_name(name)
-        arrival = Arrival(account, name, CHANNEL, key)
+        arrival = Arrival(account, check_name(name), CHANNEL, key)  # a form's name is known once it is read
         return await run_in_threadpool(_take, app, path, arrival, sink.digest.hexdigest())
 
 
@@ -124,6 +126,7 @@ def _take(app: App, path, arrival: Arrival, digest: str) -> tuple[Flow, bool]:
     started = utcnow()
     try:
         flow = intake(app, path, arrival)
+        assert flow is not None, "a deposit's spool file has no other taker"
     except DiskFull as exc:
         raise Problem(507, "no-room", "No room to take the flow",
                       "The gateway's disk is full: the flow was not taken. Send it again later.") from exc
@@ -160,7 +163,7 @@ async def _read_form(stream: AsyncIterator[bytes], content_type: str, sink: _Sin
         parser.finalize()
     except Problem:
         raise
-    except Exception as exc:
+    except Exception as exc:  # the parser's errors have no common class: any of them is a malformed form
         raise Problem(400, "form-invalid", "Form refused", f"The multipart form cannot be read: {exc}") from exc
     if not form.found:
         raise Problem(400, "form-invalid", "Form refused", "The form has no 'file' part.")
@@ -183,7 +186,7 @@ class _Form:
         self._named: str | None = None
         self._text = bytearray()
 
-    def callbacks(self) -> dict:
+    def callbacks(self) -> MultipartCallbacks:
         return {"on_part_begin": self._begin, "on_header_field": self._field, "on_header_value": self._value_part,
                 "on_header_end": self._header_end, "on_headers_finished": self._headers_done,
                 "on_part_data": self._data, "on_part_end": self._end}

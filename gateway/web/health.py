@@ -42,7 +42,7 @@ def _unready(app: App) -> list[str]:
     try:
         with session_scope(app.engine, write=False) as session:  # never waits for SQLite's write lock
             session.execute(text("SELECT 1"))
-    except Exception as exc:
+    except Exception as exc:  # whatever the driver raises, the answer is "not ready", with its reason
         reasons.append(f"database unreachable: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
     if app.rules is not None and not app.rules.pool.running():
         reasons.append("validator processes down")

@@ -3,6 +3,7 @@ HTTP status and a detail for a person, served as application/problem+json."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,7 +22,7 @@ class Problem(Exception):
     """An answer other than success: raised anywhere below a route, rendered by the handler below."""
 
     def __init__(self, status: int, kind: str, title: str, detail: str | None = None,
-                 headers: dict[str, str] | None = None, **extra: Any) -> None:
+                 headers: Mapping[str, str] | None = None, **extra: Any) -> None:
         super().__init__(detail or title)
         self.status, self.kind, self.title, self.detail = status, kind, title, detail
         self.headers, self.extra = headers, extra

@@ -25,12 +25,13 @@ class WebServer:
         self.app = app
         settings = app.settings.web
         self.host, port = settings.address
-        tls = {"ssl_certfile": str(settings.certfile), "ssl_keyfile": str(settings.keyfile)} \
-            if settings.certfile and settings.keyfile else {}
-        self.tls = bool(tls)
+        self.tls = bool(settings.certfile and settings.keyfile)
+        # uvicorn annotates the grace period as int; it hands it to asyncio.timeout, which takes float seconds
         self._config = uvicorn.Config(create_app(app), host=self.host, port=port, log_config=None,
                                       access_log=False, lifespan="off", server_header=False,
-                                      timeout_graceful_shutdown=app.settings.worker.stop_grace, **tls)
+                                      timeout_graceful_shutdown=app.settings.worker.stop_grace,  # type: ignore[arg-type]
+                                      ssl_certfile=str(settings.certfile) if self.tls else None,
+                                      ssl_keyfile=str(settings.keyfile) if self.tls else None)
         self._server = uvicorn.Server(self._config)
         self._socket = _bind(self.host, port)
         self.port = self._socket.getsockname()[1]

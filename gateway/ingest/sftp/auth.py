@@ -1,4 +1,4 @@
-"""SFTP credentials: password hashes, authorized public keys, and the check made at login.
+"""SFTP credentials: password hashes, and the check of a password or an authorized public key made at login.
 
 Passwords are kept as scrypt hashes with their own salt and cost, so the cost can be raised later
 without invalidating stored hashes. A login for an unknown account or an account without a
@@ -9,7 +9,6 @@ account exists or not: timing does not tell an attacker which names are valid.
 from __future__ import annotations
 
 import base64
-import binascii
 import functools
 import hashlib
 import hmac
@@ -21,6 +20,7 @@ from sqlmodel import select
 
 from gateway.db import session_scope
 from gateway.models import Account, AccountKey, AccountPassword
+from gateway.ssh import key_text
 
 _SCHEME = "scrypt"
 _COST = {"n": 2**14, "r": 8, "p": 1}  # 16 MiB and about 70 ms per check on the reference machine
@@ -42,30 +42,6 @@ def verify_password(password: str | bytes, encoded: str | None) -> bool:
         raise ValueError(f"unknown password hash scheme {scheme!r}")
     computed = _scrypt(candidate, base64.b64decode(salt), n=int(n), r=int(r), p=int(p))
     return hmac.compare_digest(computed, base64.b64decode(digest)) and encoded is not None
-
-
-class KeyLineError(ValueError):
-    """An authorized_keys line the gateway cannot use."""
-
-
-def parse_key_line(line: str) -> tuple[str, str]:
-    """One authorized_keys line -> (key as compared at login, comment).
-
-    Lines with options (from=, command=...) are refused rather than accepted without their
-    restrictions, which would grant more than their author meant.
-    """
-    fields = line.split(maxsplit=2)
-    if len(fields) < 2:
-        raise KeyLineError("expected '<type> <base64 key> [comment]'")
-    try:
-        key = paramiko.PKey.from_type_string(fields[0], base64.b64decode(fields[1], validate=True))
-    except (binascii.Error, paramiko.SSHException, paramiko.pkey.UnknownKeyType, ValueError) as exc:
-        raise KeyLineError(f"not a public key this server accepts ({fields[0][:40]}): {exc}") from exc
-    return key_text(key), fields[2].strip() if len(fields) > 2 else ""
-
-
-def key_text(key: paramiko.PKey) -> str:
-    return f"{key.get_name()} {key.get_base64()}"
 
 
 class Credentials:

@@ -17,7 +17,8 @@ import logging
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
+from typing import TypeVar
 
 import paramiko
 
@@ -27,22 +28,12 @@ from gateway.app import App
 from gateway.ingest.sftp.auth import Credentials
 from gateway.ingest.sftp.fs import ZoneSession, ZoneSFTPServer
 from gateway.ingest.sftp.limits import HandleCaps, InboxQuota
-from gateway.throttle import LOGGED_FAILURES, FailureThrottle
 from gateway.ingest.sftp.uploads import Handoff
+from gateway.ssh import DISABLED_ALGORITHMS
+from gateway.throttle import LOGGED_FAILURES, FailureThrottle
 
 BANNER = "SSH-2.0-gateway"  # paramiko's own names it and its version
-_WEAK = ("cbc", "sha1", "md5", "dss", "arcfour", "3des")
-
-
-def _weak(name: str) -> bool:
-    """CBC ciphers, SHA-1 and MD5 anywhere (MACs, kex, 'ssh-rsa' signatures), DSA keys."""
-    return name.startswith("ssh-rsa") or any(part in name for part in _WEAK)
-
-
-DISABLED_ALGORITHMS = {
-    kind: [name for name in getattr(paramiko.Transport, f"_preferred_{kind}") if _weak(name)]
-    for kind in ("ciphers", "macs", "keys", "pubkeys", "kex")
-}
+_Answer = TypeVar("_Answer", int, bool)  # a refusal answers as the request expects: a code or a flag
 
 
 class GatewayTransport(paramiko.Transport):
@@ -179,7 +170,7 @@ class Connection(paramiko.ServerInterface):
     def check_port_forward_request(self, address: str, port: int) -> bool:
         return self._refused("tcpip-forward", False)
 
-    def _refused(self, request: str, answer: int | bool) -> int | bool:
+    def _refused(self, request: str, answer: _Answer) -> _Answer:
         self.repeats.warning("sftp_request_refused", ("account", "request"), account=self.account, ip=self.ip,
                              request=request)
         return answer

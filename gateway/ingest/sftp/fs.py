@@ -15,18 +15,30 @@ OpenSSH's `sftp` shows (it prints only the code's stock text of a status).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import stat
 import struct
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import paramiko
 from paramiko.message import Message
-from paramiko.sftp import (CMD_INIT, CMD_OPEN, CMD_OPENDIR, CMD_VERSION, SFTP_FAILURE, SFTP_NO_SUCH_FILE, SFTP_OK,
-                           SFTP_OP_UNSUPPORTED, SFTP_PERMISSION_DENIED, SFTPError)
+from paramiko.sftp import (
+    CMD_INIT,
+    CMD_OPEN,
+    CMD_OPENDIR,
+    CMD_VERSION,
+    SFTP_FAILURE,
+    SFTP_NO_SUCH_FILE,
+    SFTP_OK,
+    SFTP_OP_UNSUPPORTED,
+    SFTP_PERMISSION_DENIED,
+    SFTPError,
+)
 
 from gateway.app import App
 from gateway.ingest.sftp.limits import HandleCaps, InboxQuota, Refusal, Refused
@@ -106,6 +118,7 @@ class ZoneSession(paramiko.SFTPServerInterface):
                  quota: InboxQuota) -> None:
         super().__init__(server)
         self.connection = server
+        assert server.account is not None, "paramiko opens the SFTP subsystem only after authentication"
         self.account: str = server.account
         self.app, self.handoff = app, handoff
         self.handles, self.quota = handles, quota
@@ -149,10 +162,10 @@ class ZoneSession(paramiko.SFTPServerInterface):
         target = resolve(path)
         if target is None:
             return SFTP_NO_SUCH_FILE
-        if target.name is None:
+        if target.folder is None or target.name is None:
             return self._folder_attributes(target.folder or "/")
         try:
-            return paramiko.SFTPAttributes.from_stat(self._file_stat(target), target.name)
+            return paramiko.SFTPAttributes.from_stat(self._file_stat(target.folder, target.name), target.name)
         except FileNotFoundError:
             if target.folder == INBOX and target.name in self._sent:
                 return self._sent[target.name]
@@ -183,11 +196,11 @@ class ZoneSession(paramiko.SFTPServerInterface):
     @_os_errors
     def remove(self, path: str) -> int:
         target = resolve(path)
-        if target is None or target.name is None:
+        if target is None or target.folder is None or target.name is None:
             return SFTP_NO_SUCH_FILE if target is None else SFTP_PERMISSION_DENIED
         if target.folder == INBOX and is_final_name(target.name):
             return SFTP_PERMISSION_DENIED  # already handed to the gateway
-        self._file_stat(target)
+        self._file_stat(target.folder, target.name)
         os.unlink(target.name, dir_fd=self._dirs[target.folder])
         log.info("sftp_remove", account=self.account, folder=target.folder, name=target.name)
         return SFTP_OK
@@ -204,14 +217,14 @@ class ZoneSession(paramiko.SFTPServerInterface):
         source, target = resolve(oldpath), resolve(newpath)
         if source is None or source.name is None:
             return SFTP_NO_SUCH_FILE
-        if (source.folder, target and target.folder) != (INBOX, INBOX) or not target.name:
+        if target is None or (source.folder, target.folder) != (INBOX, INBOX) or not target.name:
             return SFTP_PERMISSION_DENIED
         if is_final_name(source.name):
             return SFTP_PERMISSION_DENIED
         refused = self._refused_name(target.name)
         if refused is not None:
             return refused
-        attributes = paramiko.SFTPAttributes.from_stat(self._file_stat(source), target.name)
+        attributes = paramiko.SFTPAttributes.from_stat(self._file_stat(INBOX, source.name), target.name)
         inbox = self._dirs[INBOX]
         if is_final_name(target.name):
             self.handoff.finish(self.account, inbox, source.name, target.name)
@@ -245,11 +258,9 @@ class ZoneSession(paramiko.SFTPServerInterface):
             for entry in entries:
                 if entry.name.startswith("."):
                     continue
-                try:
+                with contextlib.suppress(FileNotFoundError):  # gone meanwhile (taken by intake), or not regular
                     found.append(paramiko.SFTPAttributes.from_stat(_regular(entry.stat(follow_symlinks=False)),
                                                                    entry.name))
-                except FileNotFoundError:  # gone meanwhile (taken by intake), or not a regular file
-                    pass
         return found
 
     def _folder_attributes(self, folder: str) -> paramiko.SFTPAttributes:
@@ -259,8 +270,8 @@ class ZoneSession(paramiko.SFTPServerInterface):
         attributes.st_size = 0
         return attributes
 
-    def _file_stat(self, target: Target) -> os.stat_result:
-        return _regular(os.stat(target.name, dir_fd=self._dirs[target.folder], follow_symlinks=False))
+    def _file_stat(self, folder: str, name: str) -> os.stat_result:
+        return _regular(os.stat(name, dir_fd=self._dirs[folder], follow_symlinks=False))
 
     def _download(self, name: str) -> paramiko.SFTPHandle:
         fd = os.open(name, _READ, dir_fd=self._dirs[OUTBOX])
@@ -317,8 +328,8 @@ class Download(paramiko.SFTPHandle):
     def write(self, offset: int, data: bytes) -> int:
         return SFTP_PERMISSION_DENIED
 
-    def stat(self) -> paramiko.SFTPAttributes:
-        return paramiko.SFTPAttributes.from_stat(os.fstat(self.fd))
+    def stat(self) -> paramiko.SFTPAttributes | int:
+        return paramiko.SFTPAttributes.from_stat(os.fstat(self.fd)) if self.fd is not None else SFTP_NO_SUCH_FILE
 
     def chattr(self, attr: paramiko.SFTPAttributes) -> int:
         return SFTP_OK

@@ -1,9 +1,8 @@
-"""The server's Ed25519 host key: made on first start, then kept, so clients can pin it."""
+"""The server's Ed25519 host key: made on first start, then kept, so clients can pin it (by its fingerprint,
+gateway.ssh)."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 from pathlib import Path
 
@@ -18,11 +17,6 @@ def load_or_create(path: Path) -> paramiko.Ed25519Key:
     if not path.exists():
         _create(path)
     return paramiko.Ed25519Key(filename=str(path))
-
-
-def fingerprint(key: paramiko.PKey) -> str:
-    """The form `ssh-keygen -l` and the OpenSSH client print: SHA256:<base64, unpadded>."""
-    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
 
 
 def _create(path: Path) -> None:

@@ -17,8 +17,8 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from gateway.config import SftpSettings
 from gateway.zones import holding

@@ -26,9 +26,10 @@ from gateway.ingest.sftp import hostkey
 from gateway.ingest.sftp.auth import Credentials
 from gateway.ingest.sftp.connection import Connection, GatewayTransport, open_transport
 from gateway.ingest.sftp.limits import ConnectionCaps, HandleCaps, InboxQuota, Refused, Slot
-from gateway.throttle import FailureThrottle
 from gateway.ingest.sftp.uploads import Handoff
 from gateway.log import log
+from gateway.ssh import fingerprint
+from gateway.throttle import FailureThrottle
 
 
 class SftpServer:
@@ -50,6 +51,7 @@ class SftpServer:
     @property
     def address(self) -> tuple[str, int]:
         """Where the server listens (the port chosen by the system if the setting was 0)."""
+        assert self._listener is not None, "the server listens once started"
         return self._listener.getsockname()[:2]
 
     def start(self) -> None:
@@ -60,10 +62,11 @@ class SftpServer:
         self._accepting = threading.Thread(target=self._accept, name="sftp-listener", daemon=True)
         self._accepting.start()
         host, port = self.address
-        log.info("sftp_started", host=host, port=port, host_key=hostkey.fingerprint(self.host_key))
+        log.info("sftp_started", host=host, port=port, host_key=fingerprint(self.host_key))
 
     def stop(self) -> None:
         """Stop accepting, close every connection (cutting uploads short), then finish the hand-off."""
+        assert self._listener is not None and self._accepting is not None, "stop() follows start()"
         self.stopping.set()
         self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept()
         self._listener.close()
@@ -79,9 +82,11 @@ class SftpServer:
         log.info("sftp_stopped")
 
     def _accept(self) -> None:
+        listener = self._listener
+        assert listener is not None, "started by start(), once the listener is bound"
         while not self.stopping.is_set():
             try:
-                sock, peer = self._listener.accept()
+                sock, peer = listener.accept()
             except OSError:  # the listener was shut down (stop), or out of descriptors for a moment
                 self.stopping.wait(0.1)
                 continue

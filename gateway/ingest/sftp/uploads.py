@@ -218,6 +218,7 @@ class Upload(paramiko.SFTPHandle):
             os.rename(self.temporary, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
 
     def _discard(self, reason: str) -> None:
+        assert self.fd is not None, "only an open upload is discarded (each caller checks)"
         os.unlink(self.temporary, dir_fd=self.dir_fd)
         os.close(self.fd)
         self.fd = None

@@ -27,7 +27,8 @@ def upgrade() -> None:
     # added in place (SQLite would rebuild the table to drop a default, which the foreign keys to it forbid)
     op.add_column("invoice", sa.Column("account", sa.String(), nullable=False, server_default=""))
     op.add_column("invoice", sa.Column("amount", sa.Float(), nullable=True))
-    op.execute("UPDATE invoice SET account = COALESCE((SELECT flow.account FROM flow WHERE flow.id = invoice.flow_id), '')")
+    op.execute("UPDATE invoice SET account = "
+               "COALESCE((SELECT flow.account FROM flow WHERE flow.id = invoice.flow_id), '')")
     _amounts(op.get_bind())
     op.create_index("ix_invoice_amount", "invoice", ["amount"])
     op.create_index("ix_invoice_account_issued", "invoice", ["account", "issue_date", "status"])
@@ -53,7 +54,8 @@ def _amounts(connection: sa.Connection) -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.drop_index("ix_invoice_amount_desc", table_name="invoice")
-    for index in ("ix_invoice_issued", "ix_invoice_recipient_newest", "ix_invoice_account_newest", "ix_invoice_recipient_issued",
+    for index in ("ix_invoice_issued", "ix_invoice_recipient_newest", "ix_invoice_account_newest",
+                  "ix_invoice_recipient_issued",
                   "ix_invoice_account_issued", "ix_invoice_amount"):
         op.drop_index(index, table_name="invoice")
     with op.batch_alter_table("invoice") as batch_op:

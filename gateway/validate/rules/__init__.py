@@ -4,7 +4,7 @@
         verdict = stage.check(content, "ubl-invoice")              # any thread, any number at once
         verdict.valid, verdict.findings, verdict.packs, verdict.fired
 
-Packs are data (schemas/rulepacks.toml, plus those installed with `gateway rules install`); which of them
+Packs are data (gateway/schemas/rulepacks.toml, plus those installed with `gateway rules install`); which of them
 judge a document depends on the profile and the specification identifier the document declares. A
 recipient's CDAR is judged by the reform's XSD and BR-FR-CDV where installed (stage.check_cdar, cdar.py).
 """

@@ -1,6 +1,6 @@
-"""schemas/rulepacks.toml read into typed entries: which packs exist, how documents choose them.
+"""gateway/schemas/rulepacks.toml read into typed entries: which packs exist, how documents choose them.
 
-Like schemas/catalog.toml for the XSDs, the file is the one place that names the rule files, their roles
+Like gateway/schemas/catalog.toml for the XSDs, the file is the one place that names the rule files, their roles
 and the profiles, so moving to a new release or adding a profile is a data change.
 """
 
@@ -9,11 +9,10 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
+from importlib.resources.abc import Traversable
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[3]
-CATALOG = REPO / "schemas" / "rulepacks.toml"
+from gateway.schemas import resource
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ class Family:
     name: str
     syntaxes: tuple[str, ...]
     spec_id: str  # XPath of the specification identifier, from the root element
-    warmup: Path
+    warmup: Traversable  # in gateway/schemas/
     roles: tuple[str, ...] = ()  # the roles judging it whatever the profile (CDAR); none: by profile
 
 
@@ -92,7 +91,7 @@ class Catalog:
 @cache
 def catalog() -> Catalog:
     """The catalog, read once per process."""
-    with CATALOG.open("rb") as stream:
+    with resource("rulepacks.toml").open("rb") as stream:
         raw = tomllib.load(stream)
     auto = raw["auto"]
     return Catalog(
@@ -112,4 +111,4 @@ def _pack(name: str, entry: dict[str, Any]) -> PackEntry:
 
 def _family(name: str, entry: dict[str, Any]) -> Family:
     return Family(name=name, syntaxes=tuple(entry["syntaxes"]), spec_id=entry["spec_id"],
-                  warmup=REPO / entry["warmup"], roles=tuple(entry.get("roles", ())))
+                  warmup=resource(entry["warmup"]), roles=tuple(entry.get("roles", ())))

@@ -23,7 +23,7 @@ from gateway.validate import xsd
 from gateway.validate.rules.packs import Pack
 from gateway.validate.rules.verdict import RulesVerdict
 
-SYNTAX = "cdar"  # its family in schemas/rulepacks.toml
+SYNTAX = "cdar"  # its family in gateway/schemas/rulepacks.toml
 SCHEMA_ROLE, RULES_ROLE = "cdar-xsd", "br-fr-cdv"
 ROLES = frozenset({SCHEMA_ROLE, RULES_ROLE})
 

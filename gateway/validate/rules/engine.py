@@ -72,9 +72,8 @@ class Engine:
         family = catalog().family_of(syntax)
         declared = spec_id(root, family)
         choice = Choice(profile, family.roles) if family.roles else choose(profile, declared)
-        context = {"profile": choice.profile, "spec_id": declared}
         if choice.refusal is not None:
-            return RulesVerdict((choice.refusal,), **context)
+            return RulesVerdict((choice.refusal,), profile=choice.profile, spec_id=declared)
         packs = sorted((p for p in self._packs.values() if p.syntax == family.name and p.role in choice.roles),
                        key=lambda pack: choice.roles.index(pack.role))
         refs = tuple(pack.ref for pack in packs)
@@ -82,10 +81,11 @@ class Engine:
             asserts = self._run(packs, content)
         except PySaxonApiError as error:
             message = " ".join(str(error).split())[:500]
-            return validator_error(f"a rule pack stopped on this document: {message}", refs, **context)
+            return validator_error(f"a rule pack stopped on this document: {message}", refs,
+                                   profile=choice.profile, spec_id=declared)
         findings = cap(chain(_missing(choice.roles, {p.role for p in packs}, family.name),
                              (_finding(failed, root) for failed in asserts)))
-        return RulesVerdict(tuple(findings), refs, **context)
+        return RulesVerdict(tuple(findings), refs, profile=choice.profile, spec_id=declared)
 
     def _run(self, packs: list[Pack], content: bytes) -> list[svrl.FailedAssert]:
         self._document.write_bytes(content)

@@ -18,9 +18,10 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import IO, Callable, NamedTuple
+from typing import IO, NamedTuple
 
 from lxml import etree
 
@@ -74,8 +75,12 @@ def folder_sha256(folder: Path) -> str:
 
 def _folder_files(folder: Path) -> dict[str, Callable[[], IO[bytes]]]:
     """The regular files under folder (links are not followed), by their path relative to it."""
-    return {path.relative_to(folder).as_posix(): partial(path.open, "rb") for path in sorted(folder.rglob("*"))
+    return {path.relative_to(folder).as_posix(): _opener(path) for path in sorted(folder.rglob("*"))
             if path.is_file() and not path.is_symlink()}
+
+
+def _opener(path: Path) -> Callable[[], IO[bytes]]:
+    return lambda: path.open("rb")
 
 
 def fetch(packs_dir: Path, check: Check, download: Callable[[str, Path], Path] | None = None) -> list[Pack]:
@@ -166,8 +171,13 @@ def _read_bounded(stream: IO[bytes], what: str) -> bytes:
 def _install_one(entry: PackEntry, content: bytes, needed: dict[str, bytes], release: str, origin: Origin,
                  packs_dir: Path, check: Check) -> Pack:
     """Stage the pack in a hidden folder, check it works, then rename it into place."""
-    packs_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=packs_dir))
+    try:
+        packs_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=packs_dir))
+    except OSError as error:
+        raise InstallError(f"cannot write rule packs in {packs_dir}: {error.strerror or error}; install them as "
+                           "the installation's owner, or set [validate] packs_dir to a folder this user may "
+                           "write") from error
     staging.chmod(0o755)  # readable like the packages the built-in packs come with
     try:
         pack = _stage(entry, content, needed, release, origin, staging)

@@ -12,12 +12,12 @@ import hashlib
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from functools import cache
+from functools import cache, partial
 from importlib.metadata import packages_distributions, version
 from importlib.resources import files
 from pathlib import Path
-from typing import Callable
 
 from gateway.validate.rules.catalog import PackEntry, catalog
 
@@ -91,9 +91,9 @@ def inventory(packs_dir: Path) -> Inventory:
     installed = _installed_names(packs_dir)
     for entry in catalog().packs.values():
         if entry.name not in installed:
-            _add(found, entry.name, lambda e=entry: _builtin(e))
+            _add(found, entry.name, partial(_builtin, entry))
     for name in sorted(installed):
-        _add(found, name, lambda n=name: load_installed(packs_dir / n))
+        _add(found, name, partial(load_installed, packs_dir / name))
     return found
 
 

@@ -12,6 +12,7 @@ A ProcessPoolExecutor would not do: one killed worker breaks the whole executor.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing
 import queue
@@ -91,10 +92,8 @@ class Validator:
 
     def stop(self) -> None:
         """Ask the process to end, and kill it if it does not."""
-        try:
+        with contextlib.suppress(OSError):
             self._conn.send(None)
-        except OSError:
-            pass
         self.process.join(timeout=5)
         self.kill()
 
@@ -144,7 +143,7 @@ def _judge(engine: Engine, content: bytes, syntax: str, profile: str) -> RulesVe
     """The engine's verdict; an unexpected error fails this document only, the process lives on."""
     try:
         verdict: RulesVerdict = engine.check(content, syntax, profile)
-    except Exception as error:
+    except Exception as error:  # a bug or a library failure on one document must not end the validator
         return validator_error(f"internal error: {error!r}")
     return verdict
 

@@ -2,7 +2,7 @@
 
 A profile names roles (en16931, br-fr, extended-ctc-fr); the `auto` profile picks one from the
 document's specification identifier (UBL cbc:CustomizationID, CII GuidelineSpecifiedDocumentContext-
-Parameter/ram:ID) using the table of schemas/rulepacks.toml, and refuses the Factur-X profiles that are
+Parameter/ram:ID) using the table of gateway/schemas/rulepacks.toml, and refuses the Factur-X profiles that are
 not EN 16931 invoices. The table is read top to bottom, first match wins.
 """
 

@@ -77,12 +77,16 @@ def _utf8(content: bytes) -> bytes:
     return content.decode(encoding, errors="replace").encode() if encoding else content
 
 
+# Neither the CDAR XSD nor BR-FR-CDV: a stage built without them judges CDARs by the gateway's reading alone.
+_NO_CDAR = CdarArtefacts(None, rules=False)
+
+
 class RulesStage:
     """Judges documents under one profile with a pool of validator processes, and recipients' CDAR messages
     with what is installed of the reform's artefacts; thread-safe."""
 
     def __init__(self, pool: ValidatorPool, profile: str, guards: Guards,
-                 cdar: CdarArtefacts = CdarArtefacts(None, rules=False)) -> None:
+                 cdar: CdarArtefacts = _NO_CDAR) -> None:
         self.pool = pool
         self.profile = profile
         self.guards = guards

@@ -53,7 +53,8 @@ def check_csrf(login: Login, sent: str | None) -> None:
 async def posted(request: Request, login: Who) -> FormData:
     """The dependency of every console form but the deposit's: its fields, once its CSRF token is checked."""
     form = await request.form()
-    check_csrf(login, form.get("csrf") if isinstance(form.get("csrf"), str) else None)
+    token = form.get("csrf")
+    check_csrf(login, token if isinstance(token, str) else None)
     return form
 
 

@@ -4,9 +4,9 @@ gives as a table (for screen readers, and for the exact figures)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Sequence
 
 WIDTH = 720
 LEFT, RIGHT, TOP, BOTTOM = 40, 8, 8, 26  # room for the axes' labels

@@ -10,10 +10,10 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Iterator
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -82,7 +82,8 @@ def _search(request: Request) -> Search:
                 search.criteria[key] = amount
             else:
                 search.ignored.append((f"search.{key}", typed[key]))
-    search.sort = params.get("sort") if params.get("sort") in views.SORTS else "received"
+    sort = params.get("sort")
+    search.sort = sort if sort is not None and sort in views.SORTS else "received"
     search.descending = params.get("order") != "asc"
     number = params.get("page", "1")
     search.page = min(int(number), 100_000) if number.isdigit() and int(number) > 0 else 1

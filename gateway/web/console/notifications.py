@@ -26,7 +26,7 @@ async def add(request: Request, login: Who, form: Posted) -> Response:
     """One more subscription; a secret the gateway made is shown on the page this once."""
     if login.account is None:
         return await _page(request, login)
-    kind = form.get("kind") if form.get("kind") in ("webhook", "email") else "webhook"
+    kind = "email" if form.get("kind") == "email" else "webhook"
     target = str(form.get("target") or "").strip()
     secret = str(form.get("secret") or "").strip() or None
     events = [e for e in form.getlist("events") if isinstance(e, str)] or None

@@ -3,8 +3,8 @@ request's language with what every page needs, and the headers every console ans
 
 from __future__ import annotations
 
-from datetime import datetime
 import re
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
