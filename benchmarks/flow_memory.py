@@ -25,10 +25,10 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.common import peak_rss_mb  # noqa: E402
 from gateway.config import defaults  # noqa: E402
+from gateway.judge.document import file_refusal, judge_member, limits_of  # noqa: E402
 from gateway.store import ContentStore  # noqa: E402
 from gateway.validate.archive import ArchiveRefused  # noqa: E402
 from gateway.validate.contents import members  # noqa: E402
-from gateway.validate.judge import file_refusal, judge_member, limits_of  # noqa: E402
 
 TARGET_MB = 400  # under half the flow: its members one at a time, never the flow whole
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from gateway.route.controls import CREDIT_NOTE_CODES
+from gateway.judge.controls import CREDIT_NOTE_CODES
 from gateway.validate import check_document
 from tests.harness import CORPUS, SAMPLES, renumber
 

@@ -203,8 +203,8 @@ def _file_verdict(stage: RulesStage, ingest: IngestSettings, file: Path) -> dict
     """What the pipeline decides of file as a flow: a refusal of the whole file (type, size, a batch that cannot
     be opened safely), else each document's admissibility and XSD, then the rules for one that passed them. A
     batch's verdict lists its documents'."""
+    from gateway.judge.document import file_refusal, judge_member, limits_of
     from gateway.validate.contents import ArchiveRefused, is_batch, kind_of, members
-    from gateway.validate.judge import file_refusal, judge_member, limits_of
 
     refusal = file_refusal(file.name, file.stat().st_size, ingest)
     if refusal is not None:

@@ -19,8 +19,8 @@ from sqlalchemy.engine import Engine
 from gateway.app import App
 from gateway.db import session_scope
 from gateway.findings import loads
+from gateway.judge.flow import STATUSES  # a status flow's requests are not invoices
 from gateway.models import Flow, Invoice, Verdict, utcnow
-from gateway.pipeline import STATUSES  # a status flow's requests are not invoices
 
 MINUTES, HOURS = 60, 7 * 24  # the buckets of each series, the last one the current minute or hour
 TOP_RULES = 10

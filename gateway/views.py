@@ -322,7 +322,7 @@ def status_counts(app: App, viewer: Viewer, **search: Any) -> list[dict]:
     if search.get("counterparty") is not None:  # the only clause naming the buyer's structure
         query = query.outerjoin(_structure, _BUYER)
     with reading(app.engine) as connection:
-        counted: dict[str | None, int] = dict(connection.execute(query).tuples().all())
+        counted: dict[str | None, int] = {status: count for status, count in connection.execute(query)}
     return [{"status": code, "name": Status(code).name if code else None, "count": counted[code]}
             for code in sorted(counted, key=lambda code: code or "")]
 

@@ -11,10 +11,10 @@ import pytest
 from lxml import etree
 from sqlmodel import Session, create_engine
 
+from gateway.judge import controls
+from gateway.judge.controls import Deposit, check_deposit, duplicate_key
+from gateway.judge.rule import Rule
 from gateway.models import Account, AccountSiret, Flow, Invoice, Role, Structure, Verdict
-from gateway.route import controls
-from gateway.route.controls import Deposit, check_deposit, duplicate_key
-from gateway.route.router import Rule
 from gateway.tables import metadata
 from gateway.validate.extract import InvoiceData
 from tests.harness import REPORT_NS, SAMPLES, cli, drop, files, outbox, renumber, wait_for, wait_report, zip_of
@@ -74,7 +74,7 @@ def test_every_control_is_run_and_has_a_case_that_trips_it(session):
     but left out of the ones check_deposit runs, one with no case, or one its case no longer trips fails this."""
     defined = {value.rule_id for value in vars(controls).values() if isinstance(value, Rule)}
     tripped = {rule_id for rule_id in REFUSALS if rule_id in _refusal(session, rule_id)}
-    assert defined, "no control found in gateway.route.controls"
+    assert defined, "no control found in gateway.judge.controls"
     assert sorted(defined - tripped) == []
 
 

@@ -8,8 +8,8 @@ from datetime import date
 import pytest
 from sqlmodel import Session, create_engine
 
+from gateway.judge.routing import RULES, route
 from gateway.models import Account, AccountSiret, Role, Service, Structure
-from gateway.route import RULES, route
 from gateway.tables import metadata
 from gateway.validate.extract import InvoiceData
 

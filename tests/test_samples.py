@@ -20,7 +20,8 @@ from lxml import etree
 from sqlmodel import Session, create_engine
 from stdnum.fr import siret
 
-from gateway.route import import_accounts, import_services, import_structures, route
+from gateway.judge.routing import route
+from gateway.route import import_accounts, import_services, import_structures
 from gateway.route.directory import restore_siret
 from gateway.tables import metadata
 from gateway.validate.extract import extract

@@ -40,8 +40,8 @@ from gateway.models import (
 from gateway.notify import outbox as notifications
 from gateway.views import by_reference
 
-__all__ = ["StatusRefused", "account_siren", "change_status", "deposit", "notify_rejection", "queue_return",
-           "rejection_reason", "set_status", "status_format"]
+__all__ = ["StatusRefused", "account_siren", "change_status", "delivered", "deposit", "integrated",
+           "notify_rejection", "queue_return", "rejection_reason", "set_status", "status_format"]
 
 
 _FORMATS = {StatusFormat.CDAR: (build_cdar, ".cdar.xml"),
@@ -93,6 +93,28 @@ def change_status(app: App, ref: str, status: Status, actor: str, *, recipient: 
 def deposit(app: App, session: Session, invoice: Invoice, source: str) -> InvoiceStatus:
     """An invoice's first status, DEPOSEE, set by the gateway when it integrates the invoice."""
     return _record(app, session, invoice, Status.DEPOSEE, "gateway", None, None, None, source)
+
+
+def integrated(app: App, session: Session, invoice: Invoice) -> None:
+    """An invoice judged (gateway.judge.flow): DEPOSEE for an accepted invoice, COMPLETEE for the suspended invoice a
+    document completes, and the platform's rejection (213) told to the supplier for a rejected one."""
+    if invoice.verdict is not Verdict.ACCEPTED:
+        notify_rejection(app, session, invoice)
+    elif invoice.completes:
+        set_status(app, session, session.get(Invoice, invoice.completes), Status.COMPLETEE, "gateway",
+                   source=invoice.flow_id)
+    else:
+        deposit(app, session, invoice, source=invoice.flow_id)
+
+
+# An invoice is made available by its first delivery (a completed one stays COMPLETEE).
+_NOT_YET_AVAILABLE = frozenset({Status.DEPOSEE.value, Status.EN_COURS_ACHEMINEMENT.value})
+
+
+def delivered(app: App, session: Session, invoice: Invoice, source: str) -> None:
+    """An invoice's file reached its recipient (gateway.route.delivery): MISE_A_DISPOSITION, if not yet."""
+    if invoice.status in _NOT_YET_AVAILABLE:
+        set_status(app, session, invoice, Status.MISE_A_DISPOSITION, "gateway", source=source)
 
 
 def _record(app: App, session: Session, invoice: Invoice, status: Status, actor: str, reason_code: str | None,

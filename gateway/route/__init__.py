@@ -1,4 +1,5 @@
-"""Routing: the directory of public structures and the rules that address an invoice to a recipient."""
+"""Out: the deliveries of invoices and status-returns to recipients (the queue's retry layer, the channels), and the
+directory of public structures that the routing decision (gateway.judge.routing) reads."""
 
 from __future__ import annotations
 
@@ -11,18 +12,13 @@ from gateway.route.directory import (
     import_structures,
     parse_bool,
 )
-from gateway.route.router import RULES, Route, Rule, route
 
 __all__ = [
-    "RULES",
     "DirectoryImportError",
     "Imported",
-    "Route",
-    "Rule",
     "import_accounts",
     "import_directory",
     "import_services",
     "import_structures",
     "parse_bool",
-    "route",
 ]

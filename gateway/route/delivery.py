@@ -20,7 +20,6 @@ from gateway.app import App
 from gateway.db import session_scope
 from gateway.diskfull import is_disk_full
 from gateway.lifecycle import service as lifecycle
-from gateway.lifecycle.statuses import Status
 from gateway.log import log
 from gateway.models import Delivery, DeliveryState, Invoice, utcnow
 from gateway.notify import KINDS as NOTIFICATIONS
@@ -114,16 +113,9 @@ def _delivered(app: App, session: Session, delivery: Delivery, where: str) -> De
     """What follows a delivery made (its row is updated by record_all)."""
     events.record(session, delivery.flow_id, "delivered", invoice_id=delivery.invoice_id, what=delivery.kind,
                   recipient=delivery.destination, to=where, attempt=delivery.attempts)
-    if delivery.kind == "invoice":
-        invoice = session.get_one(Invoice, delivery.invoice_id)
-        if invoice.status in _NOT_YET_AVAILABLE:
-            lifecycle.set_status(app, session, invoice, Status.MISE_A_DISPOSITION, "gateway",
-                                 source=delivery.flow_id)
+    if delivery.kind == "invoice":  # the lifecycle decides what that makes of the invoice's status
+        lifecycle.delivered(app, session, session.get_one(Invoice, delivery.invoice_id), source=delivery.flow_id)
     return DeliveryState.DELIVERED
-
-
-# An invoice is made available by its first delivery (a completed one stays COMPLETEE).
-_NOT_YET_AVAILABLE = frozenset({Status.DEPOSEE.value, Status.EN_COURS_ACHEMINEMENT.value})
 
 
 def _failed(app: App, session: Session, delivery: Delivery, error: DeliveryError) -> DeliveryState:

@@ -5,7 +5,7 @@ The guards are decided on the raw bytes before anything parses the document: Sax
 with the elements of the document (4,400 elements, a 6,100-line invoice, cost it 1.2 s and 450 MB), whatever
 its lines (a whole invoice may be written on one), so a document with more elements or bytes than the limits
 is refused with its own rule id instead of being allowed to exhaust a validator's memory. The time budget
-(gateway.validate.rules.pool) bounds the rest. The XSD check is held to the same guards (gateway.validate.judge):
+(gateway.validate.rules.pool) bounds the rest. The XSD check is held to the same guards (gateway.judge.document):
 libxml2 keeps every schema error, one or more for each element or attribute, about 800 bytes each, so an
 invoice of 200,000 unknown attributes would cost it gigabytes.
 """

@@ -1,4 +1,5 @@
-"""A flow's documents judged as the pipeline judges them, for the pipeline and for `gateway validate`.
+"""The verdict of a document, as a flow's documents are judged: for the worker (gateway.judge.flow) and for
+`gateway validate`.
 
 A file is first refused whole for its size (a flow's, or a lone document's) or its type (extension); a batch's
 members are then judged one by one, each through admissibility, its XSD and routing data, then the business

@@ -1,33 +1,32 @@
-"""Route an invoice: find its buyer in the directory and the account that receives for it.
+"""The routing decision: find an invoice's buyer in the directory and the account that receives for it.
 
 These are Chorus Pro's platform controls on addressing: the buyer SIRET must name an active
 structure, the service code and the engagement number (EJ) must be given when the structure or
 the service requires them, and the service must exist and be open today. The gateway adds one
 control of its own: some recipient account must hold the SIRET, or nobody could be delivered.
 
-Each control is a small function marked with `@rule(rule_id)`; it returns a message for the
-supplier when the invoice breaks it, else None. `route` runs `RULES` in order. A rule marked
+Each control is a small function marked with `@rule(rule_id)` (gateway.judge.rule); it returns a message for
+the supplier when the invoice breaks it, else None. `route` runs `RULES` in order. A rule marked
 `halts=True` guards the ones after it (no buyer SIRET, no structure: no service to check), so
 the router stops at its first finding; the other rules all run, so one report lists every fault.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
-from typing import Any
 
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from stdnum.fr import siret as siret_number
 
 from gateway.findings import Finding, any_fatal
+from gateway.judge.rule import Rule, rule, run_rules
 from gateway.reference import FRESH, Reference
 from gateway.validate.extract import InvoiceData
 
-__all__ = ["RULES", "STAGE", "Route", "Rule", "route", "rule", "run_rules"]
+__all__ = ["RULES", "STAGE", "Route", "route"]
 
 STAGE = "directory"
 
@@ -84,30 +83,6 @@ class _Invoice:
     def recipient(self) -> str | None:
         """The first recipient account, by name, holding the buyer SIRET."""
         return self.reference.recipient(self.session, self.buyer_siret) if self.buyer_siret else None
-
-
-Check = Callable[[Any], str | None]  # a rule reads its own context: _Invoice here
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A routing control: `check` returns the message for the supplier, or None when it holds."""
-
-    rule_id: str
-    check: Check
-    halts: bool = False
-
-    def __call__(self, context: Any) -> str | None:
-        return self.check(context)
-
-
-def rule(rule_id: str, *, halts: bool = False) -> Callable[[Check], Rule]:
-    """Mark a check with its rule id; `halts` stops routing when it fails."""
-
-    def mark(check: Check) -> Rule:
-        return Rule(rule_id, check, halts)
-
-    return mark
 
 
 @rule("DIR-BUYER-MISSING", halts=True)
@@ -219,18 +194,6 @@ RULES: tuple[Rule, ...] = (
     service_or_ej_required,
     no_recipient,
 )
-
-
-def run_rules(rules: tuple[Rule, ...], context: object, stage: str) -> list[Finding]:
-    """Every rule's finding in order, up to the first halting rule that fails."""
-    findings: list[Finding] = []
-    for check in rules:
-        message = check(context)
-        if message is not None:
-            findings.append(Finding(stage, check.rule_id, message))
-            if check.halts:
-                break
-    return findings
 
 
 def route(session: Session, data: InvoiceData, today: date | None = None, reference: Reference = FRESH) -> Route:

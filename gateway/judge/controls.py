@@ -1,7 +1,7 @@
 """Platform controls (B2G): what Chorus Pro checks about who deposits an invoice and what it already holds.
 
-Like the routing rules, each control is a small function marked with `@rule(rule_id)` returning the
-supplier's message when the invoice breaks it. They read a `Deposit`: the invoice's data, the account
+Like the routing rules, each control is a small function marked with `@rule(rule_id)` (gateway.judge.rule)
+returning the supplier's message when the invoice breaks it. They read a `Deposit`: the invoice's data, the account
 that deposited it, the day it did, and the numbers already accepted earlier in the same flow.
 
 The duplicate key is the reform's (year of issue, seller SIREN, invoice number): the same number from two
@@ -30,13 +30,13 @@ from sqlmodel import Session, select
 from stdnum.fr import siret as siret_number
 
 from gateway.findings import Finding
+from gateway.judge.rule import Rule, rule, run_rules
 from gateway.lifecycle.statuses import Status
 from gateway.models import Invoice, as_utc
 from gateway.reference import FRESH, Reference
-from gateway.route.router import Rule, rule, run_rules
 from gateway.validate.extract import InvoiceData
 
-__all__ = ["CONTROLS", "STAGE", "Deposit", "check_deposit", "duplicate_key"]
+__all__ = ["CONTROLS", "STAGE", "Deposit", "DuplicateKey", "check_deposit", "duplicate_key"]
 
 STAGE = "platform"
 MAX_NUMBER = 20
