@@ -51,9 +51,11 @@ def scratch(path: Path) -> Iterator[int]:
 
 
 @contextmanager
-def create(path: Path, content: bytes) -> Iterator[None]:
+def create(path: Path, content: bytes, sync_dir: bool = True) -> Iterator[None]:
     """Write path whole and durably, and hold it from the moment it appears until the block ends.
 
+    Its content is fsynced before it is named; with sync_dir False, the fsync of its folder that makes the name
+    durable is left to the caller (who creates several there, and syncs the folder once before relying on them).
     The caller removes it before the end if its work is done; whatever is left is for a recovery to take.
     """
     tmp = path.with_name(f".{path.name}.tmp")
@@ -63,7 +65,8 @@ def create(path: Path, content: bytes) -> Iterator[None]:
             view = view[os.write(fd, view):]
         os.fsync(fd)
         os.rename(tmp, path)
-        fsync_dir(path.parent)
+        if sync_dir:
+            fsync_dir(path.parent)
         yield
 
 

@@ -33,11 +33,13 @@ _owed: ContextVar[set[Path] | None] = ContextVar("owed_dir_syncs", default=None)
 
 @contextmanager
 def synced_dirs() -> Iterator[None]:
-    """Within the block, write_atomic leaves the fsync of its directory to the block's end, where each directory
-    written to is fsynced once: a batch's files share a few folders. Each file is fsynced before it is renamed, so
-    it is whole whenever its name is there; its name is durable once the block has ended, so the block must end
-    before the commit of what refers to the file (a crash before then loses the name, and the uncommitted work is
-    done again). A block that raises syncs nothing: nothing may refer to its files. Nested, the outer block syncs.
+    """Within the block, the store's writes (write_atomic, ContentStore.put and put_file) leave the fsync of their
+    directory to the block's end, where each directory written to is fsynced once: a batch's files share a few
+    folders, and on a journalling file system the first of those fsyncs commits the others' names with it. Each
+    file is fsynced before it is renamed, so it is whole whenever its name is there; its name is durable once the
+    block has ended, so the block must end before the commit of what refers to the file (a crash before then loses
+    the name, and the uncommitted work is done again). A block that raises syncs nothing: nothing may refer to its
+    files. Nested, the outer block syncs.
     """
     if _owed.get() is not None:
         yield
@@ -50,6 +52,15 @@ def synced_dirs() -> Iterator[None]:
         _owed.reset(token)
     for directory in sorted(owed):
         fsync_dir(directory)
+
+
+def sync_dir(directory: Path) -> None:
+    """Make the names in directory durable: now, or within a synced_dirs() block at its end."""
+    owed = _owed.get()
+    if owed is None:
+        fsync_dir(directory)
+    else:
+        owed.add(directory)
 
 
 def _temporary(path: Path) -> Path:
@@ -72,11 +83,7 @@ def write_atomic(path: Path, content: bytes, mode: int | None = None) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    owed = _owed.get()
-    if owed is None:
-        fsync_dir(path.parent)
-    else:
-        owed.add(path.parent)
+    sync_dir(path.parent)
 
 
 def sha256(content: bytes) -> str:
@@ -92,7 +99,10 @@ _CHUNK = 1 << 20
 
 
 class ContentStore:
-    """Files kept by digest under root/ab/cd/<digest>, read-only; writing the same content twice is a no-op."""
+    """Files kept by digest under root/ab/cd/<digest>, read-only; writing the same content twice writes it once.
+
+    Content found already stored has its folder synced all the same (sync_dir): its writer, another thread or a
+    process that crashed, may not have made its name durable yet, and the caller is about to refer to it."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -103,7 +113,9 @@ class ContentStore:
     def put(self, content: bytes) -> str:
         digest = sha256(content)
         target = self.path(digest)
-        if not target.exists():
+        if target.exists():
+            sync_dir(target.parent)
+        else:
             make_dir(target.parent, PRIVATE_DIR)
             write_atomic(target, content, READ_ONLY)
         return digest
@@ -129,7 +141,7 @@ class ContentStore:
             else:
                 make_dir(target.parent, PRIVATE_DIR)
                 os.replace(tmp, target)
-                fsync_dir(target.parent)
+            sync_dir(target.parent)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

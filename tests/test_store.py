@@ -1,8 +1,9 @@
 """The store's atomic writes: whole or absent, and named durably before anything refers to them.
 
 Inside store.synced_dirs() a batch's files share their folders' fsyncs: each folder once, when the block ends
-(which the pipeline ends before the commit that records the files), and never for a block that failed. The
-fsyncs are real; the test only records which folders were synced, and when.
+(which the pipeline and intake end before the commit that records the files), and never for a block that failed.
+Intake names every spool sidecar durably before it claims a file. The fsyncs are real; the tests only record which
+folders were synced, and when.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import pytest
 
 from gateway import store
+from gateway.ingest import intake as intake_module
+from gateway.ingest.intake import Arrival, Handed, intake_all
 
 
 @pytest.fixture
@@ -51,3 +54,43 @@ def test_a_block_that_fails_syncs_nothing(tmp_path, synced):
     assert synced == []
     store.write_atomic(tmp_path / "out" / "two.xml", b"2")
     assert synced == ["out"]
+
+
+def test_content_already_stored_has_its_folder_synced_again(tmp_path, synced):
+    """Its writer (another thread, a process that died) may not have synced its name yet: whoever refers to it
+    syncs it, at once or at its block's end."""
+    content = store.ContentStore(tmp_path / "store")
+    source = tmp_path / "source.xml"
+    source.write_bytes(b"<same/>")
+    digest, _ = content.put_file(source)
+    assert content.put(b"<same/>") == digest
+    folder = content.path(digest).parent.name
+    assert synced == [folder, folder]
+    with store.synced_dirs():
+        content.put_file(source)
+        assert synced == [folder, folder]
+    assert synced == [folder, folder, folder]
+
+
+def test_intake_names_every_sidecar_before_it_claims_and_every_stored_copy_before_the_commit(app, monkeypatch):
+    """A batch: the spool synced once, before the first claim (a claimed file is never in the spool without its
+    sidecar); each stored copy's folder once, after the last copy and before the commit; then the flows."""
+    done: list = []
+    sync, claim, commit = store.fsync_dir, intake_module._claim, intake_module._commit_all
+    monkeypatch.setattr(store, "fsync_dir", lambda directory: (sync(directory), done.append(directory)))
+    monkeypatch.setattr(intake_module, "_claim", lambda path, data: (claim(path, data), done.append("claim")))
+    monkeypatch.setattr(intake_module, "_commit_all",
+                        lambda app_, entries: (done.append("commit"), commit(app_, entries))[1])
+    app.zones.ensure("acme")
+    handed = []
+    for n in range(5):
+        path = app.zones.inbox("acme") / f"batch-{n}.xml"
+        path.write_bytes(f"<flow n='{n}'/>".encode())
+        handed.append(Handed(path, Arrival("acme", path.name, "zone")))
+    flows = intake_all(app, handed)
+
+    assert all(flow is not None and flow.acknowledged for flow in flows)
+    folders = sorted({app.store.path(flow.sha256).parent for flow in flows})
+    expected = [app.settings.spool_dir, *["claim"] * 5, *folders, "commit"]
+    assert done[:len(expected)] == expected
+    assert done.count(app.settings.spool_dir) == 1 and list(app.settings.spool_dir.iterdir()) == []

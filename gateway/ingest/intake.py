@@ -37,7 +37,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from gateway import events, locks, queue, wakeups
+from gateway import events, locks, queue, store, wakeups
 from gateway.app import App
 from gateway.db import session_scope
 from gateway.diskfull import DiskFull, is_disk_full
@@ -90,19 +90,27 @@ def intake(app: App, path: Path, arrival: Arrival, expected: tuple[int, int] | N
 def intake_all(app: App, handed: list[Handed]) -> list[Flow | DiskFull | None]:
     """Take the files handed, together; for each, as intake() would: its flow, None, or the DiskFull it met (that
     file is left unacknowledged, the others are taken). Any other failure is raised: the files claimed by then
-    stay in the spool for recover(), the others where they were."""
+    stay in the spool for recover(), the others where they were.
+
+    The files share their folders' fsyncs, in an order that keeps each file's promise: every sidecar is named
+    durably (its content fsynced, then the spool once for all) before any file is claimed, so that a claimed file
+    is never in the spool without the sidecar recover() finds it by; the claim's rename needs no fsync of its
+    own: a crash that undoes it leaves the file where it was before intake, and the sidecar alone, which
+    recover() removes. Each stored copy is fsynced, then its folder once for all (store.synced_dirs) before
+    the commit, which alone makes the flows known; their acknowledgements follow the commit."""
     began = time.monotonic()
     taken: list[Flow | DiskFull | None] = [None] * len(handed)
     entries: list[tuple[int, _Entry]] = []
     with ExitStack() as held:
-        for i, one in enumerate(handed):
-            entry = _Entry.new(app, one.arrival)
-            try:
-                if _claim_entry(entry, one, held):
-                    entry.digest, entry.size = app.store.put_file(entry.data)
-                    entries.append((i, entry))
-            except Exception as exc:  # _refused keeps a full disk as this file's outcome, raises the rest
-                taken[i] = _refused(app, exc, one, entry)
+        spooled = _spool_all(app, handed, held, taken)
+        with store.synced_dirs():
+            for i, entry in spooled:
+                try:
+                    if _claim_entry(entry, handed[i]):
+                        entry.digest, entry.size = app.store.put_file(entry.data)
+                        entries.append((i, entry))
+                except Exception as exc:  # _refused keeps a full disk as this file's outcome, raises the rest
+                    taken[i] = _refused(app, exc, handed[i], entry)
         try:
             flows = _commit_all(app, [entry for _, entry in entries])
         except Exception as exc:  # a full disk puts every claimed file back (_refused); the rest raised
@@ -203,11 +211,28 @@ class _Entry:
         return cls(flow_id, arrival, *_spool_paths(app, flow_id))
 
 
-def _claim_entry(entry: _Entry, one: Handed, held: ExitStack) -> bool:
-    """Claim the file of one into the spool entry, whose sidecar held holds; False if another taker won or it
-    changed since it was seen still (it is put back)."""
+def _spool_all(app: App, handed: list[Handed], held: ExitStack,
+               taken: list[Flow | DiskFull | None]) -> list[tuple[int, _Entry]]:
+    """A spool entry for each file handed (by its index), its sidecar created, held until held ends, and named
+    durably: the spool is fsynced once for all. A file whose sidecar found no room has its DiskFull in taken."""
+    spooled: list[tuple[int, _Entry]] = []
+    for i, one in enumerate(handed):
+        entry = _Entry.new(app, one.arrival)
+        try:
+            held.enter_context(locks.create(entry.sidecar, json.dumps(one.arrival.__dict__).encode(), sync_dir=False))
+        except Exception as exc:  # _refused keeps a full disk as this file's outcome, raises the rest
+            taken[i] = _refused(app, exc, one, entry)
+            continue
+        spooled.append((i, entry))
+    if spooled:
+        store.fsync_dir(app.settings.spool_dir)
+    return spooled
+
+
+def _claim_entry(entry: _Entry, one: Handed) -> bool:
+    """Claim the file of one into the spool entry, whose sidecar is named and held; False if another taker won or
+    it changed since it was seen still (it is put back)."""
     arrival = one.arrival
-    held.enter_context(locks.create(entry.sidecar, json.dumps(arrival.__dict__).encode()))
     try:
         _claim(one.path, entry.data)
     except FileNotFoundError:  # another taker won: theirs to report

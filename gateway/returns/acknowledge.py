@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import update
 
-from gateway import events, tables
+from gateway import events, store, tables
 from gateway.app import App
 from gateway.db import session_scope
 from gateway.models import Flow
@@ -17,8 +17,10 @@ from gateway.returns.ack import build_ack
 
 
 def acknowledge_all(app: App, flows: list[Flow]) -> None:
-    """Write the acknowledgements of flows, then record them in one transaction, each once."""
-    digests = {flow.id: app.emit(flow.account, f"{flow.id}.ack.xml", build_ack(flow)) for flow in flows}
+    """Write the acknowledgements of flows, then record them in one transaction, each once; their folders are
+    fsynced once each before it (store.synced_dirs)."""
+    with store.synced_dirs():
+        digests = {flow.id: app.emit(flow.account, f"{flow.id}.ack.xml", build_ack(flow)) for flow in flows}
     accounts = {flow.id: flow.account for flow in flows}
     table = tables.flow
     with session_scope(app.engine) as session:

@@ -10,10 +10,13 @@ A final name is then handed to intake from a thread of its own: intake fsyncs an
 first linked under its final name in in/, so that after a crash the zone watcher takes it like any
 dropped file: a close answered OK is not lost if the gateway stops or crashes; meanwhile it is promised to
 intake (gateway.ingest.intake.PROMISED), and this process's zone watcher leaves it alone. That thread takes what
-has arrived when it is free, up to _BATCH files, without waiting for more (a lone upload is taken at once; under a
-burst, batches form while intake works), and hands them to intake together (intake_all: one transaction for their
-flows, one for their acknowledgements). It takes the accounts in turn (gateway.turns): a burst of uploads from one
-account delays another's by one batch at most.
+has arrived when it is free, without waiting for more (a lone upload is taken at once; under a burst, batches form
+while intake works), and hands them to intake together (intake_all: one transaction for their flows, one for their
+acknowledgements). It takes the accounts in turn (gateway.turns): an upload of another account waits for the batch
+in progress, then for its own, which the burst's next files fill. So a batch is bounded in time as well as in files:
+it takes as many as the last batch's pace lets it finish in about _BATCH_SECONDS, up to _BATCH. What a file costs
+varies several-fold with what shares the process (the sessions' threads, the workers, their write transactions):
+the first batches of 16 of a burst took 1.2-2 s where the later ones took 0.3 s.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import os
 import secrets
 import stat
 import threading
+import time
 from typing import Protocol
 
 import paramiko
@@ -40,7 +44,8 @@ from gateway.turns import Turns
 from gateway.zones import UPLOAD_PREFIX, is_final_name
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_BATCH = 16  # files handed to intake at once, at most: a batch delays another account's file by its length
+_BATCH = 16  # files handed to intake at once, at most
+_BATCH_SECONDS = 0.2  # what a batch should last, about: another account's file waits for one, then its own
 
 
 class Handoff:
@@ -50,6 +55,7 @@ class Handoff:
     def __init__(self, app: App) -> None:
         self.app = app
         self._waiting: Turns[str] = Turns()  # final names, per account
+        self._pace = 0.0  # seconds a file took in the last batch, its share of the batch's transactions included
         self._thread = threading.Thread(target=self._run, name="sftp-intake", daemon=True)
 
     def start(self) -> None:
@@ -88,12 +94,13 @@ class Handoff:
 
     def _run(self) -> None:
         while (item := self._waiting.get()) is not None:
-            batch = [item]
-            while len(batch) < _BATCH and (item := self._waiting.get(block=False)) is not None:
+            batch, size = [item], self._batch_size()
+            while len(batch) < size and (item := self._waiting.get(block=False)) is not None:
                 batch.append(item)
             handed = [Handed(self.app.zones.inbox(account) / name, Arrival(account=account, original_name=name,
                                                                            channel="sftp"))
                       for account, name in batch]
+            began = time.monotonic()
             try:  # a file refused for want of room (logged by intake) waits in in/ for the watcher
                 intake_all(self.app, handed)
             except Exception:  # those not yet taken stay in in/ under their final names: the watcher retries them
@@ -102,6 +109,14 @@ class Handoff:
             finally:
                 for one in handed:
                     PROMISED.release(one.path)
+            self._pace = (time.monotonic() - began) / len(batch)
+
+    def _batch_size(self) -> int:
+        """The files the next batch may take: as many as last about _BATCH_SECONDS at the last batch's pace, one at
+        least, _BATCH at most."""
+        if self._pace <= 0:
+            return _BATCH
+        return max(1, min(_BATCH, int(_BATCH_SECONDS / self._pace)))
 
     def _sweep(self) -> None:
         """Delete uploads a dead process left unfinished; those another live one is writing are locked."""
