@@ -14,10 +14,11 @@ is tried once a scan interval until there is room. A temporary upload (NAME.part
 for [sftp] stale_upload_seconds is removed at a scan, whichever channel wrote it.
 
 The files that held still are taken the accounts in turn, each account's oldest first (gateway.turns), handed
-to intake together up to _BATCH at a time (one transaction for their flows, one for their acknowledgements), for
-one stable interval at most before the next look: a burst of files in one account's in/ delays another's by one
-batch at most. A file this process's SFTP server has promised to intake is left to it (intake.PROMISED). A folder
-in in/ is never taken: it is logged once when it appears and once when it is gone.
+to intake together in batches bounded in time (gateway.ingest.pace; one transaction for their flows, one for their
+acknowledgements), for one stable interval at most before the next look: another account's file dropped during a
+burst waits for the batch in progress, those while it holds still, then its own. A file this process's SFTP server
+has promised to intake is left to it (intake.PROMISED). A folder in in/ is never taken: it is logged once when it
+appears and once when it is gone.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGroupe
 from gateway.app import App
 from gateway.dbdown import log_failure
 from gateway.ingest.intake import PROMISED, Arrival, Handed, intake_all
+from gateway.ingest.pace import Pace
 from gateway.log import log
 from gateway.models import Flow
 from gateway.turns import Turns
@@ -52,7 +54,6 @@ _HINTS = [FileCreatedEvent, FileMovedEvent, FileClosedEvent]
 # Entries removed from an account's in/ logged in full (each names its entry) in a summary period, before the
 # others are only counted (gateway.alarm.Repeats): a shell user planting thousands makes a line a period.
 _REMOVALS_LOGGED = 10
-_BATCH = 16  # files handed to intake at once, at most: a batch delays another account's file by its length
 
 
 def open_for_writing(path: Path) -> bool | None:
@@ -100,6 +101,7 @@ class ZoneWatcher:
         self._hints: set[Path] = set()
         self._watches: dict[Path, ObservedWatch] = {}
         self._folders: set[Path] = set()  # folders found in an in/: said to be ignored, not yet to be gone
+        self._pace = Pace()  # how many of the files that held still a batch takes
 
     def hint(self, path: Path) -> None:
         if path.parent.name == "in" and is_final_name(path.name):
@@ -188,11 +190,13 @@ class ZoneWatcher:
         taken, more = 0, True
         while more and (until is None or time.monotonic() < until):
             batch: list[Handed] = []
-            while len(batch) < _BATCH and (more := (item := still.get(block=False)) is not None):
+            size, began = self._pace.size(), time.monotonic()
+            while len(batch) < size and (more := (item := still.get(block=False)) is not None):
                 if (handed := self._handed(item[1], now)) is not None:
                     batch.append(handed)
-            # a file refused for want of room is logged by intake; a smaller file may still fit, so all are tried
-            taken += sum(isinstance(flow, Flow) for flow in intake_all(self.app, batch)) if batch else 0
+            if batch:  # a file refused for want of room is logged by intake; a smaller one may still fit: all tried
+                taken += sum(isinstance(flow, Flow) for flow in intake_all(self.app, batch))
+                self._pace.took(len(batch), time.monotonic() - began)
         return taken
 
     def _look(self, path: Path, now: float) -> bool:

@@ -12,11 +12,8 @@ dropped file: a close answered OK is not lost if the gateway stops or crashes; m
 intake (gateway.ingest.intake.PROMISED), and this process's zone watcher leaves it alone. That thread takes what
 has arrived when it is free, without waiting for more (a lone upload is taken at once; under a burst, batches form
 while intake works), and hands them to intake together (intake_all: one transaction for their flows, one for their
-acknowledgements). It takes the accounts in turn (gateway.turns): an upload of another account waits for the batch
-in progress, then for its own, which the burst's next files fill. So a batch is bounded in time as well as in files:
-it takes as many as the last batch's pace lets it finish in about _BATCH_SECONDS, up to _BATCH. What a file costs
-varies several-fold with what shares the process (the sessions' threads, the workers, their write transactions):
-the first batches of 16 of a burst took 1.2-2 s where the later ones took 0.3 s.
+acknowledgements). It takes the accounts in turn (gateway.turns), in batches bounded in time (gateway.ingest.pace):
+an upload of another account waits for one short batch, then for its own.
 """
 
 from __future__ import annotations
@@ -38,14 +35,13 @@ from gateway.app import App
 from gateway.dbdown import log_failure
 from gateway.diskfull import DiskFull
 from gateway.ingest.intake import PROMISED, Arrival, Handed, intake, intake_all
+from gateway.ingest.pace import Pace
 from gateway.ingest.sftp.limits import InboxQuota, Refusal, Refused
 from gateway.log import log
 from gateway.turns import Turns
 from gateway.zones import UPLOAD_PREFIX, is_final_name
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_BATCH = 16  # files handed to intake at once, at most
-_BATCH_SECONDS = 0.2  # what a batch should last, about: another account's file waits for one, then its own
 
 
 class Handoff:
@@ -55,7 +51,7 @@ class Handoff:
     def __init__(self, app: App) -> None:
         self.app = app
         self._waiting: Turns[str] = Turns()  # final names, per account
-        self._pace = 0.0  # seconds a file took in the last batch, its share of the batch's transactions included
+        self._pace = Pace()  # how many uploads a batch takes
         self._thread = threading.Thread(target=self._run, name="sftp-intake", daemon=True)
 
     def start(self) -> None:
@@ -94,7 +90,7 @@ class Handoff:
 
     def _run(self) -> None:
         while (item := self._waiting.get()) is not None:
-            batch, size = [item], self._batch_size()
+            batch, size = [item], self._pace.size()
             while len(batch) < size and (item := self._waiting.get(block=False)) is not None:
                 batch.append(item)
             handed = [Handed(self.app.zones.inbox(account) / name, Arrival(account=account, original_name=name,
@@ -109,14 +105,7 @@ class Handoff:
             finally:
                 for one in handed:
                     PROMISED.release(one.path)
-            self._pace = (time.monotonic() - began) / len(batch)
-
-    def _batch_size(self) -> int:
-        """The files the next batch may take: as many as last about _BATCH_SECONDS at the last batch's pace, one at
-        least, _BATCH at most."""
-        if self._pace <= 0:
-            return _BATCH
-        return max(1, min(_BATCH, int(_BATCH_SECONDS / self._pace)))
+            self._pace.took(len(batch), time.monotonic() - began)
 
     def _sweep(self) -> None:
         """Delete uploads a dead process left unfinished; those another live one is writing are locked."""
