@@ -23,7 +23,7 @@ from sqlmodel import Session, select
 from gateway import events, faults, metrics, queue, store
 from gateway.app import App
 from gateway.db import session_scope
-from gateway.findings import loads
+from gateway.findings import Finding, loads
 from gateway.judge import flow as judging
 from gateway.judge.flow import STATUSES, Judgement, Work
 from gateway.lifecycle import inbound, receivability
@@ -40,6 +40,7 @@ from gateway.notify import outbox as notifications
 from gateway.returns import build_report
 from gateway.returns.acknowledge import acknowledge_all
 from gateway.route import delivery
+from gateway.route.channels import DeliveryError
 
 
 def process(app: App, claimed: list[tuple[str, int]], owner: str) -> dict[str, FlowState]:
@@ -67,6 +68,7 @@ def process(app: App, claimed: list[tuple[str, int]], owner: str) -> dict[str, F
                 if work in works:
                     with _about(work):
                         judging.record(app, session, work, *judgement)
+                        _judged(session, work, judgement[0])
         faults.point("batch_judged")
     with store.synced_dirs():
         tried = delivery.try_all(app, [d for work in works for d in work.deliveries])
@@ -76,6 +78,7 @@ def process(app: App, claimed: list[tuple[str, int]], owner: str) -> dict[str, F
         for work in works:
             with _about(work):
                 receivability.tell(app, session, work.flow)  # the flow is judged: its 500 or 501
+                _delivered(session, work, tried)
         returns = queue.lease_deliveries(session, owner, app.settings.worker.lease_seconds,
                                          [work.flow.id for work in works])
     with store.synced_dirs():
@@ -144,6 +147,22 @@ def _judgement(app: App, work: Work) -> Judgement | None:
         return judging.judge(app, work)
 
 
+def _judged(session: Session, work: Work, refusal: list[Finding] | None) -> None:
+    """The judgement's line in the log, when its transaction commits."""
+    if refusal:
+        events.step(session, work.flow.id, "flow_judged", refused=sorted({f.rule for f in refusal}))
+    else:
+        events.step(session, work.flow.id, "flow_judged", syntax=work.flow.syntax, invoices=len(work.invoices),
+                    accepted=sum(i.verdict is Verdict.ACCEPTED for i in work.invoices))
+
+
+def _delivered(session: Session, work: Work, tried: delivery.Tried) -> None:
+    """The first attempt at the flow's deliveries, its line in the log when its transaction commits."""
+    outcomes = [where for d, where in tried if d.flow_id == work.flow.id]
+    failed = sum(isinstance(where, DeliveryError) for where in outcomes)
+    events.step(session, work.flow.id, "flow_delivered", delivered=len(outcomes) - failed, failed=failed)
+
+
 def _count_rejections(work: Work) -> None:
     """Count the fatal rules of a flow refused whole, or of each invoice it rejected, once its final state is
     committed: a flow taken again after a crash is counted once."""
@@ -170,4 +189,5 @@ def _write_report(app: App, work: Work) -> Callable[[Session], None]:
         events.record(session, flow.id, "flow_finished", state=state.value, invoices=len(invoices),
                       accepted=sum(i.verdict is Verdict.ACCEPTED for i in invoices))
         notifications.flow_finished(app, session, flow, invoices, processed_at)
+        events.step(session, flow.id, "flow_reported", state=state.value, invoices=len(invoices))
     return record

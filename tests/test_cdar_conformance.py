@@ -183,6 +183,25 @@ def test_a_receivable_flow_and_one_refused_for_several_reasons_pass(stage):
             for d in details] == [("IRR_VIDE_F", "1"), ("IRR_SYNTAX", "2")]
 
 
+def test_names_with_markup_quotes_and_carriage_returns_pass_and_read_back(stage):
+    """An account holding no SIRET is addressed by its name, and a flow is named by its file: <, &, quotes, ]]> and
+    a carriage return in either leave the message conformant, and read back as they were given."""
+    account, name = 'Dupont & "Fils" <SARL>', "devis l'été ]]> v1\r\n.xml"
+    invoice_cdar = build_cdar(notice(Status.REJETEE, reason_code="DOUBLON", reason=name, supplier=account,
+                                     seller_siret=None, supplier_siren=None))
+    flow_cdar = build_flow_cdar(FlowNotice(
+        message_id="F-l", flow_id="F1", original_name=name, received_at=AT, at=AT, supplier=account,
+        reasons=tuple(receivability.irrecevable([Finding(stage="admissibility", rule="IRR_NOM_F", message=name)])),
+        supplier_siren=None, platform_siren="100000009", platform_matricule="9999"))
+    for xml in (invoice_cdar, flow_cdar):
+        assert failures(stage, xml) == []
+        document = safexml.parse(xml)
+        assert document.xpath("rsm:ExchangedDocument/ram:RecipientTradeParty//ram:URIID/text()",
+                              namespaces=CDAR) == [account]
+        assert document.xpath(f"{REFERENCE}/ram:SpecifiedDocumentStatus/ram:Reason/text()", namespaces=CDAR) == [name]
+    assert safexml.parse(flow_cdar).xpath(f"{REFERENCE}/ram:Name/text()", namespaces=CDAR) == [name]
+
+
 @pytest.mark.parametrize(("edit", "rule"), [
     (lambda doc: _remove(doc, "rsm:ExchangedDocument/ram:RecipientTradeParty/ram:URIUniversalCommunication"),
      "BR-FR-CDV-08_MDT-73"),

@@ -260,7 +260,7 @@ def _check_deliveries(expected: Dropped, deliveries: list[Delivery], events: lis
 
 def _check_log(log: Path) -> None:
     """JSON lines, but for the one a process was writing when SIGKILL struck and the plain line each start prints
-    for a person; flow events name flow and account."""
+    for a person; the lines of a flow's steps (gateway.events.step) name flow and account."""
     lines, torn = [], 0
     for line in log.read_text().splitlines():
         if line.startswith("gateway running ("):
@@ -270,5 +270,5 @@ def _check_log(log: Path) -> None:
         except json.JSONDecodeError:
             torn += 1
     assert torn <= KILLS
-    flow_events = [e for e in lines if e["event"] in {"received", "acknowledged", "report_written"}]
-    assert flow_events and all("flow_id" in e and e.get("account") for e in flow_events)
+    steps = [e for e in lines if e["event"] in {"flow_acknowledged", "flow_judged", "flow_delivered", "flow_reported"}]
+    assert steps and all("flow_id" in e and e.get("account") for e in steps)

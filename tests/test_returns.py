@@ -151,6 +151,19 @@ def test_hostile_text_gives_a_valid_report() -> None:
     assert_valid("ack", build_ack(flow))
 
 
+def test_names_with_quotes_markup_and_carriage_returns_are_read_back_as_sent() -> None:
+    """A supplier's account or file named with quotes, <, &, ]]> or a carriage return: the ack and the report stay
+    valid and carry the name exactly (a carriage return is escaped, not turned into a line feed)."""
+    account, name = 'Dupont&"Fils"<SARL>', "devis l'été ]]> v1\r\n.zip"
+    flow = make_flow(FlowState.INTEGRE, account=account, original_name=name)
+    for kind, xml, ns, prefix in (("ack", build_ack(flow), ACK, "/a:ack/a:"),
+                                  ("report", build_report(flow, [], PROCESSED), REPORT, "/r:report/r:flow/r:")):
+        assert_valid(kind, xml)
+        document = etree.fromstring(xml)
+        assert (text(document, f"{prefix}account", ns), text(document, f"{prefix}originalName", ns)) == (
+            [account], [name]), kind
+
+
 def test_report_refuses_a_flow_not_yet_processed() -> None:
     with pytest.raises(ValueError, match="final state"):
         build_report(make_flow(FlowState.RECU), [], PROCESSED)

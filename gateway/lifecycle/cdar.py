@@ -32,7 +32,7 @@ The gateway's choices where the format leaves room:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import date, datetime
 
 from lxml import etree
@@ -47,7 +47,7 @@ from gateway.lifecycle.notice import (
     StatusRequest,
 )
 from gateway.lifecycle.statuses import Status, from_cdar
-from gateway.xmlwrite import maker, optional, serialize, utc
+from gateway.xmlwrite import Part, Template, utc
 
 NS = {
     "rsm": "urn:un:unece:uncefact:data:standard:CrossDomainAcknowledgementAndResponse:100",
@@ -69,88 +69,154 @@ REFERENCED_TYPES = frozenset({"380", "389", "393", "386", "384", "261", "262", "
 # What a recipient may send: the codes from_cdar turns into a status.
 RECIPIENT_CODES = tuple(code for code in map(str, range(200, 214)) if from_cdar(code, None) is not None)
 
-RSM, RAM, UDT, QDT = (maker(NS[prefix], NS) for prefix in ("rsm", "ram", "udt", "qdt"))
 _DATE = re.compile(r"(\d{4})(\d{2})(\d{2})(\d{6})?")  # format 102 (yyyymmdd) or 204 (yyyymmddhhmmss)
 _SIREN_OR_SIRET = re.compile(r"\d{9}(\d{5})?")
+
+_CODES = dict(business_process=BUSINESS_PROCESS, guideline=GUIDELINE, message_name=MESSAGE_NAME,
+              siren_scheme=SIREN_SCHEME, address_scheme=ADDRESS_SCHEME, platform_scheme=PLATFORM_SCHEME,
+              platform_role=PLATFORM_ROLE, seller_role=SELLER_ROLE)
+# One referenced document: an invoice (its type code) or a flow (its name and when it was received). The recipient
+# is addressed by its SIREN or, without one, by its account's name.
+MESSAGE = Template("""
+    <rsm:CrossDomainAcknowledgementAndResponse xmlns:rsm="{rsm}" xmlns:ram="{ram}" xmlns:udt="{udt}" xmlns:qdt="{qdt}">
+      <rsm:ExchangedDocumentContext>
+        <ram:BusinessProcessSpecifiedDocumentContextParameter>
+          <ram:ID>{business_process}</ram:ID>
+        </ram:BusinessProcessSpecifiedDocumentContextParameter>
+        <ram:GuidelineSpecifiedDocumentContextParameter>
+          <ram:ID>{guideline}</ram:ID>
+        </ram:GuidelineSpecifiedDocumentContextParameter>
+      </rsm:ExchangedDocumentContext>
+      <rsm:ExchangedDocument>
+        <ram:ID>{message_id}</ram:ID>
+        <ram:Name>{message_name}</ram:Name>
+        <ram:IssueDateTime>
+          <udt:DateTimeString format="204">{at}</udt:DateTimeString>
+        </ram:IssueDateTime>
+        <ram:SenderTradeParty>
+          <ram:GlobalID schemeID="{platform_scheme}">{platform_matricule?}</ram:GlobalID>
+          <ram:GlobalID schemeID="{siren_scheme}">{platform_siren}</ram:GlobalID>
+          <ram:RoleCode>{platform_role}</ram:RoleCode>
+        </ram:SenderTradeParty>
+        <ram:IssuerTradeParty>
+          <ram:GlobalID schemeID="{siren_scheme}">{issuer_siren}</ram:GlobalID>
+          <ram:RoleCode>{issuer_role}</ram:RoleCode>
+        </ram:IssuerTradeParty>
+        <ram:RecipientTradeParty>
+          <ram:GlobalID schemeID="{siren_scheme}">{recipient_siren?}</ram:GlobalID>
+          <ram:RoleCode>{seller_role}</ram:RoleCode>
+          <ram:URIUniversalCommunication>
+            <ram:URIID schemeID="{address_scheme}">{recipient_siren?}</ram:URIID>
+            <ram:URIID>{recipient_account?}</ram:URIID>
+          </ram:URIUniversalCommunication>
+        </ram:RecipientTradeParty>
+      </rsm:ExchangedDocument>
+      <rsm:AcknowledgementDocument>
+        <ram:MultipleReferencesIndicator>
+          <udt:Indicator>false</udt:Indicator>
+        </ram:MultipleReferencesIndicator>
+        <ram:TypeCode>{type_code}</ram:TypeCode>
+        <ram:IssueDateTime>
+          <udt:DateTimeString format="204">{at}</udt:DateTimeString>
+        </ram:IssueDateTime>
+        <ram:ReferenceReferencedDocument>
+          <ram:IssuerAssignedID>{reference}</ram:IssuerAssignedID>
+          <ram:TypeCode>{reference_type?}</ram:TypeCode>
+          <ram:Name>{reference_name?}</ram:Name>
+          {received?}
+          <ram:FormattedIssueDateTime>
+            <qdt:DateTimeString format="102">{issued}</qdt:DateTimeString>
+          </ram:FormattedIssueDateTime>
+          <ram:ProcessConditionCode>{code}</ram:ProcessConditionCode>
+          <ram:ProcessCondition>{label}</ram:ProcessCondition>
+          {seller?}
+          {details?}
+        </ram:ReferenceReferencedDocument>
+      </rsm:AcknowledgementDocument>
+    </rsm:CrossDomainAcknowledgementAndResponse>
+""", **NS, **_CODES)
+RECEIVED = Template("""
+    <ram:ReceiptDateTime>
+      <udt:DateTimeString format="204">{at}</udt:DateTimeString>
+    </ram:ReceiptDateTime>
+""")
+SELLER = Template("""
+    <ram:IssuerTradeParty>
+      <ram:GlobalID schemeID="{siren_scheme}">{siren}</ram:GlobalID>
+      <ram:RoleCode>{seller_role}</ram:RoleCode>
+    </ram:IssuerTradeParty>
+""", **_CODES)
+STATUS_DETAIL = Template("""
+    <ram:SpecifiedDocumentStatus>
+      <ram:ReasonCode>{reason_code?}</ram:ReasonCode>
+      <ram:Reason>{reason?}</ram:Reason>
+      <ram:ProcessConditionCode>{code}</ram:ProcessConditionCode>
+      <ram:SequenceNumeric>{seq}</ram:SequenceNumeric>
+      {notes}
+    </ram:SpecifiedDocumentStatus>
+""")
+NOTE = Template("""
+    <ram:IncludedNote>
+      <ram:Content>{content}</ram:Content>
+      <ram:SubjectCode>{subject?}</ram:SubjectCode>
+    </ram:IncludedNote>
+""")
 
 
 def build_cdar(notice: StatusNotice) -> bytes:
     """The CDAR message telling the supplier of notice: the platform sends it, the seller receives it."""
-    recipient = _recipient(notice.seller_siren or notice.supplier_siren, notice.supplier)
-    sender = _sender(notice.platform_siren, notice.platform_matricule)
-    return _message(notice.message_id, notice.at, sender, _issuer(notice), recipient, notice.issued_by_platform,
-                    _referenced_invoice(notice))
+    equivalent = notice.equivalent
+    issued = date.fromisoformat(notice.invoice_issue_date) if notice.invoice_issue_date else utc(notice.at).date()
+    return _message(
+        notice.message_id, notice.at, notice.platform_siren, notice.platform_matricule, _issuer(notice),
+        notice.seller_siren or notice.supplier_siren, notice.supplier, notice.issued_by_platform,
+        reference=notice.invoice_reference, reference_name=None, received=None,
+        reference_type=notice.invoice_type_code if notice.invoice_type_code in REFERENCED_TYPES else None,
+        issued=_day(issued), code=equivalent.cdar, label=equivalent.cdar_label, seller=_seller(notice.seller_siren),
+        details=_document_status(notice),
+    )
 
 
 def build_flow_cdar(notice: FlowNotice) -> bytes:
     """The flow's lifecycle told to the account that deposited it: the platform issues it (305)."""
     code = notice.cdar_code
-    reference = RAM.ReferenceReferencedDocument(
-        RAM.IssuerAssignedID(notice.flow_id),
-        RAM.Name(notice.original_name),
-        RAM.ReceiptDateTime(_timestamp(notice.received_at)),
-        _formatted_date(utc(notice.received_at).date()),
-        RAM.ProcessConditionCode(code),
-        RAM.ProcessCondition(FLOW_LABELS[code]),
-        _seller(RAM.IssuerTradeParty, notice.supplier_siren),
-        *(_status_detail(code, reason_code, reason, seq)
-          for seq, (reason_code, reason) in enumerate(notice.reasons, start=1)),
+    return _message(
+        notice.message_id, notice.at, notice.platform_siren, notice.platform_matricule,
+        (notice.platform_siren, PLATFORM_ROLE), notice.supplier_siren, notice.supplier, True,
+        reference=notice.flow_id, reference_type=None, reference_name=notice.original_name,
+        received=RECEIVED.part(at=_timestamp(notice.received_at)), issued=_day(utc(notice.received_at).date()),
+        code=code, label=FLOW_LABELS[code], seller=_seller(notice.supplier_siren),
+        details=[_status_detail(code, reason_code, reason, seq)
+                 for seq, (reason_code, reason) in enumerate(notice.reasons, start=1)],
     )
-    return _message(notice.message_id, notice.at, _sender(notice.platform_siren, notice.platform_matricule),
-                    (notice.platform_siren, PLATFORM_ROLE), _recipient(notice.supplier_siren, notice.supplier),
-                    True, reference)
 
 
-def _message(message_id: str, at: datetime, sender: etree._Element, issuer: tuple[str, str],
-             recipient: etree._Element, issued_by_platform: bool, reference: etree._Element) -> bytes:
-    """The message around one referenced document: the platform sends it, issuer issued the status."""
-    document = RSM.CrossDomainAcknowledgementAndResponse(
-        RSM.ExchangedDocumentContext(
-            RAM.BusinessProcessSpecifiedDocumentContextParameter(RAM.ID(BUSINESS_PROCESS)),
-            RAM.GuidelineSpecifiedDocumentContextParameter(RAM.ID(GUIDELINE)),
-        ),
-        RSM.ExchangedDocument(
-            RAM.ID(message_id),
-            RAM.Name(MESSAGE_NAME),
-            RAM.IssueDateTime(_timestamp(at)),
-            sender,
-            RAM.IssuerTradeParty(*_party(*issuer)),
-            recipient,
-        ),
-        RSM.AcknowledgementDocument(
-            RAM.MultipleReferencesIndicator(UDT.Indicator("false")),
-            RAM.TypeCode(PLATFORM_STATUS_TYPE if issued_by_platform else PARTY_STATUS_TYPE),
-            RAM.IssueDateTime(_timestamp(at)),
-            reference,
-        ),
+def _message(message_id: str, at: datetime, platform_siren: str, platform_matricule: str | None,
+             issuer: tuple[str, str], recipient_siren: str | None, recipient_account: str | None,
+             issued_by_platform: bool, **reference: object) -> bytes:
+    """The message about one referenced document: the platform sends it (by its registration number and its
+    SIREN), issuer issued the status, the supplier receives it."""
+    return MESSAGE.document(
+        message_id=message_id, at=_timestamp(at), platform_matricule=platform_matricule, platform_siren=platform_siren,
+        issuer_siren=issuer[0], issuer_role=issuer[1], recipient_siren=recipient_siren or None,
+        recipient_account=None if recipient_siren else recipient_account or "",
+        type_code=PLATFORM_STATUS_TYPE if issued_by_platform else PARTY_STATUS_TYPE, **reference,
     )
-    return serialize(document)
 
 
-def _timestamp(moment: datetime) -> etree._Element:
-    return UDT.DateTimeString(utc(moment).strftime("%Y%m%d%H%M%S"), format="204")
+def _timestamp(moment: datetime) -> str:
+    """Format 204 (yyyymmddhhmmss), in UTC."""
+    return utc(moment).strftime("%Y%m%d%H%M%S")
 
 
-def _party(siren: str, role: str) -> tuple[etree._Element, ...]:
-    return RAM.GlobalID(siren, schemeID=SIREN_SCHEME), RAM.RoleCode(role)
+def _day(day: date) -> str:
+    """Format 102 (yyyymmdd)."""
+    return day.strftime("%Y%m%d")
 
 
-def _sender(siren: str, matricule: str | None) -> etree._Element:
-    """The platform, by its registration number and its SIREN."""
-    return RAM.SenderTradeParty(optional(RAM.GlobalID, matricule, schemeID=PLATFORM_SCHEME),
-                                *_party(siren, PLATFORM_ROLE))
-
-
-def _seller(make: Callable[..., etree._Element], siren: str | None) -> etree._Element | None:
-    """The seller under make's tag, when known (not so for an invoice too broken to read)."""
-    return make(*_party(siren, SELLER_ROLE)) if siren else None
-
-
-def _recipient(siren: str | None, account: str | None) -> etree._Element:
-    """The supplier the message goes to, with its electronic address: its SIREN, or its account's name."""
-    address = RAM.URIID(siren, schemeID=ADDRESS_SCHEME) if siren else RAM.URIID(account or "")
-    return RAM.RecipientTradeParty(optional(RAM.GlobalID, siren, schemeID=SIREN_SCHEME), RAM.RoleCode(SELLER_ROLE),
-                                   RAM.URIUniversalCommunication(address))
+def _seller(siren: str | None) -> Part | None:
+    """The seller, when known (not so for an invoice too broken to read)."""
+    return SELLER.part(siren=siren) if siren else None
 
 
 def _issuer(notice: StatusNotice) -> tuple[str, str]:
@@ -165,54 +231,21 @@ def _issuer(notice: StatusNotice) -> tuple[str, str]:
     return (siren, role) if siren else (notice.platform_siren, PLATFORM_ROLE)
 
 
-def _referenced_invoice(notice: StatusNotice) -> etree._Element:
-    """The invoice (number, type, issue date, seller SIREN) and the status it took."""
-    equivalent = notice.equivalent
-    issued = date.fromisoformat(notice.invoice_issue_date) if notice.invoice_issue_date else utc(notice.at).date()
-    type_code = notice.invoice_type_code if notice.invoice_type_code in REFERENCED_TYPES else None
-    return RAM.ReferenceReferencedDocument(
-        RAM.IssuerAssignedID(notice.invoice_reference),
-        optional(RAM.TypeCode, type_code),
-        _formatted_date(issued),
-        RAM.ProcessConditionCode(equivalent.cdar),
-        RAM.ProcessCondition(equivalent.cdar_label),
-        _seller(RAM.IssuerTradeParty, notice.seller_siren),
-        _document_status(notice),
-    )
-
-
-def _formatted_date(day: date) -> etree._Element:
-    return RAM.FormattedIssueDateTime(QDT.DateTimeString(day.strftime("%Y%m%d"), format="102"))
-
-
-def _document_status(notice: StatusNotice) -> etree._Element | None:
+def _document_status(notice: StatusNotice) -> Part | None:
     """The reason, the comment naming the precise status and the mandate; a status that has none needs none."""
     comment = notice.equivalent.comment
     if not (notice.reason_code or notice.reason or notice.mandate_number or comment):
         return None
-    return _status_detail(notice.cdar_code, notice.reason_code, notice.reason, 1,
-                          optional(_comment_note, comment), optional(_mandate_note, notice.mandate_number))
+    notes = [NOTE.part(content=content, subject=subject)
+             for content, subject in ((comment, None), (notice.mandate_number, MANDATE_SUBJECT)) if content]
+    return _status_detail(notice.cdar_code, notice.reason_code, notice.reason, 1, notes)
 
 
 def _status_detail(code: str, reason_code: str | None, reason: str | None, seq: int,
-                   *notes: etree._Element | None) -> etree._Element:
+                   notes: Sequence[Part] = ()) -> Part:
     """One status detail: the reason as the reform allows it with code, then any notes."""
     told_code, told_text = told_reason(code, reason_code, reason)
-    return RAM.SpecifiedDocumentStatus(
-        optional(RAM.ReasonCode, told_code),
-        optional(RAM.Reason, told_text),
-        RAM.ProcessConditionCode(code),
-        RAM.SequenceNumeric(str(seq)),
-        *notes,
-    )
-
-
-def _comment_note(comment: str) -> etree._Element:
-    return RAM.IncludedNote(RAM.Content(comment))
-
-
-def _mandate_note(number: str) -> etree._Element:
-    return RAM.IncludedNote(RAM.Content(number), RAM.SubjectCode(MANDATE_SUBJECT))
+    return STATUS_DETAIL.part(reason_code=told_code, reason=told_text, code=code, seq=seq, notes=notes)
 
 
 def parse_cdar(root: etree._Element) -> list[StatusRequest]:

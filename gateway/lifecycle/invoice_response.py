@@ -16,10 +16,8 @@ in an Invoice Response; CDAR and the gateway's own format carry it.
 
 from __future__ import annotations
 
-from lxml import etree
-
 from gateway.lifecycle.notice import StatusNotice
-from gateway.xmlwrite import maker, optional, serialize, utc
+from gateway.xmlwrite import Part, Template, utc
 
 NS = {
     "ubl": "urn:oasis:names:specification:ubl:schema:xsd:ApplicationResponse-2",
@@ -40,57 +38,63 @@ CLARIFICATIONS = {
     "SIRET_ERR": "LEG", "REJ_CONT_B2G": "LEG",
 }
 
-UBL, CAC, CBC = (maker(NS[prefix], NS) for prefix in ("ubl", "cac", "cbc"))
+# The sender is the buyer, by SIRET, or the platform, by SIREN; the receiver the seller, by SIRET, when known.
+RESPONSE = Template("""
+    <ubl:ApplicationResponse xmlns:ubl="{ubl}" xmlns:cac="{cac}" xmlns:cbc="{cbc}">
+      <cbc:CustomizationID>{customization_id}</cbc:CustomizationID>
+      <cbc:ProfileID>{profile_id}</cbc:ProfileID>
+      <cbc:ID>{message_id}</cbc:ID>
+      <cbc:IssueDate>{issue_date}</cbc:IssueDate>
+      <cbc:IssueTime>{issue_time}</cbc:IssueTime>
+      <cac:SenderParty>
+        <cbc:EndpointID schemeID="{siret_scheme}">{sender_siret?}</cbc:EndpointID>
+        <cbc:EndpointID schemeID="{siren_scheme}">{sender_siren?}</cbc:EndpointID>
+      </cac:SenderParty>
+      <cac:ReceiverParty>
+        <cbc:EndpointID schemeID="{siret_scheme}">{seller_siret?}</cbc:EndpointID>
+      </cac:ReceiverParty>
+      <cac:DocumentResponse>
+        <cac:Response>
+          <cbc:ResponseCode listID="{response_list}">{response_code}</cbc:ResponseCode>
+          {clarification?}
+        </cac:Response>
+        <cac:DocumentReference>
+          <cbc:ID>{invoice_reference}</cbc:ID>
+          <cbc:IssueDate>{invoice_issue_date?}</cbc:IssueDate>
+          <cbc:DocumentTypeCode>{invoice_type_code?}</cbc:DocumentTypeCode>
+        </cac:DocumentReference>
+      </cac:DocumentResponse>
+    </ubl:ApplicationResponse>
+""", **NS, customization_id=CUSTOMIZATION_ID, profile_id=PROFILE_ID, siret_scheme=SIRET_SCHEME,
+    siren_scheme=SIREN_SCHEME, response_list=RESPONSE_LIST)
+CLARIFICATION = Template("""
+    <cac:Status>
+      <cbc:StatusReasonCode listID="{reason_list}">{code?}</cbc:StatusReasonCode>
+      <cbc:StatusReason>{text}</cbc:StatusReason>
+    </cac:Status>
+""", reason_list=REASON_LIST)
 
 
 def build_invoice_response(notice: StatusNotice) -> bytes:
     """The Invoice Response telling the supplier of notice, in the element order of the UBL schema."""
     at = utc(notice.at)
-    document = UBL.ApplicationResponse(
-        CBC.CustomizationID(CUSTOMIZATION_ID),
-        CBC.ProfileID(PROFILE_ID),
-        CBC.ID(notice.message_id),
-        CBC.IssueDate(at.date().isoformat()),
-        CBC.IssueTime(at.strftime("%H:%M:%SZ")),
-        CAC.SenderParty(_endpoint(*_sender(notice))),
-        CAC.ReceiverParty(optional(_endpoint, notice.seller_siret, scheme=SIRET_SCHEME)),
-        CAC.DocumentResponse(_response(notice), _invoice_reference(notice)),
-    )
-    return serialize(document)
-
-
-def _sender(notice: StatusNotice) -> tuple[str, str]:
-    """The buyer, or the platform for its own statuses and for an invoice without a known buyer."""
-    if notice.buyer_siret and not notice.issued_by_platform:
-        return notice.buyer_siret, SIRET_SCHEME
-    return notice.platform_siren, SIREN_SCHEME
-
-
-def _endpoint(identifier: str, scheme: str) -> etree._Element:
-    return CBC.EndpointID(identifier, schemeID=scheme)
-
-
-def _response(notice: StatusNotice) -> etree._Element:
-    return CAC.Response(
-        CBC.ResponseCode(notice.equivalent.peppol, listID=RESPONSE_LIST),
-        _clarification(notice),
+    # the buyer sends it; the platform, for its own statuses and for an invoice without a known buyer
+    by_buyer = bool(notice.buyer_siret) and not notice.issued_by_platform
+    return RESPONSE.document(
+        message_id=notice.message_id, issue_date=at.date().isoformat(), issue_time=at.strftime("%H:%M:%SZ"),
+        sender_siret=notice.buyer_siret if by_buyer else None, sender_siren=None if by_buyer else notice.platform_siren,
+        seller_siret=notice.seller_siret, response_code=notice.equivalent.peppol,
+        clarification=_clarification(notice), invoice_reference=notice.invoice_reference,
+        invoice_issue_date=notice.invoice_issue_date, invoice_type_code=notice.invoice_type_code,
     )
 
 
-def _clarification(notice: StatusNotice) -> etree._Element | None:
+def _clarification(notice: StatusNotice) -> Part | None:
     """Why, for a status given with a reason: a clarification code and the reform's code and text; for a
     status without one whose code stands for several (IP for 204), the comment naming it, as text only."""
     if not (notice.reason_code or notice.reason):
         comment = notice.equivalent.comment
-        return CAC.Status(CBC.StatusReason(comment)) if comment else None
+        return CLARIFICATION.part(code=None, text=comment) if comment else None
     code = CLARIFICATIONS.get((notice.reason_code or "").upper(), OTHER_REASON)
     text = ": ".join(part for part in (notice.reason_code, notice.reason) if part)
-    return CAC.Status(CBC.StatusReasonCode(code, listID=REASON_LIST), CBC.StatusReason(text))
-
-
-def _invoice_reference(notice: StatusNotice) -> etree._Element:
-    return CAC.DocumentReference(
-        CBC.ID(notice.invoice_reference),
-        optional(CBC.IssueDate, notice.invoice_issue_date),
-        optional(CBC.DocumentTypeCode, notice.invoice_type_code),
-    )
+    return CLARIFICATION.part(code=code, text=text)

@@ -14,7 +14,7 @@ from lxml import etree
 from gateway.lifecycle.notice import StatusMessageError, StatusNotice, StatusRequest
 from gateway.lifecycle.statuses import Status
 from gateway.returns.schemas import schema
-from gateway.xmlwrite import child, optional_child, root, serialize, xml_datetime
+from gateway.xmlwrite import Template, xml_datetime
 
 STATUS_NS = "urn:gateway:status:1"
 ROOT_TAG = f"{{{STATUS_NS}}}statusUpdate"
@@ -24,29 +24,42 @@ SCHEMA = "status"
 # must not interleave with another thread's. Status files are small, so the wait is short.
 _validation = threading.Lock()
 
+# A status (statusCode, statusName), or the platform's rejection at integration (rejectedByPlatform).
+STATUS_UPDATE = Template("""
+    <statusUpdate xmlns="{namespace}">
+      <messageId>{message_id}</messageId>
+      <invoiceId>{invoice_id}</invoiceId>
+      <invoiceNumber>{invoice_number?}</invoiceNumber>
+      <invoiceIssueDate>{invoice_issue_date?}</invoiceIssueDate>
+      {rejected?}
+      <statusCode>{status_code?}</statusCode>
+      <statusName>{status_name?}</statusName>
+      <cdarCode>{cdar_code}</cdarCode>
+      <at>{at}</at>
+      <actor>{actor}</actor>
+      <reasonCode>{reason_code?}</reasonCode>
+      <comment>{comment?}</comment>
+      <mandateNumber>{mandate_number?}</mandateNumber>
+      <cdarLabel>{cdar_label}</cdarLabel>
+      <cdarComment>{cdar_comment?}</cdarComment>
+    </statusUpdate>
+""", namespace=STATUS_NS)
+REJECTED_BY_PLATFORM = Template("<rejectedByPlatform/>")
+
 
 def build_status_xml(notice: StatusNotice) -> bytes:
     """The status message telling the supplier of notice, with both the Chorus and the reform code, the
     reform code's label and, where that code stands for several statuses (204), the comment naming this one."""
-    document = root(STATUS_NS, "statusUpdate")
-    child(document, "messageId", notice.message_id)
-    child(document, "invoiceId", notice.invoice_id)
-    optional_child(document, "invoiceNumber", notice.invoice_number)
-    optional_child(document, "invoiceIssueDate", notice.invoice_issue_date)
-    if notice.status is None:
-        child(document, "rejectedByPlatform")
-    else:
-        child(document, "statusCode", notice.status.value)
-        child(document, "statusName", notice.status.name)
-    child(document, "cdarCode", notice.cdar_code)
-    child(document, "at", xml_datetime(notice.at))
-    child(document, "actor", notice.actor)
-    optional_child(document, "reasonCode", notice.reason_code)
-    optional_child(document, "comment", notice.reason)
-    optional_child(document, "mandateNumber", notice.mandate_number)
-    child(document, "cdarLabel", notice.equivalent.cdar_label)
-    optional_child(document, "cdarComment", notice.equivalent.comment)
-    return serialize(document)
+    status = notice.status
+    return STATUS_UPDATE.document(
+        message_id=notice.message_id, invoice_id=notice.invoice_id, invoice_number=notice.invoice_number,
+        invoice_issue_date=notice.invoice_issue_date,
+        rejected=REJECTED_BY_PLATFORM.part() if status is None else None,
+        status_code=None if status is None else status.value, status_name=None if status is None else status.name,
+        cdar_code=notice.cdar_code, at=xml_datetime(notice.at), actor=notice.actor, reason_code=notice.reason_code,
+        comment=notice.reason, mandate_number=notice.mandate_number, cdar_label=notice.equivalent.cdar_label,
+        cdar_comment=notice.equivalent.comment,
+    )
 
 
 def parse_status_xml(document: etree._Element) -> StatusRequest:

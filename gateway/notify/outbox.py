@@ -12,19 +12,22 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import Row
 from sqlmodel import Session
 
 from gateway import events, wakeups
 from gateway.app import App
 from gateway.findings import loads
 from gateway.lifecycle.statuses import Status
-from gateway.models import Delivery, Flow, Invoice, InvoiceStatus, Verdict, as_utc, utcnow
+from gateway.models import Delivery, Flow, Invoice, Verdict, as_utc, utcnow
 from gateway.notify import FLOW_FINISHED, INVOICE_STATUS, mail
 
 
-def invoice_status(app: App, session: Session, invoice: Invoice, row: InvoiceStatus) -> None:
-    """Tell the invoice's supplier and its recipient (their subscriptions to invoice.status) of its new status."""
+def invoice_status(app: App, session: Session, invoice: Invoice, row: Row[Any]) -> None:
+    """Tell the invoice's supplier and its recipient (their subscriptions to invoice.status) of its new status (row:
+    its invoicestatus row)."""
     supplier = session.get_one(Flow, invoice.flow_id).account
     status = Status(row.status)
     data = {"invoice_id": invoice.id, "number": invoice.number, "issue_date": invoice.issue_date,

@@ -21,12 +21,15 @@ def acknowledge_all(app: App, flows: list[Flow]) -> None:
     fsynced once each before it (store.synced_dirs)."""
     with store.synced_dirs():
         digests = {flow.id: app.emit(flow.account, f"{flow.id}.ack.xml", build_ack(flow)) for flow in flows}
-    accounts = {flow.id: flow.account for flow in flows}
+    by_id = {flow.id: flow for flow in flows}
     table = tables.flow
     with session_scope(app.engine) as session:
         done = session.execute(update(table).where(table.c.id.in_(digests), table.c.acknowledged.is_(False))
                                .values(acknowledged=True).returning(table.c.id)).scalars().all()
         for flow_id in sorted(done):
-            events.record(session, flow_id, "acknowledged", account=accounts[flow_id], sha256=digests[flow_id])
+            flow = by_id[flow_id]
+            events.record(session, flow_id, "acknowledged", account=flow.account, sha256=digests[flow_id])
+            events.step(session, flow_id, "flow_acknowledged", account=flow.account, channel=flow.channel,
+                        original_name=flow.original_name, size=flow.size)  # intake's step: received, stored, told
     for flow in flows:
         flow.acknowledged = True

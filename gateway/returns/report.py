@@ -5,14 +5,74 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from lxml import etree
-
 from gateway.findings import Finding, loads
 from gateway.models import FINAL_STATES, Flow, Invoice, Verdict
-from gateway.returns.ack import append_receipt
-from gateway.xmlwrite import child, optional_child, root, serialize, xml_datetime
+from gateway.returns.ack import receipt
+from gateway.xmlwrite import Part, Template, xml_datetime
 
 REPORT_NS = "urn:gateway:report:1"
+
+REPORT = Template("""
+    <report xmlns="{namespace}">
+      <flow>
+        {receipt}
+        <processedAt>{processed_at}</processedAt>
+        <state>{state}</state>
+        <syntax>{syntax?}</syntax>
+      </flow>
+      <counts>
+        <invoices>{count}</invoices>
+        <accepted>{accepted}</accepted>
+        <rejected>{rejected}</rejected>
+      </counts>
+      <errors>
+        {errors}
+      </errors>
+      <invoices>
+        {invoices}
+      </invoices>
+    </report>
+""", namespace=REPORT_NS)
+INVOICE = Template("""
+    <invoice>
+      <invoiceId>{id}</invoiceId>
+      <seq>{seq}</seq>
+      <name>{name}</name>
+      <number>{number?}</number>
+      <issueDate>{issue_date?}</issueDate>
+      <sellerSiret>{seller_siret?}</sellerSiret>
+      <buyerSiret>{buyer_siret?}</buyerSiret>
+      <recipient>{recipient?}</recipient>
+      <verdict>{verdict}</verdict>
+      <errors>
+        {errors}
+      </errors>
+      {rule_packs?}
+    </invoice>
+""")
+# Which rules judged an invoice: the supplier and the operator can tell which release said so.
+RULE_PACKS = Template("""
+    <rulePacks>
+      {packs}
+    </rulePacks>
+""")
+PACK = Template("""
+    <pack>
+      <name>{name}</name>
+      <version>{version}</version>
+      <sha256>{sha256}</sha256>
+    </pack>
+""")
+ERROR = Template("""
+    <error>
+      <stage>{stage}</stage>
+      <rule>{rule}</rule>
+      <severity>{severity}</severity>
+      <message>{message}</message>
+      <line>{line?}</line>
+      <path>{path?}</path>
+    </error>
+""")
 
 
 def build_report(flow: Flow, invoices: list[Invoice], processed_at: datetime) -> bytes:
@@ -20,59 +80,25 @@ def build_report(flow: Flow, invoices: list[Invoice], processed_at: datetime) ->
     if flow.state not in FINAL_STATES:
         raise ValueError(f"flow {flow.id} is {flow.state}, not in a final state")
     ordered = sorted(invoices, key=lambda invoice: invoice.seq)
-    document = root(REPORT_NS, "report")
-    _append_flow(child(document, "flow"), flow, processed_at)
-    _append_counts(child(document, "counts"), ordered)
-    _append_errors(child(document, "errors"), loads(flow.findings))
-    container = child(document, "invoices")
-    for invoice in ordered:
-        _append_invoice(child(container, "invoice"), invoice)
-    return serialize(document)
+    accepted = sum(invoice.verdict == Verdict.ACCEPTED for invoice in ordered)
+    return REPORT.document(
+        receipt=receipt(flow), processed_at=xml_datetime(processed_at), state=flow.state, syntax=flow.syntax,
+        count=len(ordered), accepted=accepted, rejected=len(ordered) - accepted,
+        errors=_errors(loads(flow.findings)), invoices=[_invoice(invoice) for invoice in ordered],
+    )
 
 
-def _append_flow(parent: etree._Element, flow: Flow, processed_at: datetime) -> None:
-    append_receipt(parent, flow)
-    child(parent, "processedAt", xml_datetime(processed_at))
-    child(parent, "state", flow.state)
-    optional_child(parent, "syntax", flow.syntax)
-
-
-def _append_counts(parent: etree._Element, invoices: list[Invoice]) -> None:
-    accepted = sum(invoice.verdict == Verdict.ACCEPTED for invoice in invoices)
-    child(parent, "invoices", len(invoices))
-    child(parent, "accepted", accepted)
-    child(parent, "rejected", len(invoices) - accepted)
-
-
-def _append_invoice(parent: etree._Element, invoice: Invoice) -> None:
-    child(parent, "invoiceId", invoice.id)
-    child(parent, "seq", invoice.seq)
-    child(parent, "name", invoice.name)
-    optional_child(parent, "number", invoice.number)
-    optional_child(parent, "issueDate", invoice.issue_date)
-    optional_child(parent, "sellerSiret", invoice.seller_siret)
-    optional_child(parent, "buyerSiret", invoice.buyer_siret)
-    optional_child(parent, "recipient", invoice.recipient)
-    child(parent, "verdict", invoice.verdict)
-    _append_errors(child(parent, "errors"), loads(invoice.findings))
+def _invoice(invoice: Invoice) -> Part:
     packs = json.loads(invoice.packs or "[]")
-    if packs:  # which rules judged it: the supplier and the operator can tell which release said so
-        _append_packs(child(parent, "rulePacks"), packs)
+    return INVOICE.part(
+        id=invoice.id, seq=invoice.seq, name=invoice.name, number=invoice.number, issue_date=invoice.issue_date,
+        seller_siret=invoice.seller_siret, buyer_siret=invoice.buyer_siret, recipient=invoice.recipient,
+        verdict=invoice.verdict, errors=_errors(loads(invoice.findings)),
+        rule_packs=RULE_PACKS.part(packs=[PACK.part(**{key: pack[key] for key in ("name", "version", "sha256")})
+                                          for pack in packs]) if packs else None,
+    )
 
 
-def _append_packs(parent: etree._Element, packs: list[dict]) -> None:
-    for pack in packs:
-        element = child(parent, "pack")
-        for key in ("name", "version", "sha256"):
-            child(element, key, pack[key])
-
-
-def _append_errors(parent: etree._Element, findings: list[Finding]) -> None:
-    for finding in findings:
-        error = child(parent, "error")
-        child(error, "stage", finding.stage)
-        child(error, "rule", finding.rule)
-        child(error, "severity", finding.severity)
-        child(error, "message", finding.message)
-        optional_child(error, "line", finding.line)
-        optional_child(error, "path", finding.path)
+def _errors(findings: list[Finding]) -> list[Part]:
+    return [ERROR.part(stage=finding.stage, rule=finding.rule, severity=finding.severity, message=finding.message,
+                       line=finding.line, path=finding.path) for finding in findings]
