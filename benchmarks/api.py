@@ -68,7 +68,7 @@ from sqlmodel import Session, select  # noqa: E402
 from benchmarks.common import percentile  # noqa: E402
 from benchmarks.e2e import Cluster, Postgres, _epoch  # noqa: E402
 from benchmarks.invoices import SUPPLIER  # noqa: E402
-from gateway.models import Event, Flow  # noqa: E402
+from gateway.data.models import Event, Flow  # noqa: E402
 from tests.harness import SAMPLES, cli, renumber, wait_for  # noqa: E402
 from tests.web_harness import log_lines  # noqa: E402
 

@@ -56,7 +56,7 @@ from benchmarks.common import SftpUploads, percentile, tree_cpu_s, tree_rss_mb  
 from benchmarks.invoices import SUPPLIER, admissible, candidates, stage_flows  # noqa: E402
 from benchmarks.raw import raw_rate  # noqa: E402
 from gateway import config as config_module  # noqa: E402
-from gateway.models import Delivery, DeliveryState, Event, Flow, Invoice, Verdict  # noqa: E402
+from gateway.data.models import Delivery, DeliveryState, Event, Flow, Invoice, Verdict  # noqa: E402
 from tests.harness import CORPUS, GatewayProcess, cli, inbox, load_samples, wait_for, write_config  # noqa: E402
 from tests.postgres import PostgresServer, binaries  # noqa: E402
 from tests.sftp_harness import SSHD, OpenSSH, Sshd, current_user, free_port, known_hosts, listening, make_key, public  # noqa: E402

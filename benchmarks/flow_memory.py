@@ -25,8 +25,8 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.common import peak_rss_mb  # noqa: E402
 from gateway.config import defaults  # noqa: E402
+from gateway.data.store import ContentStore  # noqa: E402
 from gateway.judge.document import file_refusal, judge_member, limits_of  # noqa: E402
-from gateway.store import ContentStore  # noqa: E402
 from gateway.validate.archive import ArchiveRefused  # noqa: E402
 from gateway.validate.contents import members  # noqa: E402
 

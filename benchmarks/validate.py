@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.common import peak_rss_mb  # noqa: E402
-from gateway.log import configure_logging  # noqa: E402
+from gateway.ops.log import configure_logging  # noqa: E402
 from gateway.validate import check_document  # noqa: E402
 from gateway.validate.rules import ValidatorPool, inventory, packs_dir  # noqa: E402
 from gateway.validate.rules.catalog import catalog  # noqa: E402

@@ -35,7 +35,7 @@ from sqlalchemy import create_engine, insert, text  # noqa: E402
 from benchmarks.common import percentile  # noqa: E402
 from benchmarks.e2e import Postgres  # noqa: E402
 from gateway import config as config_module  # noqa: E402
-from gateway.models import Flow, FlowState, Invoice, InvoiceStatus, Verdict  # noqa: E402
+from gateway.data.models import Flow, FlowState, Invoice, InvoiceStatus, Verdict  # noqa: E402
 from tests.harness import cli  # noqa: E402
 from tests.web_harness import web_config, web_gateway  # noqa: E402
 

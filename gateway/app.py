@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
-from gateway import dbdown, diskfull
-from gateway.alarm import Alarm, Repeats
 from gateway.config import Settings
-from gateway.db import make_engine
-from gateway.permissions import PRIVATE_DIR, ZONE_DIR, make_dir
-from gateway.reference import Reference
-from gateway.store import ContentStore
+from gateway.data.db import make_engine
+from gateway.data.reference import Reference
+from gateway.data.store import ContentStore
+from gateway.ops import dbdown, diskfull
+from gateway.ops.alarm import Alarm, Repeats
+from gateway.ops.permissions import PRIVATE_DIR, ZONE_DIR, make_dir
 from gateway.zones import Zones
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class App:
     database: Alarm = field(default_factory=dbdown.alarm)
     # What every component tells of events that come in floods (refused connections, failed logins...).
     repeats: Repeats = field(init=False)
-    # The directory, accounts, subscriptions and endpoints as this process last read them (gateway.reference).
+    # The directory, accounts, subscriptions and endpoints as this process last read them (gateway.data.reference).
     reference: Reference = field(init=False)
     _remote: SftpPool | None = field(default=None, init=False, repr=False)
     _remote_made: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from gateway import config as config_module
-from gateway.tables import DeliveryState, Direction, FlowState, Role, StatusFormat
+from gateway.data.tables import DeliveryState, Direction, FlowState, Role, StatusFormat
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -73,8 +73,8 @@ class _Context:
 
     @property
     def app(self) -> App:
-        from gateway import schema
         from gateway.app import App
+        from gateway.data import schema
 
         if self._app is None:
             try:
@@ -85,7 +85,7 @@ class _Context:
 
     def settings(self, required: bool = True) -> config_module.Settings:
         """The settings; commands that touch no database run on defaults when no file exists."""
-        from gateway.log import configure_logging
+        from gateway.ops.log import configure_logging
 
         if self._settings is None:
             try:
@@ -128,7 +128,7 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 @pass_ctx
 def run(ctx: _Context, roles: str | None) -> None:
     """Run the gateway: watch the zones, process flows, write acknowledgements and reports."""
-    from gateway.runner import ROLES, Gateway
+    from gateway.engine.runner import ROLES, Gateway
 
     chosen = ROLES if roles is None else [role.strip() for role in roles.split(",") if role.strip()]
     try:
@@ -225,7 +225,7 @@ def _file_verdict(stage: RulesStage, ingest: IngestSettings, file: Path) -> dict
 
 
 def _verdict(syntax: str | None, findings: list, rules: Any) -> dict[str, Any]:
-    from gateway.findings import any_fatal
+    from gateway.data.findings import any_fatal
 
     findings = list(findings) + list(rules.findings if rules else ())
     return {"syntax": syntax, "verdict": "invalid" if any_fatal(findings) else "valid",
@@ -333,7 +333,7 @@ def directory_import(ctx: _Context, csv_file: Path, services: Path | None) -> No
 @pass_ctx
 def directory_show(ctx: _Context, siret: str, as_json: bool) -> None:
     """Show one structure, its flags and its services."""
-    from gateway import views
+    from gateway.data import views
 
     with _not_found():
         data = views.structure(ctx.app, siret)
@@ -375,7 +375,7 @@ def accounts_add(ctx: _Context, name: str, role: str, sirets: tuple[str, ...], p
                  password_stdin: bool, keys: tuple[Path, ...], status_format: str | None, update: bool,
                  shared: bool) -> None:
     """Create an account, its zone and its SFTP login; with --update, change one."""
-    from gateway import accounts as accounts_service
+    from gateway.access import accounts as accounts_service
 
     password = _password(password, password_stdin)
     key_lines = _key_lines(keys)
@@ -417,7 +417,7 @@ def _key_lines(files: tuple[Path, ...]) -> list[tuple[str, str]]:
 @contextmanager
 def _account_errors() -> Iterator[None]:
     """A refused account change is the user's mistake: say what is wrong, pointing at the option."""
-    from gateway.accounts import AccountError
+    from gateway.access.accounts import AccountError
 
     try:
         yield
@@ -429,7 +429,7 @@ def _account_errors() -> Iterator[None]:
 
 @contextmanager
 def _not_found() -> Iterator[None]:
-    from gateway import views
+    from gateway.data import views
 
     try:
         yield
@@ -444,8 +444,8 @@ def accounts_import(ctx: _Context, csv_file: Path) -> None:
     """Create or update accounts from a 'name;role;sirets' file (SIRETs separated by ',')."""
     from sqlmodel import select
 
-    from gateway.db import session_scope
-    from gateway.models import Account
+    from gateway.data.db import session_scope
+    from gateway.data.models import Account
     from gateway.route import import_accounts
 
     with _import_errors(), session_scope(ctx.app.engine) as session:
@@ -475,8 +475,8 @@ def accounts_import(ctx: _Context, csv_file: Path) -> None:
 def accounts_remote(ctx: _Context, name: str, push_url: str | None, pull_url: str | None, remove: str | None,
                     key_path: Path | None, host_key: str | None, interval: float | None, after: str | None) -> None:
     """Set or remove the account's own SFTP server: --push delivers to it, --pull collects from it."""
-    from gateway import accounts as accounts_service
-    from gateway.accounts import AccountError
+    from gateway.access import accounts as accounts_service
+    from gateway.access.accounts import AccountError
     from gateway.remote.endpoints import location
 
     if len([o for o in (push_url, pull_url, remove) if o]) != 1:
@@ -503,7 +503,7 @@ def accounts_remote(ctx: _Context, name: str, push_url: str | None, pull_url: st
 def accounts_list(ctx: _Context) -> None:
     """List accounts with their SIRETs (those other accounts hold too: shared with whom) and their own SFTP servers
     (push, pull), and those disabled."""
-    from gateway import accounts as accounts_service
+    from gateway.access import accounts as accounts_service
 
     _table(["name", "role", "sirets", "remote", "logins"],
            [(a["name"], a["role"], ", ".join(_held(siret, a["shared"]) for siret in a["sirets"]),
@@ -522,7 +522,7 @@ def _held(siret: str, shared: dict[str, list[str]]) -> str:
 def accounts_disable(ctx: _Context, name: str, enable: bool) -> None:
     """Refuse every login of the account (SFTP, console, API tokens) until `--enable`; its console sessions end
     at once, its flows and deliveries go on."""
-    from gateway import accounts as accounts_service
+    from gateway.access import accounts as accounts_service
 
     with _account_errors():
         accounts_service.disable(ctx.app, name, not enable)
@@ -593,7 +593,7 @@ def operators() -> None:
 @pass_ctx
 def operators_add(ctx: _Context, name: str, password: str | None, password_stdin: bool) -> None:
     """Create an operator or set its console password (then `gateway operators token NAME`)."""
-    from gateway import accounts as accounts_service
+    from gateway.access import accounts as accounts_service
 
     password = _password(password, password_stdin)
     with _account_errors():
@@ -612,7 +612,7 @@ def operators_token(ctx: _Context, name: str, revoke_id: str | None, show: bool)
 
 
 def _token_command(ctx: _Context, revoke_id: str | None, show: bool, **holder: str) -> None:
-    from gateway import tokens
+    from gateway.access import tokens
 
     if revoke_id and show:
         raise click.UsageError("--revoke and --list exclude each other")
@@ -645,7 +645,7 @@ def flows() -> None:
 @pass_ctx
 def flows_list(ctx: _Context, state: str | None, account: str | None, limit: int, every: bool, as_json: bool) -> None:
     """List the most recent flows, newest first; when more are left out than shown, standard error says so."""
-    from gateway import views
+    from gateway.data import views
 
     rows: list[dict] = []
     page = None
@@ -670,7 +670,7 @@ def flows_list(ctx: _Context, state: str | None, account: str | None, limit: int
 @pass_ctx
 def flows_show(ctx: _Context, flow_id: str, as_json: bool) -> None:
     """Show a flow, its invoices and its whole event timeline."""
-    from gateway import views
+    from gateway.data import views
 
     with _not_found():
         data = views.flow(ctx.app, views.OPERATOR, flow_id)
@@ -715,7 +715,7 @@ def deliveries() -> None:
 @pass_ctx
 def deliveries_list(ctx: _Context, state: str | None, limit: int, as_json: bool) -> None:
     """List the most recent deliveries (--state dead: those waiting for an operator)."""
-    from gateway import views
+    from gateway.data import views
 
     rows = views.deliveries(ctx.app, DeliveryState(state) if state else None, limit)
     if as_json:
@@ -745,7 +745,7 @@ def deliveries_retry(ctx: _Context, delivery_id: int) -> None:
 def queue_show(ctx: _Context, as_json: bool) -> None:
     """Show the work queue: flows and deliveries waiting, held, due later or dead, the processes at work, and
     what each zone holds."""
-    from gateway import queue
+    from gateway.engine import queue
 
     shown = queue.overview(ctx.app.engine, ctx.app.settings.worker.lease_seconds)
     zones = ctx.app.zones.holdings()
@@ -817,7 +817,7 @@ def invoices() -> None:
 @pass_ctx
 def invoices_show(ctx: _Context, invoice_ref: str, as_json: bool) -> None:
     """Show an invoice (by id or number) and its statuses: when, who, why."""
-    from gateway import views
+    from gateway.data import views
 
     with _not_found():
         data = views.invoice(ctx.app, views.OPERATOR, invoice_ref, by_number=True)
@@ -848,7 +848,7 @@ def db() -> None:
 @contextmanager
 def _engine_as_is(ctx: _Context) -> Iterator[Engine]:
     """The database whatever its schema: ctx.app would refuse one that is not at head."""
-    from gateway.db import open_engine
+    from gateway.data.db import open_engine
 
     engine = open_engine(ctx.settings().gateway.database_url)
     try:
@@ -861,7 +861,7 @@ def _engine_as_is(ctx: _Context) -> Iterator[Engine]:
 @pass_ctx
 def db_current(ctx: _Context) -> None:
     """Print the database schema's revision, and the one this gateway needs if it differs."""
-    from gateway import schema
+    from gateway.data import schema
 
     with _engine_as_is(ctx) as engine, engine.connect() as connection:
         current = schema.version(connection)
@@ -873,7 +873,7 @@ def db_current(ctx: _Context) -> None:
 def db_upgrade(ctx: _Context) -> None:
     """Upgrade the database schema to this gateway's, with the gateway stopped; a database made before
     migrations is stamped at 0001 first, an empty one is created."""
-    from gateway import schema
+    from gateway.data import schema
 
     with _engine_as_is(ctx) as engine:
         try:

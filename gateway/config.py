@@ -238,7 +238,7 @@ class LifecycleSettings(_Section):
 class LogSettings(_Section):
     level: str = "info"
     file: Path | None = None
-    summary_interval: float = _setting(60.0, gt=0)  # seconds: repeated events counted, then summed up (gateway.alarm)
+    summary_interval: float = _setting(60.0, gt=0)  # seconds: repeated events counted, then summed up (ops.alarm)
 
 
 @dataclass

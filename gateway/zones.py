@@ -8,8 +8,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.permissions import EXCHANGE_DIR, EXCHANGE_FILE, ZONE_DIR, make_dir
-from gateway.store import write_atomic
+from gateway.data.store import write_atomic
+from gateway.ops.permissions import EXCHANGE_DIR, EXCHANGE_FILE, ZONE_DIR, make_dir
 
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _TEMPORARY_SUFFIXES = (".part", ".tmp", ".filepart")
@@ -74,7 +74,7 @@ class Zones:
         return self.zone(account) / "out"
 
     def ensure(self, account: str) -> None:
-        """The account's zone, made with the modes sshd mode needs (gateway.permissions) where missing."""
+        """The account's zone, made with the modes sshd mode needs (gateway.ops.permissions) where missing."""
         make_dir(self.zone(account), ZONE_DIR)
         make_dir(self.inbox(account), EXCHANGE_DIR)
         make_dir(self.outbox(account), EXCHANGE_DIR)

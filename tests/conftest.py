@@ -8,7 +8,7 @@ import pytest
 from gateway import config as config_module
 from gateway.app import App
 from gateway.config import ValidateSettings
-from gateway.log import configure_logging
+from gateway.ops.log import configure_logging
 from gateway.validate.rules import RulesStage
 from tests.harness import load_samples, running_with, write_config
 from tests.postgres import PostgresServer, binaries

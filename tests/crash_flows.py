@@ -12,7 +12,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway.models import FlowState
+from gateway.data.models import FlowState
 from tests.harness import SAMPLES, renumber, tar_gz_of, zip_of
 
 FLOWS = SAMPLES / "flows"

@@ -22,11 +22,11 @@ from sqlmodel import Session, select
 
 from gateway import config as config_module
 from gateway.cli import main
-from gateway.db import make_engine
+from gateway.data.db import make_engine
 
 if TYPE_CHECKING:
     from gateway.app import App
-    from gateway.runner import Gateway
+    from gateway.engine.runner import Gateway
     from gateway.validate.rules import RulesStage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -162,7 +162,7 @@ class GatewayProcess:
         self.config = config
         self.run_args = run_args
         self.log = log or config.parent / "gateway.log"
-        self.env = env  # added to the environment, as GATEWAY_CRASH_AT (gateway.faults)
+        self.env = env  # added to the environment, as GATEWAY_CRASH_AT (gateway.engine.faults)
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -257,7 +257,7 @@ def tar_gz_of(members: dict[str, bytes], extra: list[tarfile.TarInfo] = ()) -> b
 @contextmanager
 def running_with(app: App, stage: RulesStage) -> Iterator[Gateway]:
     """A gateway running in this process (watcher, worker, heartbeat threads), judging with stage."""
-    from gateway.runner import Gateway
+    from gateway.engine.runner import Gateway
 
     app.rules = stage
     gateway = Gateway(app)

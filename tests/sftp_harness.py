@@ -195,8 +195,8 @@ class Site:
     def start(self) -> Site:
         from gateway import config as config_module
         from gateway.app import App
-        from gateway.log import configure_logging
-        from gateway.runner import Gateway
+        from gateway.engine.runner import Gateway
+        from gateway.ops.log import configure_logging
 
         configure_logging("debug", None)
         self.app = App.from_settings(config_module.load(self.config))
@@ -233,8 +233,8 @@ class Site:
     def flows(self) -> list:
         from sqlmodel import select
 
-        from gateway.db import session_scope
-        from gateway.models import Flow
+        from gateway.data.db import session_scope
+        from gateway.data.models import Flow
 
         with session_scope(self.app.engine) as session:
             return list(session.exec(select(Flow).order_by(Flow.received_at)).all())

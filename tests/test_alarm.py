@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from gateway import diskfull
+from gateway.ops import diskfull
 
 
 def test_a_success_begun_before_the_last_failure_does_not_end_the_alarm():

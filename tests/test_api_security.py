@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from gateway.names import FORBIDDEN, MAX_LENGTH
+from gateway.ingest.names import FORBIDDEN, MAX_LENGTH
 from tests.harness import SAMPLES, cli, renumber, wait_for
 from tests.web_harness import RECIPIENT, SUPPLIER, client, token, web_config, web_gateway
 

@@ -24,7 +24,8 @@ from structlog.testing import capture_logs
 
 from gateway.cli import main
 from gateway.config import ValidateSettings
-from gateway.findings import Finding
+from gateway.data.findings import Finding
+from gateway.data.models import Invoice
 from gateway.lifecycle import receivability
 from gateway.lifecycle.cdar import NS as CDAR
 from gateway.lifecycle.cdar import build_cdar, build_flow_cdar
@@ -32,7 +33,6 @@ from gateway.lifecycle.cdar_reasons import BY_STATUS, REFORM_REASONS
 from gateway.lifecycle.notice import FlowNotice, StatusNotice
 from gateway.lifecycle.service import change_status
 from gateway.lifecycle.statuses import Status
-from gateway.models import Invoice
 from gateway.validate import safexml
 from gateway.validate.rules import RulesStage, install, try_pack
 from gateway.validate.rules.install import folder_sha256

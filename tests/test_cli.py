@@ -8,11 +8,11 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from gateway import queue
 from gateway.cli import main
+from gateway.data.models import Flow
+from gateway.engine import queue
+from gateway.engine.runner import Gateway
 from gateway.ingest.intake import Arrival, intake
-from gateway.models import Flow
-from gateway.runner import Gateway
 from tests.harness import (
     CORPUS,
     REPORT_NS,

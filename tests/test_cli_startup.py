@@ -2,8 +2,8 @@
 (against its target of 0.5 s) is mostly imports and set-up, which these guards keep from coming back.
 
 Each command runs in a new interpreter, as an operator runs it, through a tiny runner that records the modules
-loaded: a read (views, the queue's overview) is made in SQLAlchemy Core on gateway.tables, and never needs the
-ORM, sqlmodel or the ORM classes of gateway.models.
+loaded: a read (views, the queue's overview) is made in SQLAlchemy Core on gateway.data.tables, and never needs the
+ORM, sqlmodel or the ORM classes of gateway.data.models.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gateway.data.tables import flow, invoice, invoice_status
 from gateway.lifecycle.statuses import Status
-from gateway.tables import flow, invoice, invoice_status
 from tests.harness import REPO
 
 RUNNER = """
@@ -29,9 +29,9 @@ with open(sys.argv[1], "w") as out:
 """
 # What a read never needs: the ORM and its classes (and pydantic, which sqlmodel stands on), the pipeline and its
 # XML stack, the web, the SFTP clients, the migrations.
-HEAVY = ("sqlmodel", "pydantic", "sqlalchemy.orm", "gateway.models", "alembic", "lxml", "stdnum", "paramiko", "fastapi",
-         "uvicorn", "jinja2", "gateway.validate", "gateway.pipeline", "gateway.runner", "gateway.route", "gateway.web",
-         "gateway.ingest", "gateway.notify")
+HEAVY = ("sqlmodel", "pydantic", "sqlalchemy.orm", "gateway.data.models", "alembic", "lxml", "stdnum", "paramiko",
+         "fastapi", "uvicorn", "jinja2", "gateway.validate", "gateway.engine.pipeline", "gateway.engine.runner",
+         "gateway.route", "gateway.web", "gateway.ingest", "gateway.notify")
 NUMBER = "STARTUP-0001"
 
 
@@ -49,13 +49,13 @@ def heavy(modules: list[str]) -> list[str]:
 
 def test_flows_list_imports_only_what_a_read_needs(tmp_path, config_file):
     modules, _ = run(tmp_path, config_file, "flows", "list")
-    assert "gateway.views" in modules  # the runner did run the command
+    assert "gateway.data.views" in modules  # the runner did run the command
     assert heavy(modules) == []
 
 
 def test_queue_imports_only_what_a_read_needs(tmp_path, config_file):
     modules, shown = run(tmp_path, config_file, "queue")
-    assert "gateway.queue" in modules
+    assert "gateway.engine.queue" in modules
     assert shown.splitlines()[0].split()[:2] == ["queue", "ready"] and "deliveries" in shown
     assert heavy(modules) == []
 
@@ -68,6 +68,6 @@ def test_invoices_show_imports_only_what_a_read_needs(tmp_path, config_file, app
         connection.execute(invoice_status.insert().values(invoice_id="F1-1", status=Status.DEPOSEE.value,
                                                           actor="gateway"))
     modules, shown = run(tmp_path, config_file, "invoices", "show", NUMBER)
-    assert "gateway.views" in modules
+    assert "gateway.data.views" in modules
     assert "F1-1" in shown and "DEPOSEE" in shown
     assert heavy(modules) == []

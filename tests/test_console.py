@@ -25,13 +25,13 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from gateway import config as config_module
-from gateway import views
-from gateway.db import make_engine
+from gateway.data import views
+from gateway.data.db import make_engine
+from gateway.data.models import Verdict, WebSession, utcnow
+from gateway.data.views import OPERATOR as OPERATOR_VIEW
+from gateway.data.views import Viewer
 from gateway.lifecycle.service import change_status
 from gateway.lifecycle.statuses import Status
-from gateway.models import Verdict, WebSession, utcnow
-from gateway.views import OPERATOR as OPERATOR_VIEW
-from gateway.views import Viewer
 from tests.browser_harness import screenshot
 from tests.harness import SAMPLES, GatewayProcess, cli, drop, outbox, renumber, wait_for, wait_report, zip_of
 from tests.web_harness import RECIPIENT, SUPPLIER, client, token, web_config, web_gateway
@@ -528,7 +528,7 @@ def _payable(content: bytes, amount: str) -> bytes:
 
 
 def test_the_console_searches_on_each_database(config_file, app, running):
-    """What the dashboard and the search ask gateway.views, on SQLite and PostgreSQL: amount ranges and sorts
+    """What the dashboard and the search ask gateway.data.views, on SQLite and PostgreSQL: amount ranges and sorts
     (a total that is not a number is never one), a counterparty by part of its directory name, counts by
     status, and the invoices that ask for action with their reasons."""
     root = config_file.parent

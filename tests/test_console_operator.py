@@ -19,11 +19,11 @@ from playwright.sync_api import expect
 from stdnum import luhn
 
 from gateway import config as config_module
-from gateway import views
 from gateway.cli import main
-from gateway.db import session_scope
-from gateway.models import Flow, FlowState, Invoice, Verdict
-from gateway.throughput import HOURS, MINUTES, throughput
+from gateway.data import views
+from gateway.data.db import session_scope
+from gateway.data.models import Flow, FlowState, Invoice, Verdict
+from gateway.ops.throughput import HOURS, MINUTES, throughput
 from tests.browser_harness import screenshot
 from tests.harness import SAMPLES, GatewayProcess, cli, drop, renumber, rows, wait_for, wait_report, write_config
 from tests.remote_harness import RemoteSshd, needs_sshd, set_remote
@@ -541,7 +541,7 @@ def test_operator_pages_speak_french(site, new_page):
 
 
 def test_throughput_is_counted_by_the_database(app):
-    """gateway.throughput on SQLite and PostgreSQL: flows by minute and hour of their arrival, invoices by hour
+    """gateway.ops.throughput on SQLite and PostgreSQL: flows by minute and hour of their arrival, invoices by hour
     of their judgement and verdict, rules once per invoice or flow they rejected, nothing older than the week."""
     now = datetime(2026, 12, 4, 10, 30, 20, tzinfo=UTC)
     findings = json.dumps([{"stage": "rules", "rule": "BR-1", "message": "m"},

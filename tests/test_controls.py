@@ -11,11 +11,11 @@ import pytest
 from lxml import etree
 from sqlmodel import Session, create_engine
 
+from gateway.data.models import Account, AccountSiret, Flow, Invoice, Role, Structure, Verdict
+from gateway.data.tables import metadata
 from gateway.judge import controls
 from gateway.judge.controls import Deposit, check_deposit, duplicate_key
 from gateway.judge.rule import Rule
-from gateway.models import Account, AccountSiret, Flow, Invoice, Role, Structure, Verdict
-from gateway.tables import metadata
 from gateway.validate.extract import InvoiceData
 from tests.harness import REPORT_NS, SAMPLES, cli, drop, files, outbox, renumber, wait_for, wait_report, zip_of
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from gateway.models import Delivery, DeliveryState, Event, Flow, FlowState, Invoice
-from gateway.store import sha256
+from gateway.data.models import Delivery, DeliveryState, Event, Flow, FlowState, Invoice
+from gateway.data.store import sha256
 from tests import crash_flows
 from tests.crash_flows import Dropped
 from tests.harness import (
@@ -108,7 +108,7 @@ BATCH = 12  # flows claimed and recorded together in the crash-point test
 def test_sigkill_while_a_batch_is_recorded_loses_nothing_doubles_nothing(tmp_path, database_url, point):
     """Flows waiting together are claimed as one batch; the process dies where the batch's verdicts are committed
     and nothing delivered yet, or where its deliveries, status-returns and reports are written and not yet
-    recorded (gateway.faults); restarted, it finishes each flow once: one acknowledgement and one report each,
+    recorded (gateway.engine.faults); restarted, it finishes each flow once: one acknowledgement and one report each,
     every invoice delivered once, every timeline whole."""
     dropped = crash_flows.stream(BATCH, random.Random(BATCH))
     config = write_config(tmp_path, {"worker": {"lease_seconds": 1.5, "batch": BATCH}, "validate": {"processes": 1}},
@@ -260,7 +260,7 @@ def _check_deliveries(expected: Dropped, deliveries: list[Delivery], events: lis
 
 def _check_log(log: Path) -> None:
     """JSON lines, but for the one a process was writing when SIGKILL struck and the plain line each start prints
-    for a person; the lines of a flow's steps (gateway.events.step) name flow and account."""
+    for a person; the lines of a flow's steps (gateway.data.events.step) name flow and account."""
     lines, torn = [], 0
     for line in log.read_text().splitlines():
         if line.startswith("gateway running ("):

@@ -9,9 +9,9 @@ from datetime import timedelta
 from sqlalchemy import event, text, update
 from sqlmodel import select
 
-from gateway import queue
-from gateway.db import make_engine, session_scope
-from gateway.models import Delivery, DeliveryState, Flow, FlowState, Invoice, Verdict, as_utc, utcnow
+from gateway.data.db import make_engine, session_scope
+from gateway.data.models import Delivery, DeliveryState, Flow, FlowState, Invoice, Verdict, as_utc, utcnow
+from gateway.engine import queue
 from tests.harness import wait_for
 
 

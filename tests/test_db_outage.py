@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.models import FINAL_STATES, Flow
+from gateway.data.models import FINAL_STATES, Flow
 from tests.harness import (
     SAMPLES,
     GatewayProcess,

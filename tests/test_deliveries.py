@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from gateway import config as config_module
 from gateway.app import App
 from gateway.cli import main
-from gateway.runner import Gateway
+from gateway.engine.runner import Gateway
 from tests.harness import SAMPLES, cli, drop, files, load_samples, outbox, wait_for, wait_report, write_config
 
 RECIPIENT = "mairie-exemple"

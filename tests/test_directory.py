@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from sqlmodel import Session, create_engine, select
 
 from gateway.cli import main
-from gateway.models import Account, AccountSiret, Role, Service, Structure
+from gateway.data.models import Account, AccountSiret, Role, Service, Structure
+from gateway.data.tables import metadata
 from gateway.route import (
     DirectoryImportError,
     import_accounts,
@@ -20,7 +21,6 @@ from gateway.route import (
     parse_bool,
 )
 from gateway.route.directory import SERVICE_COLUMNS, STRUCTURE_COLUMNS
-from gateway.tables import metadata
 from tests.harness import (
     REPORT_NS,
     cli,

@@ -26,11 +26,11 @@ from structlog.testing import capture_logs
 
 from gateway import config as config_module
 from gateway.app import App
-from gateway.diskfull import DiskFull
+from gateway.data.models import Delivery, DeliveryState, Flow, FlowState
+from gateway.engine.worker import Worker
 from gateway.ingest.intake import Arrival, intake
-from gateway.log import configure_logging
-from gateway.models import Delivery, DeliveryState, Flow, FlowState
-from gateway.worker import Worker
+from gateway.ops.diskfull import DiskFull
+from gateway.ops.log import configure_logging
 from tests.harness import (
     ACK_NS,
     SAMPLES,

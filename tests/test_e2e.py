@@ -96,7 +96,7 @@ def test_files_under_temporary_names_are_left_alone(config_file, running):
 
 
 def test_file_present_before_start_is_taken(config_file, app):
-    from gateway.runner import Gateway
+    from gateway.engine.runner import Gateway
 
     root = _root(config_file)
     drop(root, SUPPLIER, "early.xml", (SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes())

@@ -10,8 +10,8 @@ import tracemalloc
 
 import pytest
 
-from gateway.findings import LIMIT, Finding, cap
-from gateway.models import Event, Invoice
+from gateway.data.findings import LIMIT, Finding, cap
+from gateway.data.models import Event, Invoice
 from gateway.validate import syntax, xsd
 from gateway.validate.document import check_document
 from gateway.validate.rules import Guards

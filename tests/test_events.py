@@ -1,4 +1,4 @@
-"""Events and the log (gateway.events): every event in the database; in the log at the default level, one line per
+"""Events and the log (gateway.data.events): every event in the database; in the log at the default level, one line per
 step of a flow, and a delivery's failure on its own; each event's line at debug level; all of it once the
 transaction commits, and nothing of a transaction rolled back."""
 
@@ -11,10 +11,10 @@ import pytest
 import structlog
 from sqlmodel import select
 
-from gateway import events
-from gateway.db import session_scope
-from gateway.log import configure_logging
-from gateway.models import Event
+from gateway.data import events
+from gateway.data.db import session_scope
+from gateway.data.models import Event
+from gateway.ops.log import configure_logging
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ import paramiko
 import pytest
 from sqlmodel import Session, select
 
-from gateway import queue
+from gateway.data.models import Flow
+from gateway.engine import queue
 from gateway.ingest.intake import Arrival, intake
-from gateway.models import Flow
 from tests.harness import (
     ACK_NS,
     SAMPLES,

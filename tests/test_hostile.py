@@ -24,7 +24,7 @@ import paramiko
 import pytest
 from lxml import etree
 
-from gateway.names import recordable
+from gateway.ingest.names import recordable
 from gateway.xmlwrite import xml_text
 from tests.harness import (
     ACK_NS,

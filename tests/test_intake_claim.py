@@ -7,8 +7,8 @@ import os
 import pytest
 from sqlmodel import Session, select
 
+from gateway.data.models import Flow
 from gateway.ingest.intake import Arrival, intake
-from gateway.models import Flow
 
 
 @pytest.mark.parametrize("kind", ["symlink", "fifo"])

@@ -11,8 +11,8 @@ import time
 
 from structlog.testing import capture_logs
 
+from gateway.data.models import DeliveryState
 from gateway.ingest.intake import Arrival, intake
-from gateway.models import DeliveryState
 from gateway.route.delivery import attempt
 from tests.harness import REPORT_NS, SAMPLES, cli, inbox, outbox, renumber, wait_finished, wait_report
 

@@ -18,13 +18,13 @@ from click.testing import CliRunner
 from lxml import etree
 
 from gateway.cli import main
-from gateway.db import session_scope
+from gateway.data.db import session_scope
+from gateway.data.models import Flow, Invoice, InvoiceStatus, Verdict
 from gateway.lifecycle.cdar import build_cdar
 from gateway.lifecycle.notice import StatusNotice
 from gateway.lifecycle.receivability import SUFFIX as LIFECYCLE
 from gateway.lifecycle.service import StatusRefused, set_status
 from gateway.lifecycle.statuses import Status
-from gateway.models import Flow, Invoice, InvoiceStatus, Verdict
 from gateway.returns import assert_valid
 from tests.harness import (
     REPO,

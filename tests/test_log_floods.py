@@ -10,7 +10,7 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
-from gateway.alarm import Repeats
+from gateway.ops.alarm import Repeats
 from tests.harness import GatewayProcess, ack_for_name, cli, drop, inbox, wait_for, write_config
 from tests.sftp_harness import log_events, sftp_port
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway import config as config_module
-from gateway.db import make_engine
+from gateway.data.db import make_engine
 from gateway.ingest.sftp.auth import Credentials
 from tests.harness import REPO, cli, write_config
 

@@ -11,8 +11,8 @@ import paramiko
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway import metrics
-from gateway.db import make_engine
+from gateway.data.db import make_engine
+from gateway.ops import metrics
 from tests.harness import SAMPLES, GatewayProcess, drop, renumber, wait_for
 from tests.postgres import PostgresServer, binaries
 from tests.web_harness import SUPPLIER, client, log_lines, start, token, web_config, web_gateway

@@ -20,10 +20,10 @@ from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import Connection
 
 from gateway import config as config_module
-from gateway import schema
 from gateway.cli import main
-from gateway.db import open_engine
-from gateway.tables import metadata
+from gateway.data import schema
+from gateway.data.db import open_engine
+from gateway.data.tables import metadata
 from tests.harness import GatewayProcess, cli, wait_for, write_config
 
 HEAD = schema.head()
@@ -88,7 +88,7 @@ def test_an_empty_database_is_created_at_head_by_the_first_command(tmp_path, dat
 
 
 def test_the_migrations_make_what_the_models_describe(tmp_path, database_url):
-    """compare_metadata finds no difference between head and gateway.tables: a change of the tables
+    """compare_metadata finds no difference between head and gateway.data.tables: a change of the tables
     without its migration fails here; and head is exactly what create_all makes, enum labels included."""
     config = write_config(tmp_path, database_url=database_url)
     with _connection(config) as connection:

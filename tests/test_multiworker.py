@@ -12,8 +12,8 @@ from collections import Counter
 import pytest
 from lxml import etree
 
-from gateway.models import FINAL_STATES, Event, Flow
-from gateway.models import Worker as WorkerRow
+from gateway.data.models import FINAL_STATES, Event, Flow
+from gateway.data.models import Worker as WorkerRow
 from tests.harness import (
     ACK_NS,
     SAMPLES,

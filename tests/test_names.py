@@ -1,4 +1,4 @@
-"""The one rule for file names (gateway.names): the reform's characters and length (IRR_NOM_F), the names the
+"""The one rule for file names (gateway.ingest.names): the reform's characters and length (IRR_NOM_F), the names the
 gateway cannot show as sent (FLOW-NAME-INVALID), and, for a flow's name, a temporary one."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from gateway.names import FORBIDDEN, MAX_LENGTH, flow_name_refusal, name_refusal, recordable
+from gateway.ingest.names import FORBIDDEN, MAX_LENGTH, flow_name_refusal, name_refusal, recordable
 
 
 @pytest.mark.parametrize("character", list(FORBIDDEN))

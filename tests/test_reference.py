@@ -1,4 +1,4 @@
-"""The reference data each process keeps in memory (gateway.reference), on SQLite and PostgreSQL: a directory
+"""The reference data each process keeps in memory (gateway.data.reference), on SQLite and PostgreSQL: a directory
 import or an account change made by another process (the CLI here) is routed by at the worker's next poll; every
 path that writes the directory, the accounts, their SIRETs, subscriptions or endpoints (the CLI, the console, the
 API) moves the change counter, and the work on flows and the polls of pull endpoints do not; what is kept is
@@ -18,14 +18,14 @@ from sqlalchemy import event, text
 
 from gateway import config as config_module
 from gateway.app import App
-from gateway.db import make_engine, session_scope
-from gateway.findings import loads
+from gateway.data.db import make_engine, session_scope
+from gateway.data.findings import loads
+from gateway.data.models import Flow, Invoice, utcnow
+from gateway.data.reference import Reference
+from gateway.engine.queue import new_owner
+from gateway.engine.worker import Worker
 from gateway.ingest.intake import Arrival, intake
-from gateway.models import Flow, Invoice, utcnow
-from gateway.queue import new_owner
-from gateway.reference import Reference
 from gateway.remote import endpoints
-from gateway.worker import Worker
 from tests.harness import SAMPLES, cli, outbox, renumber
 from tests.sftp_harness import make_key, public
 from tests.web_harness import client, web_config, web_gateway
@@ -286,7 +286,7 @@ def test_a_transaction_writing_reference_data_keeps_nothing_it_reads(app):
 
 
 def test_at_most_max_kept_values_are_kept(app, monkeypatch):
-    monkeypatch.setattr("gateway.reference.MAX_KEPT", 3)
+    monkeypatch.setattr("gateway.data.reference.MAX_KEPT", 3)
     reference = Reference(app.engine, horizon=3600.0)
     reference.refresh()
     unknown = [f"9999999900{n:04d}" for n in range(4)]  # a flood of SIRETs nobody holds

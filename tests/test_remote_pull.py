@@ -12,10 +12,10 @@ from datetime import timedelta
 
 from sqlmodel import select
 
-from gateway.db import session_scope
-from gateway.findings import loads
+from gateway.data.db import session_scope
+from gateway.data.findings import loads
+from gateway.data.models import Collected, Direction, Flow, utcnow
 from gateway.ingest.poller import Poller
-from gateway.models import Collected, Direction, Flow, utcnow
 from gateway.remote.endpoints import claim_pull, find
 from tests.harness import REPORT_NS, SAMPLES, ack_for_name, renumber, wait_for, wait_report
 from tests.remote_harness import RemoteSshd, key_line, needs_sshd, set_remote

@@ -17,7 +17,7 @@ import pytest
 
 from gateway import config as config_module
 from gateway.app import App
-from gateway.runner import Gateway
+from gateway.engine.runner import Gateway
 from tests.harness import (
     REPORT_NS,
     SAMPLES,

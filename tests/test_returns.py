@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from lxml import etree
 
-from gateway.findings import Finding, dumps
-from gateway.models import Flow, FlowState, Invoice, Verdict
+from gateway.data.findings import Finding, dumps
+from gateway.data.models import Flow, FlowState, Invoice, Verdict
 from gateway.returns import assert_valid, build_ack, build_report, schema
 from gateway.schemas import resource
 

@@ -20,11 +20,11 @@ import pytest
 from sqlmodel import Session, select
 from structlog.testing import capture_logs
 
-from gateway import locks
+from gateway.data.models import FINAL_STATES, Delivery, Event, Flow
+from gateway.data.models import Worker as WorkerRow
+from gateway.engine import locks
 from gateway.ingest.intake import Arrival, new_flow_id, recover
 from gateway.ingest.watcher import ZoneWatcher
-from gateway.models import FINAL_STATES, Delivery, Event, Flow
-from gateway.models import Worker as WorkerRow
 from tests.harness import (
     REPO,
     SAMPLES,
@@ -232,7 +232,7 @@ def test_two_watchers_racing_for_the_same_files_take_each_once_and_the_loser_say
 _HOLDER = """
 import json, sys
 from pathlib import Path
-from gateway import locks
+from gateway.engine import locks
 spool, flow_id, arrival, content = Path(sys.argv[1]), sys.argv[2], sys.argv[3], Path(sys.argv[4])
 with locks.create(spool / f"{flow_id}.json", arrival.encode()), locks.scratch(spool / ".pull-held.tmp"):
     (spool / f"{flow_id}.data").write_bytes(content.read_bytes())

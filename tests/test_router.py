@@ -8,9 +8,9 @@ from datetime import date
 import pytest
 from sqlmodel import Session, create_engine
 
+from gateway.data.models import Account, AccountSiret, Role, Service, Structure
+from gateway.data.tables import metadata
 from gateway.judge.routing import RULES, route
-from gateway.models import Account, AccountSiret, Role, Service, Structure
-from gateway.tables import metadata
 from gateway.validate.extract import InvoiceData
 
 TODAY = date(2026, 6, 15)

@@ -20,10 +20,10 @@ from lxml import etree
 from sqlmodel import Session, create_engine
 from stdnum.fr import siret
 
+from gateway.data.tables import metadata
 from gateway.judge.routing import route
 from gateway.route import import_accounts, import_services, import_structures
 from gateway.route.directory import restore_siret
-from gateway.tables import metadata
 from gateway.validate.extract import extract
 from gateway.validate.pdf import embedded_xml
 

@@ -1,4 +1,4 @@
-"""File names over SFTP: the one rule of every channel (gateway.names) refuses a name at its upload or rename,
+"""File names over SFTP: the one rule of every channel (gateway.ingest.names) refuses a name at its upload or rename,
 with a message naming the rule that paramiko shows and OpenSSH's `sftp` prints (the session's standard error);
 ordinary names, with spaces, parentheses and accents, are taken."""
 
@@ -9,7 +9,7 @@ import io
 import pytest
 from structlog.testing import capture_logs
 
-from gateway.names import FORBIDDEN, MAX_LENGTH
+from gateway.ingest.names import FORBIDDEN, MAX_LENGTH
 from tests.harness import REPORT_NS, SAMPLES, renumber, wait_report
 from tests.test_sftp_uploads import _settled
 

@@ -13,8 +13,8 @@ import paramiko
 import pytest
 from sqlmodel import select
 
-from gateway.db import session_scope
-from gateway.models import Flow
+from gateway.data.db import session_scope
+from gateway.data.models import Flow
 from tests.harness import REPORT_NS, SAMPLES, inbox, renumber, wait_for, wait_report
 from tests.sftp_harness import SFTP, SSHD, OpenSSH, Sshd, current_user, known_hosts, listening, make_key
 

@@ -11,16 +11,16 @@ from click.testing import CliRunner
 from sqlmodel import select
 
 from gateway import config as config_module
+from gateway.access.throttle import FailureThrottle
 from gateway.app import App
 from gateway.cli import main
 from gateway.config import SftpSettings
-from gateway.db import make_engine, session_scope
+from gateway.data.db import make_engine, session_scope
+from gateway.data.models import AccountKey, AccountPassword
 from gateway.ingest.sftp.auth import hash_password, verify_password
 from gateway.ingest.sftp.fs import Target, clamp, resolve
 from gateway.ingest.sftp.limits import ConnectionCaps, Refused
-from gateway.models import AccountKey, AccountPassword
 from gateway.ssh import DISABLED_ALGORITHMS, KeyLineError, key_text, parse_key_line
-from gateway.throttle import FailureThrottle
 from tests.sftp_harness import make_key, public
 
 

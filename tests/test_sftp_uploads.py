@@ -148,7 +148,7 @@ def test_oversize_upload_is_refused_and_leaves_nothing(sftp_site, tmp_path):
 
 
 def test_names_and_files_per_session_are_limited(sftp_site):
-    """Names the name rule refuses (gateway.names), and uploads past max_files_per_session, are refused."""
+    """Names the name rule refuses (gateway.ingest.names), and uploads past max_files_per_session, are refused."""
     site = sftp_site(max_files_per_session=2)
     with site.client() as client, client.open_sftp() as sftp:
         for refused, rule in (("/in/a#b.xml", "IRR_NOM_F"), ("/in/bell\x07.xml", "FLOW-NAME-INVALID")):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import store
+from gateway.data import store
 from gateway.ingest import intake as intake_module
 from gateway.ingest.intake import Arrival, Handed, intake_all
 

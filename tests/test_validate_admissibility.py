@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.findings import Finding
+from gateway.data.findings import Finding
 from gateway.validate import Checked, Limits, check_document
 from tests.hostile import billion_laughs, deep_nesting, with_doctype
 

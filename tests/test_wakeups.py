@@ -8,9 +8,9 @@ import pytest
 
 from gateway import config as config_module
 from gateway.app import App
+from gateway.engine.runner import Gateway
+from gateway.engine.wakeups import CHANNEL
 from gateway.ingest.intake import Arrival, intake
-from gateway.runner import Gateway
-from gateway.wakeups import CHANNEL
 from tests.harness import (
     SAMPLES,
     cli,

@@ -8,8 +8,8 @@ from sqlmodel import Session, select
 
 from gateway import config as config_module
 from gateway.app import App
+from gateway.data.models import Flow
 from gateway.ingest.watcher import ZoneWatcher
-from gateway.models import Flow
 from tests.harness import SAMPLES, drop, load_samples, renumber, wait_for, write_config
 
 GOOD = (SAMPLES / "flows" / "ubl-invoice-ok.xml").read_bytes()

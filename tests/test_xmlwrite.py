@@ -8,13 +8,13 @@ from datetime import datetime
 import pytest
 from lxml import etree
 
-from gateway.findings import Finding, dumps
+from gateway.data.findings import Finding, dumps
+from gateway.data.models import Flow, FlowState, Invoice, Verdict
 from gateway.lifecycle.cdar import build_cdar, build_flow_cdar
 from gateway.lifecycle.invoice_response import build_invoice_response
 from gateway.lifecycle.notice import FlowNotice, StatusNotice
 from gateway.lifecycle.status_xml import build_status_xml
 from gateway.lifecycle.statuses import Status
-from gateway.models import Flow, FlowState, Invoice, Verdict
 from gateway.returns import build_ack, build_report
 from gateway.xmlwrite import Template, xml_text
 

@@ -1,6 +1,6 @@
-"""File names through the drop zone and in batches: a file dropped under a name the one rule refuses (gateway.names)
-is still taken, and its flow refused with IRR_NOM_F in its report; a batch member's name is judged by the same
-rule; ordinary names, with spaces, parentheses and accents, are integrated."""
+"""File names through the drop zone and in batches: a file dropped under a name the one rule refuses
+(gateway.ingest.names) is still taken, and its flow refused with IRR_NOM_F in its report; a batch member's name is
+judged by the same rule; ordinary names, with spaces, parentheses and accents, are integrated."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from gateway.names import FORBIDDEN, MAX_LENGTH
+from gateway.ingest.names import FORBIDDEN, MAX_LENGTH
 from tests.harness import REPORT_NS, SAMPLES, cli, drop, renumber, tar_gz_of, wait_report, zip_of
 
 SUPPLIER = "acme"

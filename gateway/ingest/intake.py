@@ -7,7 +7,7 @@ acknowledged) and fsynced; only then is its flow row committed, and only after t
 acknowledgement written. A crash at any step leaves the spool entry, which `recover()` finishes: a flow is never
 acknowledged before it is safe, and never lost once it is.
 
-Several processes may share the spool. The sidecar is locked (gateway.locks) by the process taking the
+Several processes may share the spool. The sidecar is locked (gateway.engine.locks) by the process taking the
 file, from the moment it appears until the entry is gone, and recover() takes only the entries no live
 process holds: run periodically by every ingest process, it finishes a dead one's entries.
 
@@ -37,14 +37,15 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from gateway import events, locks, queue, store, wakeups
 from gateway.app import App
-from gateway.db import session_scope
-from gateway.diskfull import DiskFull, is_disk_full
-from gateway.findings import Finding, dumps
-from gateway.log import log
-from gateway.models import Flow, IdempotencyKey
-from gateway.names import flow_name_refusal, recordable
+from gateway.data import events, store
+from gateway.data.db import session_scope
+from gateway.data.findings import Finding, dumps
+from gateway.data.models import Flow, IdempotencyKey
+from gateway.engine import locks, queue, wakeups
+from gateway.ingest.names import flow_name_refusal, recordable
+from gateway.ops.diskfull import DiskFull, is_disk_full
+from gateway.ops.log import log
 from gateway.returns.acknowledge import acknowledge_all
 
 

@@ -1,11 +1,11 @@
 """How many files a channel hands to intake at once: a batch bounded in time as well as in files.
 
-The SFTP hand-off and the zone watcher take files the accounts in turn (gateway.turns), in batches (intake_all: one
-transaction for their flows, one for their acknowledgements): another account's file waits for the batch in
-progress, then for its own, which a burst's next files fill. So a batch takes as many files as the last batch's
-pace lets it finish in about a set time, up to a set number. What a file costs varies several-fold with what shares
-the process (the SFTP sessions' threads, the workers, their write transactions): the first batches of 16 of a burst
-took 1.2-2 s where the later ones took 0.3 s.
+The SFTP hand-off and the zone watcher take files the accounts in turn (gateway.engine.turns), in batches (intake_all:
+one transaction for their flows, one for their acknowledgements): another account's file waits for the batch in
+progress, then for its own, which a burst's next files fill. So a batch takes as many files as the last batch's pace
+lets it finish in about a set time, up to a set number. What a file costs varies several-fold with what shares the
+process (the SFTP sessions' threads, the workers, their write transactions): the first batches of 16 of a burst took
+1.2-2 s where the later ones took 0.3 s.
 """
 
 from __future__ import annotations

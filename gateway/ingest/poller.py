@@ -14,12 +14,12 @@ import json
 import threading
 from datetime import datetime, timedelta
 
-from gateway import queue
 from gateway.app import App
-from gateway.dbdown import log_failure
+from gateway.data.models import Endpoint, utcnow
+from gateway.engine import queue
 from gateway.ingest import pull
-from gateway.log import log
-from gateway.models import Endpoint, utcnow
+from gateway.ops.dbdown import log_failure
+from gateway.ops.log import log
 from gateway.remote import RemoteError
 from gateway.remote.endpoints import claim_pull, location, release_pull, save_listing
 

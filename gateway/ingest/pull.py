@@ -18,13 +18,13 @@ import stat
 import paramiko
 from sqlmodel import select, update
 
-from gateway import locks
 from gateway.app import App
-from gateway.db import session_scope
+from gateway.data.db import session_scope
+from gateway.data.models import Collected, Endpoint, Flow
+from gateway.engine import locks
 from gateway.ingest.intake import Arrival, intake
 from gateway.ingest.watcher import is_final_name
-from gateway.log import log
-from gateway.models import Collected, Endpoint, Flow
+from gateway.ops.log import log
 from gateway.remote.client import RemoteRefused, classify
 from gateway.remote.endpoints import DELETE, MOVE, location
 

@@ -13,7 +13,7 @@ A file that finds the disk full is left where it is and forgotten: the next scan
 is tried once a scan interval until there is room. A temporary upload (NAME.part, .NAME...) left untouched
 for [sftp] stale_upload_seconds is removed at a scan, whichever channel wrote it.
 
-The files that held still are taken the accounts in turn, each account's oldest first (gateway.turns), handed
+The files that held still are taken the accounts in turn, each account's oldest first (gateway.engine.turns), handed
 to intake together in batches bounded in time (gateway.ingest.pace; one transaction for their flows, one for their
 acknowledgements), for one stable interval at most before the next look: another account's file dropped during a
 burst waits for the batch in progress, those while it holds still, then its own. A file this process's SFTP server
@@ -38,12 +38,12 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
 
 from gateway.app import App
-from gateway.dbdown import log_failure
+from gateway.data.models import Flow
+from gateway.engine.turns import Turns
 from gateway.ingest.intake import PROMISED, Arrival, Handed, intake_all
 from gateway.ingest.pace import Pace
-from gateway.log import log
-from gateway.models import Flow
-from gateway.turns import Turns
+from gateway.ops.dbdown import log_failure
+from gateway.ops.log import log
 from gateway.zones import UPLOAD_PREFIX, is_final_name
 
 # The events that hint at a file to take: one appearing under a name (made, linked, moved in) or closed by its
@@ -52,7 +52,7 @@ from gateway.zones import UPLOAD_PREFIX, is_final_name
 # each be an event for watchdog's threads to carry, a few per upload from the SFTP server sharing this process.
 _HINTS = [FileCreatedEvent, FileMovedEvent, FileClosedEvent]
 # Entries removed from an account's in/ logged in full (each names its entry) in a summary period, before the
-# others are only counted (gateway.alarm.Repeats): a shell user planting thousands makes a line a period.
+# others are only counted (gateway.ops.alarm.Repeats): a shell user planting thousands makes a line a period.
 _REMOVALS_LOGGED = 10
 
 

@@ -7,6 +7,6 @@
     invoice.py   the verdict of one invoice: its checks, then the controls and the routing decision
     flow.py      the verdict of a flow and its record: refusal, status message, invoices, lifecycle, deliveries
 
-The worker's pipeline (gateway.pipeline) calls flow.py's judge, record and final_state; `gateway validate`
+The worker's pipeline (gateway.engine.pipeline) calls flow.py's judge, record and final_state; `gateway validate`
 document.py's functions. Nothing is imported here, so that reading one module loads no other.
 """

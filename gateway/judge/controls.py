@@ -29,11 +29,11 @@ from functools import cached_property
 from sqlmodel import Session, select
 from stdnum.fr import siret as siret_number
 
-from gateway.findings import Finding
+from gateway.data.findings import Finding
+from gateway.data.models import Invoice, as_utc
+from gateway.data.reference import FRESH, Reference
 from gateway.judge.rule import Rule, rule, run_rules
 from gateway.lifecycle.statuses import Status
-from gateway.models import Invoice, as_utc
-from gateway.reference import FRESH, Reference
 from gateway.validate.extract import InvoiceData
 
 __all__ = ["CONTROLS", "STAGE", "Deposit", "DuplicateKey", "check_deposit", "duplicate_key"]

@@ -9,7 +9,7 @@ rules on its invoice XML (the CII a Factur-X PDF embeds).
 from __future__ import annotations
 
 from gateway.config import IngestSettings
-from gateway.findings import Finding
+from gateway.data.findings import Finding
 from gateway.validate.contents import ArchiveLimits, Member, check_member, is_batch, kind_of, type_refusal
 from gateway.validate.document import Checked, Limits, size_refusal
 from gateway.validate.pdf import embedded_xml

@@ -1,4 +1,4 @@
-"""The verdict of a flow: what a worker decides of each flow it claimed (gateway.pipeline), and its record.
+"""The verdict of a flow: what a worker decides of each flow it claimed (gateway.engine.pipeline), and its record.
 
 A flow is judged outside any transaction, so that a large batch never holds the database's write lock while it is
 being validated: refused whole without reading it (it keeps failing, its size, its type), applied at once if it
@@ -16,17 +16,18 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
-from gateway import events, metrics
 from gateway.app import App
-from gateway.db import session_scope
-from gateway.findings import Finding, any_fatal, dumps, loads
+from gateway.data import events
+from gateway.data.db import session_scope
+from gateway.data.findings import Finding, any_fatal, dumps, loads
+from gateway.data.models import Delivery, Flow, FlowState, Invoice, Role, Verdict, utcnow
 from gateway.judge.controls import DuplicateKey
 from gateway.judge.document import file_refusal, judge_member, limits_of
 from gateway.judge.invoice import deposit_day, judge_invoice
 from gateway.lifecycle import inbound
 from gateway.lifecycle import service as lifecycle
 from gateway.lifecycle.notice import StatusMessageError
-from gateway.models import Delivery, Flow, FlowState, Invoice, Role, Verdict, utcnow
+from gateway.ops import metrics
 from gateway.validate import Checked
 from gateway.validate.contents import ArchiveRefused, is_batch, kind_of, members
 from gateway.validate.rules import RulesVerdict

@@ -13,12 +13,12 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 from stdnum.fr import siret as siret_number
 
-from gateway import events, tables
 from gateway.app import App
-from gateway.findings import any_fatal, dumps
+from gateway.data import events, tables
+from gateway.data.findings import any_fatal, dumps
+from gateway.data.models import Flow, Invoice, Verdict
 from gateway.judge.controls import Deposit, DuplicateKey, check_deposit, duplicate_key
 from gateway.judge.routing import route
-from gateway.models import Flow, Invoice, Verdict
 from gateway.validate import Checked
 from gateway.validate.extract import InvoiceData
 from gateway.validate.rules import RulesVerdict

@@ -21,9 +21,9 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from stdnum.fr import siret as siret_number
 
-from gateway.findings import Finding, any_fatal
+from gateway.data.findings import Finding, any_fatal
+from gateway.data.reference import FRESH, Reference
 from gateway.judge.rule import Rule, rule, run_rules
-from gateway.reference import FRESH, Reference
 from gateway.validate.extract import InvoiceData
 
 __all__ = ["RULES", "STAGE", "Route", "route"]

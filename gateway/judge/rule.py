@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.findings import Finding
+from gateway.data.findings import Finding
 
 __all__ = ["Check", "Rule", "rule", "run_rules"]
 

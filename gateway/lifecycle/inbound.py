@@ -16,12 +16,12 @@ from lxml import etree
 from sqlmodel import Session, select
 
 from gateway.app import App
-from gateway.findings import Finding
+from gateway.data.findings import Finding
+from gateway.data.models import Flow, Invoice, Verdict
 from gateway.lifecycle.cdar import parse_cdar
 from gateway.lifecycle.notice import StatusRequest
 from gateway.lifecycle.service import StatusRefused, set_status
 from gateway.lifecycle.status_xml import parse_status_xml
-from gateway.models import Flow, Invoice, Verdict
 
 STAGE = "lifecycle"
 CDAR_ROOT = "{urn:un:unece:uncefact:data:standard:CrossDomainAcknowledgementAndResponse:100}" \

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from gateway import events
 from gateway.app import App
-from gateway.findings import Finding, loads
+from gateway.data import events
+from gateway.data.findings import Finding, loads
+from gateway.data.models import Delivery, Flow, StatusFormat, utcnow
 from gateway.lifecycle.cdar import build_flow_cdar
 from gateway.lifecycle.cdar_reasons import BY_STATUS
 from gateway.lifecycle.notice import IRRECEVABLE, FlowNotice
 from gateway.lifecycle.service import account_siren, queue_return, status_format
-from gateway.models import Delivery, Flow, StatusFormat, utcnow
 
 SUFFIX = ".lifecycle.cdar.xml"
 # The gateway's flow refusals that the reform tells by another IRR_* code, the nearest BR-FR-CDV allows with

@@ -15,10 +15,21 @@ from typing import Any
 from sqlalchemy import Row, insert
 from sqlmodel import Session, select
 
-from gateway import events, tables, wakeups
 from gateway.app import App
-from gateway.db import session_scope
-from gateway.findings import Finding, loads
+from gateway.data import events, tables
+from gateway.data.db import session_scope
+from gateway.data.findings import Finding, loads
+from gateway.data.models import (
+    Delivery,
+    Flow,
+    FlowState,
+    Invoice,
+    StatusFormat,
+    Verdict,
+    utcnow,
+)
+from gateway.data.views import by_reference
+from gateway.engine import wakeups
 from gateway.lifecycle.cdar import build_cdar
 from gateway.lifecycle.invoice_response import build_invoice_response
 from gateway.lifecycle.notice import StatusNotice, siren
@@ -30,17 +41,7 @@ from gateway.lifecycle.statuses import (
     can_move,
     requested,
 )
-from gateway.models import (
-    Delivery,
-    Flow,
-    FlowState,
-    Invoice,
-    StatusFormat,
-    Verdict,
-    utcnow,
-)
 from gateway.notify import outbox as notifications
-from gateway.views import by_reference
 
 __all__ = ["StatusRefused", "account_siren", "change_status", "delivered", "deposit", "integrated",
            "notify_rejection", "queue_return", "rejection_reason", "set_status", "status_format"]

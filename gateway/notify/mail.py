@@ -15,7 +15,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
 
 from gateway.config import SmtpSettings
-from gateway.models import Subscription
+from gateway.data.models import Subscription
 from gateway.notify import FLOW_FINISHED
 from gateway.route.channels import PermanentDeliveryError, TransientDeliveryError
 

@@ -17,11 +17,12 @@ from typing import Any
 from sqlalchemy import Row
 from sqlmodel import Session
 
-from gateway import events, wakeups
 from gateway.app import App
-from gateway.findings import loads
+from gateway.data import events
+from gateway.data.findings import loads
+from gateway.data.models import Delivery, Flow, Invoice, Verdict, as_utc, utcnow
+from gateway.engine import wakeups
 from gateway.lifecycle.statuses import Status
-from gateway.models import Delivery, Flow, Invoice, Verdict, as_utc, utcnow
 from gateway.notify import FLOW_FINISHED, INVOICE_STATUS, mail
 
 

@@ -18,13 +18,13 @@ from dataclasses import replace as copy
 
 from sqlmodel import Session, select
 
-from gateway import events
-from gateway.accounts import AccountError, require
+from gateway.access.accounts import AccountError, require
 from gateway.app import App
-from gateway.db import session_scope
-from gateway.log import log
-from gateway.models import Delivery, DeliveryState, Subscription
+from gateway.data import events
+from gateway.data.db import session_scope
+from gateway.data.models import Delivery, DeliveryState, Subscription
 from gateway.notify import EVENTS, KINDS, ssrf, webhook
+from gateway.ops.log import log
 
 MAX_PER_ACCOUNT = 20
 _SECRET = re.compile(r"[\x21-\x7e]{16,200}")  # printable ASCII, no spaces

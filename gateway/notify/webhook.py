@@ -20,7 +20,7 @@ import time
 import httpx
 
 from gateway.config import NotifySettings
-from gateway.models import Subscription
+from gateway.data.models import Subscription
 from gateway.notify import ssrf
 from gateway.route.channels import PermanentDeliveryError, TransientDeliveryError
 

@@ -13,7 +13,7 @@ import errno
 
 import paramiko
 
-from gateway.models import Endpoint
+from gateway.data.models import Endpoint
 from gateway.ssh import DISABLED_ALGORITHMS, fingerprint
 
 # SFTP answers (and local files) that no retry will change: a missing or forbidden folder or file.

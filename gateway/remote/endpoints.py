@@ -16,8 +16,8 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
-from gateway.db import session_scope
-from gateway.models import Direction, Endpoint, utcnow
+from gateway.data.db import session_scope
+from gateway.data.models import Direction, Endpoint, utcnow
 from gateway.remote.client import RemoteRefused, private_key
 from gateway.ssh import KeyLineError, parse_key_line
 
@@ -95,7 +95,7 @@ def find(engine: Engine, account: str, direction: Direction) -> Endpoint | None:
 def claim_pull(engine: Engine, owner: str, lease_seconds: float, due_by: datetime) -> Endpoint | None:
     """Lease to owner the pull endpoint whose poll has been due longest by due_by (a new one first), or None.
 
-    As the work queue claims (gateway.queue), in one statement: no two processes poll one endpoint at
+    As the work queue claims (gateway.engine.queue), in one statement: no two processes poll one endpoint at
     once, and one that dies holding it stops renewing the lease, after which another polls it.
     """
     due = (Endpoint.lease_expires_at.is_(None)) | (Endpoint.lease_expires_at <= due_by)

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import paramiko
 
-from gateway.log import log
-from gateway.models import Endpoint
+from gateway.data.models import Endpoint
+from gateway.ops.log import log
 from gateway.remote.client import classify, connect
 from gateway.remote.endpoints import location
 

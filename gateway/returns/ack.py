@@ -5,7 +5,7 @@ The ack proves what the gateway received, before any check.
 
 from __future__ import annotations
 
-from gateway.models import Flow
+from gateway.data.models import Flow
 from gateway.xmlwrite import Part, Template, xml_datetime
 
 ACK_NS = "urn:gateway:ack:1"

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from sqlalchemy import update
 
-from gateway import events, store, tables
 from gateway.app import App
-from gateway.db import session_scope
-from gateway.models import Flow
+from gateway.data import events, store, tables
+from gateway.data.db import session_scope
+from gateway.data.models import Flow
 from gateway.returns.ack import build_ack
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from gateway.findings import Finding, loads
-from gateway.models import FINAL_STATES, Flow, Invoice, Verdict
+from gateway.data.findings import Finding, loads
+from gateway.data.models import FINAL_STATES, Flow, Invoice, Verdict
 from gateway.returns.ack import receipt
 from gateway.xmlwrite import Part, Template, xml_datetime
 

@@ -15,19 +15,20 @@ from sqlalchemy import update
 from sqlalchemy.engine import Row
 from sqlmodel import Session, select
 
-from gateway import events, wakeups
 from gateway.app import App
-from gateway.db import session_scope
-from gateway.diskfull import is_disk_full
+from gateway.data import events
+from gateway.data.db import session_scope
+from gateway.data.models import Delivery, DeliveryState, Invoice, utcnow
+from gateway.data.store import StoreCorrupted
+from gateway.engine import wakeups
 from gateway.lifecycle import service as lifecycle
-from gateway.log import log
-from gateway.models import Delivery, DeliveryState, Invoice, utcnow
 from gateway.notify import KINDS as NOTIFICATIONS
 from gateway.notify.mail import MailChannel
 from gateway.notify.webhook import WebhookChannel
+from gateway.ops.diskfull import is_disk_full
+from gateway.ops.log import log
 from gateway.route.channels import DeliveryChannel, DeliveryError, PermanentDeliveryError, ZoneChannel
 from gateway.route.sftp_push import SftpPushChannel
-from gateway.store import StoreCorrupted
 
 
 def channel_for(app: App, delivery: Delivery, endpoint: Row | None, subscription: Row | None) -> DeliveryChannel:
@@ -83,7 +84,7 @@ def record_all(app: App, session: Session, tried: Tried) -> list[DeliveryState]:
 
 def _read(app: App, delivery_ids: list[int]) -> tuple[list[Delivery], dict[str, Row | None], dict[int, Row | None]]:
     """The deliveries, in the order given, the push endpoints of their destinations and the subscriptions of
-    the notifications among them (gateway.reference)."""
+    the notifications among them (gateway.data.reference)."""
     with session_scope(app.engine, write=False) as session:
         found = {d.id: d for d in session.exec(select(Delivery).where(Delivery.id.in_(delivery_ids)))}
         deliveries = [found[delivery_id] for delivery_id in delivery_ids]

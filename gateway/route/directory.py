@@ -35,8 +35,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, select
 from stdnum.fr import siret as siret_number
 
-from gateway.db import session_scope
-from gateway.models import Account, AccountSiret, Role, Service, Structure
+from gateway.data.db import session_scope
+from gateway.data.models import Account, AccountSiret, Role, Service, Structure
 from gateway.zones import is_account_name
 
 __all__ = [

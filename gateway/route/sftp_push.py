@@ -14,8 +14,8 @@ from __future__ import annotations
 import io
 import posixpath
 
-from gateway.log import log
-from gateway.models import Endpoint
+from gateway.data.models import Endpoint
+from gateway.ops.log import log
 from gateway.remote import RemoteRefused, RemoteUnavailable, SftpPool
 from gateway.remote.endpoints import location
 from gateway.route.channels import PermanentDeliveryError, TransientDeliveryError

@@ -2,7 +2,7 @@
 
 Every limit is checked before what it bounds is read: member count, size of each member and in all, compression
 ratio, and member kinds and names (no absolute path, no '..', no links or devices, and each part of a member's
-path a name the one rule of gateway.names allows). A zip's are checked on its central directory before any
+path a name the one rule of gateway.ingest.names allows). A zip's are checked on its central directory before any
 member is read; a .tar.gz is read once, as a stream, each header checked before what it announces (the data of
 a PAX or GNU long-name header count in the expanded size and ratio as a member's content does). Sizes declared
 in the headers are then enforced while reading, so an archive that lies about them cannot expand past them. A
@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from gateway.findings import Finding
-from gateway.names import name_refusal
+from gateway.data.findings import Finding
+from gateway.ingest.names import name_refusal
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeGuard
 
-from gateway.findings import Finding
+from gateway.data.findings import Finding
 from gateway.validate.archive import ArchiveLimits, ArchiveRefused, tar_members, zip_members
 from gateway.validate.document import Checked, Guard, Limits, check_document
 from gateway.validate.pdf import PdfRefused, embedded_xml

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway.findings import Finding, any_fatal
+from gateway.data.findings import Finding, any_fatal
 from gateway.validate import safexml, syntax, xsd
 from gateway.validate.extract import InvoiceData, extract
 

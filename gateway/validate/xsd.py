@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from gateway.findings import Finding, cap
+from gateway.data.findings import Finding, cap
 from gateway.validate.syntax import Syntax
 
 STAGE = "xsd"
@@ -30,7 +30,7 @@ def validate(root: etree._Element, syntax: Syntax) -> list[Finding]:
 
 def validate_against(root: etree._Element, schema_path: Path) -> list[Finding]:
     """The findings of the schema at schema_path (one installed as a rule pack, say) on root, capped
-    (gateway.findings.cap); lxml keeps every error of the run (about 800 bytes each) with the schema, so the log
+    (gateway.data.findings.cap); lxml keeps every error of the run (about 800 bytes each) with the schema, so the log
     is cleared once read rather than held until this thread's next document."""
     schema = _schema(schema_path)
     if schema.validate(root):

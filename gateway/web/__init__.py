@@ -8,9 +8,9 @@ import time
 
 from fastapi import FastAPI, Request
 
+from gateway.access.throttle import FailureThrottle
 from gateway.app import App
-from gateway.log import log
-from gateway.throttle import FailureThrottle
+from gateway.ops.log import log
 from gateway.web import api, console, health, problems, subscriptions
 
 

@@ -1,6 +1,6 @@
 """The HTTP API, version 1: deposit flows, follow flows and invoices, set statuses, read the directory.
 
-Every route takes the caller from its bearer token (gateway.web.auth) and asks gateway.views, intake and
+Every route takes the caller from its bearer token (gateway.web.auth) and asks gateway.data.views, intake and
 the lifecycle service exactly what the CLI asks them: this module translates HTTP, nothing more. What the
 caller may not see is answered 404, as if it did not exist.
 """
@@ -15,11 +15,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from gateway import views
+from gateway.access.tokens import Holder
+from gateway.data import views
+from gateway.data.models import FlowState
 from gateway.lifecycle.service import StatusRefused, change_status
 from gateway.lifecycle.statuses import Status
-from gateway.models import FlowState
-from gateway.tokens import Holder
 from gateway.web import schemas
 from gateway.web.auth import account_of, holder, viewer
 from gateway.web.deposit import receive

@@ -1,6 +1,6 @@
 """Who is calling: the holder of the bearer token, or a 401 problem. Failed tokens are throttled per client
-address by the rule of SFTP passwords (gateway.throttle), as failures naming no account: a growing delay before
-the answer, then a ban; a flood of them is summed up in the log (gateway.alarm.Repeats)."""
+address by the rule of SFTP passwords (gateway.access.throttle), as failures naming no account: a growing delay before
+the answer, then a ban; a flood of them is summed up in the log (gateway.ops.alarm.Repeats)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import asyncio
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from gateway import metrics, tokens
-from gateway.throttle import LOGGED_FAILURES
-from gateway.views import Viewer
+from gateway.access import tokens
+from gateway.access.throttle import LOGGED_FAILURES
+from gateway.data.views import Viewer
+from gateway.ops import metrics
 from gateway.web.problems import Problem
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="gateway"'}

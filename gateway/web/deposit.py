@@ -4,7 +4,7 @@ intake like a file from any other channel (channel `api`).
 The body is the file itself (its name in ?name=), or a multipart/form-data form whose `file` part carries
 it (its name from the part's filename, unless ?name= gives one), as a browser sends it; the form's other
 fields (short text: the console's CSRF token) are handed to a check before the flow is taken. Its name follows
-the one rule of every channel (gateway.names). Past [web] max_deposit_bytes (or [ingest] max_flow_bytes, if
+the one rule of every channel (gateway.ingest.names). Past [web] max_deposit_bytes (or [ingest] max_flow_bytes, if
 smaller) the deposit is refused with 413 while it is read (at once if Content-Length says so). The file is
 written under a locked dot-name in the spool, which recovery removes if the process dies before intake took it.
 """
@@ -22,13 +22,13 @@ from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
-from gateway import locks
 from gateway.app import App
-from gateway.db import session_scope
-from gateway.diskfull import DiskFull
+from gateway.data.db import session_scope
+from gateway.data.models import Flow, IdempotencyKey, as_utc, utcnow
+from gateway.engine import locks
 from gateway.ingest.intake import Arrival, intake
-from gateway.models import Flow, IdempotencyKey, as_utc, utcnow
-from gateway.names import flow_name_refusal, told
+from gateway.ingest.names import flow_name_refusal, told
+from gateway.ops.diskfull import DiskFull
 from gateway.web.problems import Problem
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def _too_large(limit: tuple[int, str]) -> Problem:
 
 
 def check_name(name: str | None) -> str:
-    """The file's name, refused as every channel refuses it (gateway.names), the rule named."""
+    """The file's name, refused as every channel refuses it (gateway.ingest.names), the rule named."""
     if not name:
         raise Problem(400, "file-name-missing", "File name missing",
                       "Give the file's name as ?name=, or send a multipart form whose 'file' part has a filename.")

@@ -1,6 +1,6 @@
 """Health for load balancers and orchestrators: /healthz (the process answers) and /readyz (it can work:
 database reachable, validator processes up where this process judges flows, room left on disk); /metrics for
-Prometheus (gateway.metrics). None asks for a token: a scraper or a probe has none."""
+Prometheus (gateway.ops.metrics). None asks for a token: a scraper or a probe has none."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from gateway import metrics
 from gateway.app import App
-from gateway.db import session_scope
+from gateway.data.db import session_scope
+from gateway.ops import metrics
 
 router = APIRouter(tags=["health"])
 

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway.dbdown import RETRY_MAX_SECONDS, is_database_down
+from gateway.ops.dbdown import RETRY_MAX_SECONDS, is_database_down
 
 MEDIA_TYPE = "application/problem+json"
 _PREFIX = "urn:gateway:problem:"

@@ -1,5 +1,5 @@
 """The API's JSON shapes (pydantic), which also make its OpenAPI document. They describe what
-gateway.views returns; fields the views add later pass through unannounced rather than break a client."""
+gateway.data.views returns; fields the views add later pass through unannounced rather than break a client."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from gateway.models import as_utc
+from gateway.data.models import as_utc
 
 Utc = Annotated[datetime, AfterValidator(as_utc)]
 

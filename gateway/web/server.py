@@ -14,7 +14,7 @@ import time
 import uvicorn
 
 from gateway.app import App
-from gateway.log import log
+from gateway.ops.log import log
 from gateway.web import create_app
 
 _START_TIMEOUT = 30.0

@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from gateway.access.tokens import Holder
 from gateway.notify import subscriptions
 from gateway.notify.subscriptions import SubscriptionError, Wanted, WebhookRefused
-from gateway.tokens import Holder
 from gateway.web import schemas
 from gateway.web.auth import account_of, holder
 from gateway.web.problems import Problem

@@ -18,8 +18,8 @@ import paramiko
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from gateway.db import session_scope
-from gateway.models import Account, AccountKey, AccountPassword
+from gateway.data.db import session_scope
+from gateway.data.models import Account, AccountKey, AccountPassword
 from gateway.ssh import key_text
 
 _SCHEME = "scrypt"

@@ -3,8 +3,8 @@
 paramiko's ServerInterface allows nothing by default but a few things; this one says so for each
 request a file-exchange login must not make (shell, exec, pty, port forwarding), logging the
 attempt, and allows the session channel and the sftp subsystem only. A password is checked at the turn
-gateway.throttle gives it, never past the connection's login deadline. Refusals and failures are told to the
-app's Repeats (gateway.alarm): a flood of them makes a line a minute.
+gateway.access.throttle gives it, never past the connection's login deadline. Refusals and failures are told to the
+app's Repeats (gateway.ops.alarm): a flood of them makes a line a minute.
 
 A client failing before it logs in (a port scan sending no SSH banner, or another protocol's, a connection cut
 during the key exchange) is the network's everyday noise, not the gateway's failure: paramiko's error lines and
@@ -22,15 +22,15 @@ from typing import TypeVar
 
 import paramiko
 
-from gateway import metrics
-from gateway.alarm import Repeats
+from gateway.access.throttle import LOGGED_FAILURES, FailureThrottle
 from gateway.app import App
 from gateway.ingest.sftp.auth import Credentials
 from gateway.ingest.sftp.fs import ZoneSession, ZoneSFTPServer
 from gateway.ingest.sftp.limits import HandleCaps, InboxQuota
 from gateway.ingest.sftp.uploads import Handoff
+from gateway.ops import metrics
+from gateway.ops.alarm import Repeats
 from gateway.ssh import DISABLED_ALGORITHMS
-from gateway.throttle import LOGGED_FAILURES, FailureThrottle
 
 BANNER = "SSH-2.0-gateway"  # paramiko's own names it and its version
 _Answer = TypeVar("_Answer", int, bool)  # a refusal answers as the request expects: a code or a flag

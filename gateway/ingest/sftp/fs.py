@@ -7,7 +7,7 @@ every operation is made relative to those descriptors on a single name, again wi
 symlinks: nothing planted in a zone can lead out of it. A client may upload under a temporary
 dot-name (`.NAME.part`, as many clients and other gateways do) and rename it; the gateway's own
 temporary files (every dot-name in out/, `.sftp-upload-*` in in/) do not exist for it. Listings
-show no dot-name. Every name uploaded follows the one rule of gateway.names (a temporary one without its
+show no dot-name. Every name uploaded follows the one rule of gateway.ingest.names (a temporary one without its
 leading dot). Errors are SFTP status codes, which carry no path; those of a rule or a limit (a name, open files,
 the in/ quota, the flow size) carry a message naming it, also written to the session's standard error, which
 OpenSSH's `sftp` shows (it prints only the code's stock text of a status).
@@ -41,10 +41,10 @@ from paramiko.sftp import (
 )
 
 from gateway.app import App
+from gateway.ingest.names import name_refusal, told
 from gateway.ingest.sftp.limits import HandleCaps, InboxQuota, Refusal, Refused
 from gateway.ingest.sftp.uploads import Handoff, Upload
-from gateway.log import log
-from gateway.names import name_refusal, told
+from gateway.ops.log import log
 from gateway.zones import UPLOAD_PREFIX, is_final_name
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.log import log
+from gateway.ops.log import log
 
 
 def load_or_create(path: Path) -> paramiko.Ed25519Key:

@@ -1,6 +1,6 @@
 """What paramiko's server side does not limit by itself: connections open at once, those still logging in
 (startups) counted apart from logged-in sessions, and the penalties of addresses whose connections never log in
-(failed passwords: gateway.throttle); the files and folders each connection and each account hold open; what
+(failed passwords: gateway.access.throttle); the files and folders each connection and each account hold open; what
 each account holds in its in/. Kept in memory, per process.
 
 Startups follow OpenSSH's MaxStartups start:rate:full: from `start` startups open, a new connection is refused

@@ -1,12 +1,12 @@
 """The listener: accepts connections, applies the caps and the login grace, and shuts down cleanly.
 
-A connection is refused at accept when its address is banned (gateway.throttle) or penalised, or by the
+A connection is refused at accept when its address is banned (gateway.access.throttle) or penalised, or by the
 startup caps (gateway.ingest.sftp.limits). Each accepted socket gets TCP_NODELAY: SFTP is a
 request/response protocol of small packets, and with Nagle's algorithm against the client's delayed
 acknowledgements each of them could wait tens of milliseconds. Each connection then has a thread that
 closes it if it has not logged in within login_grace of its accept (penalising its address), or once it has
 sent no SFTP request for idle_timeout, and counts it out of the caps when it ends. Refusals, timeouts and
-failed handshakes are told to the app's Repeats (gateway.alarm): a flood of them makes a line a minute per
+failed handshakes are told to the app's Repeats (gateway.ops.alarm): a flood of them makes a line a minute per
 kind, not one per connection.
 """
 
@@ -20,16 +20,16 @@ import time
 
 import paramiko
 
-from gateway import metrics
+from gateway.access.throttle import FailureThrottle
 from gateway.app import App
 from gateway.ingest.sftp import hostkey
 from gateway.ingest.sftp.auth import Credentials
 from gateway.ingest.sftp.connection import Connection, GatewayTransport, open_transport
 from gateway.ingest.sftp.limits import ConnectionCaps, HandleCaps, InboxQuota, Refused, Slot
 from gateway.ingest.sftp.uploads import Handoff
-from gateway.log import log
+from gateway.ops import metrics
+from gateway.ops.log import log
 from gateway.ssh import fingerprint
-from gateway.throttle import FailureThrottle
 
 
 class SftpServer:

@@ -12,8 +12,8 @@ dropped file: a close answered OK is not lost if the gateway stops or crashes; m
 intake (gateway.ingest.intake.PROMISED), and this process's zone watcher leaves it alone. That thread takes what
 has arrived when it is free, without waiting for more (a lone upload is taken at once; under a burst, batches form
 while intake works), and hands them to intake together (intake_all: one transaction for their flows, one for their
-acknowledgements). It takes the accounts in turn (gateway.turns), in batches bounded in time (gateway.ingest.pace):
-an upload of another account waits for one short batch, then for its own.
+acknowledgements). It takes the accounts in turn (gateway.engine.turns), in batches bounded in time
+(gateway.ingest.pace): an upload of another account waits for one short batch, then for its own.
 """
 
 from __future__ import annotations
@@ -30,15 +30,15 @@ from typing import Protocol
 import paramiko
 from paramiko.sftp import SFTP_FAILURE, SFTP_OK, SFTP_PERMISSION_DENIED
 
-from gateway import locks
 from gateway.app import App
-from gateway.dbdown import log_failure
-from gateway.diskfull import DiskFull
+from gateway.engine import locks
+from gateway.engine.turns import Turns
 from gateway.ingest.intake import PROMISED, Arrival, Handed, intake, intake_all
 from gateway.ingest.pace import Pace
 from gateway.ingest.sftp.limits import InboxQuota, Refusal, Refused
-from gateway.log import log
-from gateway.turns import Turns
+from gateway.ops.dbdown import log_failure
+from gateway.ops.diskfull import DiskFull
+from gateway.ops.log import log
 from gateway.zones import UPLOAD_PREFIX, is_final_name
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC

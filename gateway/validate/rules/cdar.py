@@ -17,8 +17,8 @@ from pathlib import Path
 
 from lxml import etree
 
-from gateway.findings import Finding, any_fatal
-from gateway.log import log
+from gateway.data.findings import Finding, any_fatal
+from gateway.ops.log import log
 from gateway.validate import xsd
 from gateway.validate.rules.packs import Pack
 from gateway.validate.rules.verdict import RulesVerdict

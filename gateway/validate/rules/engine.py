@@ -20,7 +20,7 @@ from pathlib import Path
 from lxml import etree
 from saxonche import PySaxonApiError, PySaxonProcessor, PyXsltExecutable
 
-from gateway.findings import Finding, cap
+from gateway.data.findings import Finding, cap
 from gateway.validate import safexml
 from gateway.validate.extract import NAMESPACES
 from gateway.validate.rules import svrl

@@ -26,7 +26,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gateway.log import log
+from gateway.ops.log import log
 from gateway.validate.rules.packs import Pack
 from gateway.validate.rules.verdict import RulesVerdict, validator_error
 

@@ -13,7 +13,7 @@ from functools import cache
 
 from lxml import etree
 
-from gateway.findings import Finding
+from gateway.data.findings import Finding
 from gateway.validate.extract import NAMESPACES
 from gateway.validate.rules.catalog import Family, catalog
 from gateway.validate.rules.verdict import STAGE

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from lxml import etree
 
 from gateway.config import ValidateSettings
-from gateway.findings import Finding
-from gateway.log import log
+from gateway.data.findings import Finding
+from gateway.ops.log import log
 from gateway.validate.document import Checked
 from gateway.validate.rules import cdar
 from gateway.validate.rules.catalog import catalog

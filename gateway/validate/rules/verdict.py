@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.findings import Finding, any_fatal
+from gateway.data.findings import Finding, any_fatal
 from gateway.validate.rules.packs import PackRef
 
 STAGE = "rules"

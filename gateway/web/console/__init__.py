@@ -1,6 +1,6 @@
 """The browser console under /console: server-rendered pages for suppliers, recipients and operators
 (Jinja2 templates in gateway/web/templates, one stylesheet and a few lines of script in gateway/web/static,
-all served here: no CDN). Pages read gateway.views and act through the services the API uses; nothing here
+all served here: no CDN). Pages read gateway.data.views and act through the services the API uses; nothing here
 decides a business question."""
 
 from __future__ import annotations

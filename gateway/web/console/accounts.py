@@ -1,6 +1,6 @@
 """The console's account pages, for operators: the accounts listed and added, and one account's password reset,
 its logins disabled or enabled again, its API tokens issued (a new token shown once) and revoked; through
-gateway.accounts and gateway.tokens, as `gateway accounts add|disable|token` do. An account's session gets
+gateway.access.accounts and gateway.access.tokens, as `gateway accounts add|disable|token` do. An account's session gets
 404 on each."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from gateway import accounts as accounts_service
-from gateway import tokens
-from gateway.accounts import AccountError
-from gateway.models import Role
-from gateway.sessions import Login
+from gateway.access import accounts as accounts_service
+from gateway.access import tokens
+from gateway.access.accounts import AccountError
+from gateway.access.sessions import Login
+from gateway.data.models import Role
 from gateway.web.console.auth import Operating, OperatorPosted
 from gateway.web.console.errors import Missing
 from gateway.web.console.render import page

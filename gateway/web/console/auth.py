@@ -1,9 +1,9 @@
 """Logging in to the console and out, who is logged in, and the CSRF check of every form.
 
-The session cookie (gateway.sessions) is HttpOnly, SameSite=Lax, Secure when served over TLS, for the whole
+The session cookie (gateway.access.sessions) is HttpOnly, SameSite=Lax, Secure when served over TLS, for the whole
 site. Every form carries the session's CSRF token in a hidden field; the login form, before any session, a
 token also set in a cookie of its own (double submit). Failed logins are throttled by the rule of SFTP
-passwords and API tokens (gateway.throttle): per address and name, a growing delay between two guesses, then
+passwords and API tokens (gateway.access.throttle): per address and name, a growing delay between two guesses, then
 the name refused from that address, or the address banned when many names fail from it.
 """
 
@@ -19,10 +19,10 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from gateway import sessions
-from gateway.log import log
-from gateway.sessions import Login
-from gateway.throttle import LOGGED_FAILURES
+from gateway.access import sessions
+from gateway.access.sessions import Login
+from gateway.access.throttle import LOGGED_FAILURES
+from gateway.ops.log import log
 from gateway.web.console.errors import FormRefused, LoginRequired, Missing
 from gateway.web.console.render import page
 

@@ -15,11 +15,11 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from gateway import views
+from gateway.access.sessions import Login
 from gateway.app import App
-from gateway.models import Structure
+from gateway.data import views
+from gateway.data.models import Structure
 from gateway.route import DirectoryImportError, Imported, import_directory
-from gateway.sessions import Login
 from gateway.web.console.auth import Operating, OperatorPosted
 from gateway.web.console.errors import view
 from gateway.web.console.render import page

@@ -7,7 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from gateway import views
+from gateway.data import views
 from gateway.web.console.render import page, query
 
 

@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from gateway import views
-from gateway.models import FlowState
-from gateway.sessions import Login
+from gateway.access.sessions import Login
+from gateway.data import views
+from gateway.data.models import FlowState
 from gateway.web.console.auth import Who, check_csrf
 from gateway.web.console.errors import Missing, view
 from gateway.web.console.invoices import is_date

@@ -1,7 +1,7 @@
 """The console's invoice pages: the dashboard (counts by status for a period, what asks for action first),
 the search with its CSV export, an invoice (data, status history, files) and a recipient's answer to it.
 
-What is shown comes from gateway.views, a status is set by gateway.lifecycle.service.change_status, and
+What is shown comes from gateway.data.views, a status is set by gateway.lifecycle.service.change_status, and
 which statuses a recipient may choose from gateway.lifecycle.statuses: this module reads forms and renders.
 """
 
@@ -19,12 +19,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
-from gateway import views
+from gateway.access.sessions import Login
 from gateway.app import App
+from gateway.data import views
+from gateway.data.models import Verdict
 from gateway.lifecycle.service import StatusRefused, change_status
 from gateway.lifecycle.statuses import REASON_REQUIRED, RECIPIENT_REASONS, Status, answers
-from gateway.models import Verdict
-from gateway.sessions import Login
 from gateway.web.console.auth import Posted, Who
 from gateway.web.console.errors import Missing, view
 from gateway.web.console.render import download, page
@@ -41,7 +41,7 @@ CSV_COLUMNS = ("id", "number", "issue_date", "supplier", "seller_siret", "buyer_
 
 @dataclass
 class Search:
-    """A search as typed (to fill the form again) and as gateway.views takes it, with what was ignored."""
+    """A search as typed (to fill the form again) and as gateway.data.views takes it, with what was ignored."""
 
     typed: dict[str, str]
     criteria: dict = field(default_factory=dict)

@@ -7,9 +7,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from gateway.access.sessions import Login
 from gateway.notify import EVENTS, subscriptions
 from gateway.notify.subscriptions import SubscriptionError, Wanted
-from gateway.sessions import Login
 from gateway.web.console.auth import Posted, Who
 from gateway.web.console.render import page
 

@@ -1,5 +1,5 @@
 """The console's operator pages on the gateway at work: the queue (what `gateway queue` shows, refreshing by
-itself), the throughput charts (gateway.throughput) and the deliveries, with Retry for the dead ones (what
+itself), the throughput charts (gateway.ops.throughput) and the deliveries, with Retry for the dead ones (what
 `gateway deliveries retry` does). An account's session gets 404 on each, as on a page that does not exist."""
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from gateway import queue, throughput, views
-from gateway.models import DeliveryState, as_utc
+from gateway.data import views
+from gateway.data.models import DeliveryState, as_utc
+from gateway.engine import queue
+from gateway.ops import throughput
 from gateway.route.delivery import retry
 from gateway.web.console import charts
 from gateway.web.console.auth import Operating, OperatorPosted

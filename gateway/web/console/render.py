@@ -14,9 +14,9 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.templating import Jinja2Templates
 
+from gateway.access.sessions import Login
+from gateway.data.models import as_utc
 from gateway.lifecycle.statuses import EQUIVALENTS, PLATFORM_REJECTION, Status
-from gateway.models import as_utc
-from gateway.sessions import Login
 from gateway.web.console import i18n
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
