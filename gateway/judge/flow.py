@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session
 
@@ -20,7 +21,8 @@ from gateway.app import App
 from gateway.data import events
 from gateway.data.db import session_scope
 from gateway.data.findings import Finding, any_fatal, dumps, loads
-from gateway.data.models import Delivery, Flow, FlowState, Invoice, Role, Verdict, utcnow
+from gateway.data.models import Flow, FlowState, Invoice, Role, Verdict, utcnow
+from gateway.engine import queue
 from gateway.judge.controls import DuplicateKey
 from gateway.judge.document import file_refusal, judge_member, limits_of
 from gateway.judge.invoice import deposit_day, judge_invoice
@@ -101,11 +103,8 @@ def record(app: App, session: Session, work: Work, refusal: list[Finding] | None
     for invoice in work.invoices:
         lifecycle.integrated(app, session, invoice)
     lease = utcnow() + timedelta(seconds=app.settings.worker.lease_seconds)
-    created = [_delivery_of(invoice, work.owner, lease) for invoice in work.invoices
-               if invoice.verdict is Verdict.ACCEPTED]
-    session.add_all(created)
-    session.flush()
-    work.deliveries = [d.id for d in created]
+    accepted = [invoice for invoice in work.invoices if invoice.verdict is Verdict.ACCEPTED]
+    work.deliveries = queue.add_deliveries(session, [_delivery_of(invoice, work.owner, lease) for invoice in accepted])
 
 
 def final_state(flow_findings: list[Finding], invoices: list[Invoice]) -> FlowState:
@@ -120,12 +119,12 @@ def final_state(flow_findings: list[Finding], invoices: list[Invoice]) -> FlowSt
     return FlowState.INTEGRE_PARTIEL if accepted else FlowState.REJETE
 
 
-def _delivery_of(invoice: Invoice, owner: str, lease_expires_at: datetime) -> Delivery:
+def _delivery_of(invoice: Invoice, owner: str, lease_expires_at: datetime) -> dict[str, Any]:
     """The delivery of an accepted invoice, leased to the worker that judged it for a first attempt now."""
     suffix = ".pdf" if kind_of(invoice.name) == "pdf" else ".xml"
-    return Delivery(invoice_id=invoice.id, flow_id=invoice.flow_id, destination=invoice.recipient,
-                    file_name=f"{invoice.id}{suffix}", sha256=invoice.sha256, attempts=1,
-                    lease_owner=owner, lease_expires_at=lease_expires_at)
+    return {"kind": "invoice", "invoice_id": invoice.id, "flow_id": invoice.flow_id, "destination": invoice.recipient,
+            "file_name": f"{invoice.id}{suffix}", "sha256": invoice.sha256, "attempts": 1, "lease_owner": owner,
+            "lease_expires_at": lease_expires_at}
 
 
 def _judge_status_flow(app: App, work: Work) -> bool:

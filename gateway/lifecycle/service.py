@@ -20,7 +20,6 @@ from gateway.data import events, tables
 from gateway.data.db import session_scope
 from gateway.data.findings import Finding, loads
 from gateway.data.models import (
-    Delivery,
     Flow,
     FlowState,
     Invoice,
@@ -29,7 +28,7 @@ from gateway.data.models import (
     utcnow,
 )
 from gateway.data.views import by_reference
-from gateway.engine import wakeups
+from gateway.engine import queue, wakeups
 from gateway.lifecycle.cdar import build_cdar
 from gateway.lifecycle.invoice_response import build_invoice_response
 from gateway.lifecycle.notice import StatusNotice, siren
@@ -128,9 +127,10 @@ def _record(app: App, session: Session, invoice: Invoice, status: Status, actor:
             reason: str | None, mandate_number: str | None, source: str | None,
             asked: Status | None = None) -> Row[Any]:
     """The invoice's new status row (invoicestatus, written in Core: a flow sets two), the invoice moved to it."""
-    row = session.execute(_INSERT_STATUS, {
-        "invoice_id": invoice.id, "status": status.value, "actor": actor, "reason_code": reason_code, "reason": reason,
-        "mandate_number": mandate_number, "source": source}).one()
+    with session.no_autoflush:  # the invoice's row exists; the session's changes wait for its next query or commit
+        row = session.execute(_INSERT_STATUS, {
+            "invoice_id": invoice.id, "status": status.value, "actor": actor, "reason_code": reason_code,
+            "reason": reason, "mandate_number": mandate_number, "source": source}).one()
     invoice.status = status.value
     session.add(invoice)
     asked_for = {"requested": asked.name} if asked not in (None, status) else {}
@@ -213,7 +213,8 @@ def queue_return(app: App, session: Session, flow: Flow, file_name: str, content
     """Queue a status-return file for the account of flow (about one of its invoices, or about the flow itself):
     a delivery, retried like an invoice; the delivery workers are woken unless the flow is still being
     processed, whose worker makes its deliveries itself."""
-    session.add(Delivery(kind="status", invoice_id=invoice_id, flow_id=flow.id, destination=flow.account,
-                         file_name=file_name, sha256=app.store.put(content)))
+    queue.add_deliveries(session, [{"kind": "status", "invoice_id": invoice_id, "flow_id": flow.id,
+                                    "destination": flow.account, "file_name": file_name,
+                                    "sha256": app.store.put(content)}])
     if flow.state is not FlowState.RECU:
         wakeups.at_commit(app, session)

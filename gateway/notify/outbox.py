@@ -20,8 +20,8 @@ from sqlmodel import Session
 from gateway.app import App
 from gateway.data import events
 from gateway.data.findings import loads
-from gateway.data.models import Delivery, Flow, Invoice, Verdict, as_utc, utcnow
-from gateway.engine import wakeups
+from gateway.data.models import Flow, Invoice, Verdict, as_utc, utcnow
+from gateway.engine import queue, wakeups
 from gateway.lifecycle.statuses import Status
 from gateway.notify import FLOW_FINISHED, INVOICE_STATUS, mail
 
@@ -67,9 +67,9 @@ def _queue(app: App, session: Session, accounts: set[str], kind: str, data: dict
     for subscription in wanted:
         content, suffix = ((body, ".json") if subscription.kind == "webhook"
                            else (mail.message(app.settings.smtp.sender, subscription.target, event), ".eml"))
-        session.add(Delivery(kind=subscription.kind, invoice_id=invoice_id, flow_id=flow_id,
-                             destination=subscription.account, file_name=name + suffix,
-                             sha256=app.store.put(content), subscription_id=subscription.id))
+        queue.add_deliveries(session, [{"kind": subscription.kind, "invoice_id": invoice_id, "flow_id": flow_id,
+                                        "destination": subscription.account, "file_name": name + suffix,
+                                        "sha256": app.store.put(content), "subscription_id": subscription.id}])
         events.record(session, flow_id, "notification_queued", invoice_id=invoice_id, event_type=kind,
                       event_id=event["id"], recipient=subscription.account, channel=subscription.kind,
                       subscription=subscription.id)
