@@ -1,11 +1,13 @@
-"""Writing XML by template (gateway.xmlwrite): every value escaped as lxml writes it, an absent value an absent
-element, and a template that could not be filled safely refused when it is compiled."""
+"""Writing XML with Jinja2 (gateway.xmlwrite): every value escaped and read back as given less what XML cannot carry,
+an absent value an absent element, a name not given an error, and each document the gateway writes one element a
+line, indented by depth."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import pytest
+from jinja2 import UndefinedError
 from lxml import etree
 
 from gateway.data.findings import Finding, dumps
@@ -16,71 +18,63 @@ from gateway.lifecycle.notice import FlowNotice, StatusNotice
 from gateway.lifecycle.status_xml import build_status_xml
 from gateway.lifecycle.statuses import Status
 from gateway.returns import build_ack, build_report
-from gateway.xmlwrite import Template, xml_text
+from gateway.xmlwrite import XML, xml_template, xml_text
 
-VALUE = Template("<v>{v}</v>")
+VALUE = XML.from_string('<v a="{{ v }}">{{ v }}</v>\n')
 HOSTILE = ["a < b && c > d", "R&D \"quoted\" 'single'", "]]>", "line\r\nbreak\ttab\r", "\x00\x01\x1b[31m\x7f",
            "\udc80 lone surrogate", "é 名 \U0001f9fe \u2028", "&amp; already escaped", "<!-- no comment -->",
-           "<![CDATA[x]]>", "   spaces   ", 42]
+           "<![CDATA[x]]>", '"/><injected a="', "   spaces   ", 42]
 
 
 @pytest.mark.parametrize("value", HOSTILE, ids=repr)
-def test_a_value_is_written_as_lxml_writes_it_and_read_back_as_given(value):
-    """Each value is escaped as lxml escapes it (lxml is the reference), and the parser reads back the value itself,
-    carriage returns included, less only the characters XML cannot carry."""
-    reference = etree.Element("v")
-    reference.text = xml_text(value)
-    written = VALUE.document(v=value)
-    assert written == etree.tostring(reference, xml_declaration=True, encoding="UTF-8") + b"\n"
-    assert etree.fromstring(written).text == xml_text(value)
+def test_a_value_is_escaped_and_read_back_as_given(value):
+    """A parser reads back the value itself, carriage returns included, less only the characters XML cannot carry;
+    in an attribute, it cannot close the attribute or the tag."""
+    written = VALUE.render(v=value).encode()
+    element = etree.fromstring(written)
+    assert element.text == xml_text(value)
+    assert len(element) == 0 and list(element.attrib) == ["a"]
+    # a parser reads a tab or a line feed in an attribute as a space; a carriage return is written as a reference
+    assert element.get("a") == xml_text(value).replace("\t", " ").replace("\n", " ")
 
 
-def test_constants_are_escaped_in_attributes_and_text():
-    template = Template('<a code="{code}">\n  <b>{label}</b>\n  <c>{value}</c>\n</a>', code='x"<&>', label="1 < 2")
-    document = etree.fromstring(template.document(value="&"))
-    assert (document.get("code"), document.findtext("b"), document.findtext("c")) == ('x"<&>', "1 < 2", "&")
+def test_none_is_written_as_nothing_and_an_absent_value_as_an_absent_element():
+    template = XML.from_string("""\
+<list>
+  {% if title is not none %}
+  <title>{{ title }}</title>
+  {% endif %}
+  <note>{{ note }}</note>
+</list>
+""")
+    assert template.render(title=None, note=None).splitlines() == ["<list>", "  <note></note>", "</list>"]
+    assert template.render(title="", note=0).splitlines() == ["<list>", "  <title></title>", "  <note>0</note>",
+                                                              "</list>"]
 
 
-def test_an_absent_value_is_an_absent_element_and_no_parts_an_empty_container():
-    item = Template("<item>{name}</item>")
-    template = Template("""
-        <list>
-          <title>{title?}</title>
-          <items>
-            {items}
-          </items>
-          {extra?}
-        </list>""")
-    assert template.document(title=None, items=[], extra=None).decode().splitlines()[1:] == [
-        "<list>", "  <items/>", "</list>"]
-    assert template.document(title="t", items=[item.part(name="a"), item.part(name="b")],
-                             extra=item.part(name="c")).decode().splitlines()[1:] == [
-        "<list>", "  <title>t</title>", "  <items>", "    <item>a</item>", "    <item>b</item>", "  </items>",
-        "  <item>c</item>", "</list>"]
+def test_a_name_the_template_was_not_given_is_an_error():
+    """Never a document with a value silently left out: a misspelt or forgotten name is refused."""
+    with pytest.raises(UndefinedError, match="'title' is undefined"):
+        XML.from_string("<a>{{ title }}</a>").render(titel="x")
+    with pytest.raises(UndefinedError, match="has no attribute 'numbr'"):
+        XML.from_string("<a>{{ notice.numbr }}</a>").render(notice=NOTICE)
 
 
-def test_a_required_value_that_is_absent_is_an_error():
-    """A required slot given None, or not given at all, is refused: never a document without its element."""
-    template = Template("<a>\n  <b>{b}</b>\n  {parts}\n</a>")
-    with pytest.raises(ValueError, match="No value for <b>"):
-        template.document(b=None, parts=[])
-    with pytest.raises(ValueError, match=r"No parts for \{parts\}"):
-        template.document(b="x", parts=None)
-    with pytest.raises(KeyError, match="parts"):
-        template.document(b="x")
+def test_values_known_at_import_are_the_templates_globals_escaped():
+    """A value known at import is written where the template names it, escaped for an attribute as for an element;
+    a template it includes is one of them."""
+    inner = XML.from_string("<b>{{ value }}</b>")
+    template = xml_template('<a code="{{ code }}">{{ label }}{% include inner %}</a>', code='x"<&>', label="1 < 2",
+                            inner=inner)
+    document = etree.fromstring(template.render(value="&"))
+    assert (document.get("code"), document.text, document.findtext("b")) == ('x"<&>', "1 < 2", "&")
 
 
-@pytest.mark.parametrize(("text", "error"), [
-    ('<a code="{code}"/>', "whole text or a whole line"),  # an attribute is filled at compile time only
-    ("<a>x {value}</a>", "whole text or a whole line"),
-    ("<a>{value}</b>", "whole text or a whole line"),
-    ("<a>\n  <b>\n</a>", "closes no <a>"),
-    ("<a>\n  <b>x</b>", "<a> is never closed"),
-    ("</a>", "closes no <a>"),
-])
-def test_a_template_that_could_break_its_documents_is_refused(text, error):
-    with pytest.raises(ValueError, match=error):
-        Template(text)
+def test_times_are_written_in_utc():
+    template = XML.from_string("<at>{{ at | xml_datetime }}</at>")
+    paris = timezone(timedelta(hours=2))
+    assert template.render(at=datetime(2026, 10, 20, 11, 30, 15, tzinfo=paris)) == "<at>2026-10-20T09:30:15Z</at>"
+    assert template.render(at=AT) == "<at>2026-10-20T09:30:15Z</at>"
 
 
 AT = datetime(2026, 10, 20, 9, 30, 15)
@@ -112,10 +106,30 @@ DOCUMENTS = {
 
 
 @pytest.mark.parametrize("name", DOCUMENTS)
-def test_each_document_is_lxmls_own_pretty_printed_form(name):
-    """What a template writes is what lxml writes of the same document (two spaces a level, empty containers
-    closed at once): a file a supplier received before templates reads the same byte for byte."""
-    written = DOCUMENTS[name]()
-    again = etree.tostring(etree.fromstring(written), xml_declaration=True, encoding="UTF-8", pretty_print=True)
-    assert written == again
-    assert b"\n  <" in written  # indented, not one line
+def test_each_document_is_one_element_a_line_indented_by_depth(name):
+    """After the XML declaration, a line is one element (whole, or its start or end tag), and an element's line is
+    indented more than its parent's: the macros placed at several depths (`| nested`) included."""
+    written = DOCUMENTS[name]().decode()
+    assert written.startswith("<?xml version='1.0' encoding='UTF-8'?>\n") and written.endswith(">\n")
+    lines = written.splitlines()[1:]
+    root = etree.fromstring(written.encode())
+    elements = list(root.iter(etree.Element))
+    # each element takes one line, or two when it has children (its start and end tags); an empty container two
+    assert len(lines) == sum(2 if len(element) or (element.text or "").isspace() else 1 for element in elements)
+    for line in lines:
+        assert line.lstrip().startswith("<") and line.endswith(">") and line.count("<") <= 2, line
+
+    def indent(element):
+        line = lines[element.sourceline - 2]
+        return len(line) - len(line.lstrip(" "))
+
+    for element in elements[1:]:
+        assert indent(element) > indent(element.getparent()), etree.tostring(element)
+
+
+def test_the_report_places_flow_and_invoice_errors_each_at_its_depth():
+    """The errors macro is written once, placed under the report and under each invoice: two spaces a level."""
+    lines = build_report(FLOW, INVOICES, AT).decode().splitlines()
+    assert lines[lines.index("  <errors>"):][:3] == ["  <errors>", "    <error>", "      <stage>rules</stage>"]
+    start = lines.index("          <stage>rules</stage>") - 2
+    assert lines[start:start + 3] == ["      <errors>", "        <error>", "          <stage>rules</stage>"]

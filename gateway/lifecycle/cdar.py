@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import NamedTuple
 
 from lxml import etree
 
@@ -47,7 +48,7 @@ from gateway.lifecycle.notice import (
     StatusRequest,
 )
 from gateway.lifecycle.statuses import Status, from_cdar
-from gateway.xmlwrite import Part, Template, utc
+from gateway.xmlwrite import utc, xml_template
 
 NS = {
     "rsm": "urn:un:unece:uncefact:data:standard:CrossDomainAcknowledgementAndResponse:100",
@@ -77,90 +78,114 @@ _CODES = dict(business_process=BUSINESS_PROCESS, guideline=GUIDELINE, message_na
               platform_role=PLATFORM_ROLE, seller_role=SELLER_ROLE)
 # One referenced document: an invoice (its type code) or a flow (its name and when it was received). The recipient
 # is addressed by its SIREN or, without one, by its account's name.
-MESSAGE = Template("""
-    <rsm:CrossDomainAcknowledgementAndResponse xmlns:rsm="{rsm}" xmlns:ram="{ram}" xmlns:udt="{udt}" xmlns:qdt="{qdt}">
-      <rsm:ExchangedDocumentContext>
-        <ram:BusinessProcessSpecifiedDocumentContextParameter>
-          <ram:ID>{business_process}</ram:ID>
-        </ram:BusinessProcessSpecifiedDocumentContextParameter>
-        <ram:GuidelineSpecifiedDocumentContextParameter>
-          <ram:ID>{guideline}</ram:ID>
-        </ram:GuidelineSpecifiedDocumentContextParameter>
-      </rsm:ExchangedDocumentContext>
-      <rsm:ExchangedDocument>
-        <ram:ID>{message_id}</ram:ID>
-        <ram:Name>{message_name}</ram:Name>
-        <ram:IssueDateTime>
-          <udt:DateTimeString format="204">{at}</udt:DateTimeString>
-        </ram:IssueDateTime>
-        <ram:SenderTradeParty>
-          <ram:GlobalID schemeID="{platform_scheme}">{platform_matricule?}</ram:GlobalID>
-          <ram:GlobalID schemeID="{siren_scheme}">{platform_siren}</ram:GlobalID>
-          <ram:RoleCode>{platform_role}</ram:RoleCode>
-        </ram:SenderTradeParty>
-        <ram:IssuerTradeParty>
-          <ram:GlobalID schemeID="{siren_scheme}">{issuer_siren}</ram:GlobalID>
-          <ram:RoleCode>{issuer_role}</ram:RoleCode>
-        </ram:IssuerTradeParty>
-        <ram:RecipientTradeParty>
-          <ram:GlobalID schemeID="{siren_scheme}">{recipient_siren?}</ram:GlobalID>
-          <ram:RoleCode>{seller_role}</ram:RoleCode>
-          <ram:URIUniversalCommunication>
-            <ram:URIID schemeID="{address_scheme}">{recipient_siren?}</ram:URIID>
-            <ram:URIID>{recipient_account?}</ram:URIID>
-          </ram:URIUniversalCommunication>
-        </ram:RecipientTradeParty>
-      </rsm:ExchangedDocument>
-      <rsm:AcknowledgementDocument>
-        <ram:MultipleReferencesIndicator>
-          <udt:Indicator>false</udt:Indicator>
-        </ram:MultipleReferencesIndicator>
-        <ram:TypeCode>{type_code}</ram:TypeCode>
-        <ram:IssueDateTime>
-          <udt:DateTimeString format="204">{at}</udt:DateTimeString>
-        </ram:IssueDateTime>
-        <ram:ReferenceReferencedDocument>
-          <ram:IssuerAssignedID>{reference}</ram:IssuerAssignedID>
-          <ram:TypeCode>{reference_type?}</ram:TypeCode>
-          <ram:Name>{reference_name?}</ram:Name>
-          {received?}
-          <ram:FormattedIssueDateTime>
-            <qdt:DateTimeString format="102">{issued}</qdt:DateTimeString>
-          </ram:FormattedIssueDateTime>
-          <ram:ProcessConditionCode>{code}</ram:ProcessConditionCode>
-          <ram:ProcessCondition>{label}</ram:ProcessCondition>
-          {seller?}
-          {details?}
-        </ram:ReferenceReferencedDocument>
-      </rsm:AcknowledgementDocument>
-    </rsm:CrossDomainAcknowledgementAndResponse>
-""", **NS, **_CODES)
-RECEIVED = Template("""
-    <ram:ReceiptDateTime>
-      <udt:DateTimeString format="204">{at}</udt:DateTimeString>
-    </ram:ReceiptDateTime>
-""")
-SELLER = Template("""
+MESSAGE = xml_template("""\
+<?xml version='1.0' encoding='UTF-8'?>
+<rsm:CrossDomainAcknowledgementAndResponse xmlns:rsm="{{ rsm }}" xmlns:ram="{{ ram }}" xmlns:udt="{{ udt }}" \
+xmlns:qdt="{{ qdt }}">
+  <rsm:ExchangedDocumentContext>
+    <ram:BusinessProcessSpecifiedDocumentContextParameter>
+      <ram:ID>{{ business_process }}</ram:ID>
+    </ram:BusinessProcessSpecifiedDocumentContextParameter>
+    <ram:GuidelineSpecifiedDocumentContextParameter>
+      <ram:ID>{{ guideline }}</ram:ID>
+    </ram:GuidelineSpecifiedDocumentContextParameter>
+  </rsm:ExchangedDocumentContext>
+  <rsm:ExchangedDocument>
+    <ram:ID>{{ message_id }}</ram:ID>
+    <ram:Name>{{ message_name }}</ram:Name>
+    <ram:IssueDateTime>
+      <udt:DateTimeString format="204">{{ at }}</udt:DateTimeString>
+    </ram:IssueDateTime>
+    <ram:SenderTradeParty>
+      {% if platform_matricule is not none %}
+      <ram:GlobalID schemeID="{{ platform_scheme }}">{{ platform_matricule }}</ram:GlobalID>
+      {% endif %}
+      <ram:GlobalID schemeID="{{ siren_scheme }}">{{ platform_siren }}</ram:GlobalID>
+      <ram:RoleCode>{{ platform_role }}</ram:RoleCode>
+    </ram:SenderTradeParty>
     <ram:IssuerTradeParty>
-      <ram:GlobalID schemeID="{siren_scheme}">{siren}</ram:GlobalID>
-      <ram:RoleCode>{seller_role}</ram:RoleCode>
+      <ram:GlobalID schemeID="{{ siren_scheme }}">{{ issuer_siren }}</ram:GlobalID>
+      <ram:RoleCode>{{ issuer_role }}</ram:RoleCode>
     </ram:IssuerTradeParty>
-""", **_CODES)
-STATUS_DETAIL = Template("""
-    <ram:SpecifiedDocumentStatus>
-      <ram:ReasonCode>{reason_code?}</ram:ReasonCode>
-      <ram:Reason>{reason?}</ram:Reason>
-      <ram:ProcessConditionCode>{code}</ram:ProcessConditionCode>
-      <ram:SequenceNumeric>{seq}</ram:SequenceNumeric>
-      {notes}
-    </ram:SpecifiedDocumentStatus>
-""")
-NOTE = Template("""
-    <ram:IncludedNote>
-      <ram:Content>{content}</ram:Content>
-      <ram:SubjectCode>{subject?}</ram:SubjectCode>
-    </ram:IncludedNote>
-""")
+    <ram:RecipientTradeParty>
+      {% if recipient_siren %}
+      <ram:GlobalID schemeID="{{ siren_scheme }}">{{ recipient_siren }}</ram:GlobalID>
+      {% endif %}
+      <ram:RoleCode>{{ seller_role }}</ram:RoleCode>
+      <ram:URIUniversalCommunication>
+        {% if recipient_siren %}
+        <ram:URIID schemeID="{{ address_scheme }}">{{ recipient_siren }}</ram:URIID>
+        {% else %}
+        <ram:URIID>{{ recipient_account }}</ram:URIID>
+        {% endif %}
+      </ram:URIUniversalCommunication>
+    </ram:RecipientTradeParty>
+  </rsm:ExchangedDocument>
+  <rsm:AcknowledgementDocument>
+    <ram:MultipleReferencesIndicator>
+      <udt:Indicator>false</udt:Indicator>
+    </ram:MultipleReferencesIndicator>
+    <ram:TypeCode>{{ type_code }}</ram:TypeCode>
+    <ram:IssueDateTime>
+      <udt:DateTimeString format="204">{{ at }}</udt:DateTimeString>
+    </ram:IssueDateTime>
+    <ram:ReferenceReferencedDocument>
+      <ram:IssuerAssignedID>{{ reference }}</ram:IssuerAssignedID>
+      {% if reference_type is not none %}
+      <ram:TypeCode>{{ reference_type }}</ram:TypeCode>
+      {% endif %}
+      {% if reference_name is not none %}
+      <ram:Name>{{ reference_name }}</ram:Name>
+      {% endif %}
+      {% if received is not none %}
+      <ram:ReceiptDateTime>
+        <udt:DateTimeString format="204">{{ received }}</udt:DateTimeString>
+      </ram:ReceiptDateTime>
+      {% endif %}
+      <ram:FormattedIssueDateTime>
+        <qdt:DateTimeString format="102">{{ issued }}</qdt:DateTimeString>
+      </ram:FormattedIssueDateTime>
+      <ram:ProcessConditionCode>{{ code }}</ram:ProcessConditionCode>
+      <ram:ProcessCondition>{{ label }}</ram:ProcessCondition>
+      {% if seller_siren %}
+      <ram:IssuerTradeParty>
+        <ram:GlobalID schemeID="{{ siren_scheme }}">{{ seller_siren }}</ram:GlobalID>
+        <ram:RoleCode>{{ seller_role }}</ram:RoleCode>
+      </ram:IssuerTradeParty>
+      {% endif %}
+      {% for detail in details %}
+      <ram:SpecifiedDocumentStatus>
+        {% if detail.reason_code is not none %}
+        <ram:ReasonCode>{{ detail.reason_code }}</ram:ReasonCode>
+        {% endif %}
+        {% if detail.reason is not none %}
+        <ram:Reason>{{ detail.reason }}</ram:Reason>
+        {% endif %}
+        <ram:ProcessConditionCode>{{ code }}</ram:ProcessConditionCode>
+        <ram:SequenceNumeric>{{ loop.index }}</ram:SequenceNumeric>
+        {% for content, subject in detail.notes %}
+        <ram:IncludedNote>
+          <ram:Content>{{ content }}</ram:Content>
+          {% if subject is not none %}
+          <ram:SubjectCode>{{ subject }}</ram:SubjectCode>
+          {% endif %}
+        </ram:IncludedNote>
+        {% endfor %}
+      </ram:SpecifiedDocumentStatus>
+      {% endfor %}
+    </ram:ReferenceReferencedDocument>
+  </rsm:AcknowledgementDocument>
+</rsm:CrossDomainAcknowledgementAndResponse>
+""", **NS, **_CODES)
+
+
+class StatusDetail(NamedTuple):
+    """A status detail of the referenced document: the reason as the reform allows it with its code, then notes
+    (content, subject code or None)."""
+
+    reason_code: str | None
+    reason: str | None
+    notes: Sequence[tuple[str, str | None]] = ()
 
 
 def build_cdar(notice: StatusNotice) -> bytes:
@@ -172,7 +197,7 @@ def build_cdar(notice: StatusNotice) -> bytes:
         notice.seller_siren or notice.supplier_siren, notice.supplier, notice.issued_by_platform,
         reference=notice.invoice_reference, reference_name=None, received=None,
         reference_type=notice.invoice_type_code if notice.invoice_type_code in REFERENCED_TYPES else None,
-        issued=_day(issued), code=equivalent.cdar, label=equivalent.cdar_label, seller=_seller(notice.seller_siren),
+        issued=_day(issued), code=equivalent.cdar, label=equivalent.cdar_label, seller_siren=notice.seller_siren,
         details=_document_status(notice),
     )
 
@@ -184,10 +209,9 @@ def build_flow_cdar(notice: FlowNotice) -> bytes:
         notice.message_id, notice.at, notice.platform_siren, notice.platform_matricule,
         (notice.platform_siren, PLATFORM_ROLE), notice.supplier_siren, notice.supplier, True,
         reference=notice.flow_id, reference_type=None, reference_name=notice.original_name,
-        received=RECEIVED.part(at=_timestamp(notice.received_at)), issued=_day(utc(notice.received_at).date()),
-        code=code, label=FLOW_LABELS[code], seller=_seller(notice.supplier_siren),
-        details=[_status_detail(code, reason_code, reason, seq)
-                 for seq, (reason_code, reason) in enumerate(notice.reasons, start=1)],
+        received=_timestamp(notice.received_at), issued=_day(utc(notice.received_at).date()),
+        code=code, label=FLOW_LABELS[code], seller_siren=notice.supplier_siren,
+        details=[_status_detail(code, reason_code, reason) for reason_code, reason in notice.reasons],
     )
 
 
@@ -196,12 +220,12 @@ def _message(message_id: str, at: datetime, platform_siren: str, platform_matric
              issued_by_platform: bool, **reference: object) -> bytes:
     """The message about one referenced document: the platform sends it (by its registration number and its
     SIREN), issuer issued the status, the supplier receives it."""
-    return MESSAGE.document(
+    return MESSAGE.render(
         message_id=message_id, at=_timestamp(at), platform_matricule=platform_matricule, platform_siren=platform_siren,
-        issuer_siren=issuer[0], issuer_role=issuer[1], recipient_siren=recipient_siren or None,
-        recipient_account=None if recipient_siren else recipient_account or "",
+        issuer_siren=issuer[0], issuer_role=issuer[1], recipient_siren=recipient_siren,
+        recipient_account=recipient_account,
         type_code=PLATFORM_STATUS_TYPE if issued_by_platform else PARTY_STATUS_TYPE, **reference,
-    )
+    ).encode()
 
 
 def _timestamp(moment: datetime) -> str:
@@ -212,11 +236,6 @@ def _timestamp(moment: datetime) -> str:
 def _day(day: date) -> str:
     """Format 102 (yyyymmdd)."""
     return day.strftime("%Y%m%d")
-
-
-def _seller(siren: str | None) -> Part | None:
-    """The seller, when known (not so for an invoice too broken to read)."""
-    return SELLER.part(siren=siren) if siren else None
 
 
 def _issuer(notice: StatusNotice) -> tuple[str, str]:
@@ -231,21 +250,20 @@ def _issuer(notice: StatusNotice) -> tuple[str, str]:
     return (siren, role) if siren else (notice.platform_siren, PLATFORM_ROLE)
 
 
-def _document_status(notice: StatusNotice) -> Part | None:
+def _document_status(notice: StatusNotice) -> list[StatusDetail]:
     """The reason, the comment naming the precise status and the mandate; a status that has none needs none."""
     comment = notice.equivalent.comment
     if not (notice.reason_code or notice.reason or notice.mandate_number or comment):
-        return None
-    notes = [NOTE.part(content=content, subject=subject)
-             for content, subject in ((comment, None), (notice.mandate_number, MANDATE_SUBJECT)) if content]
-    return _status_detail(notice.cdar_code, notice.reason_code, notice.reason, 1, notes)
+        return []
+    notes = [(content, subject) for content, subject in ((comment, None), (notice.mandate_number, MANDATE_SUBJECT))
+             if content]
+    return [_status_detail(notice.cdar_code, notice.reason_code, notice.reason, notes)]
 
 
-def _status_detail(code: str, reason_code: str | None, reason: str | None, seq: int,
-                   notes: Sequence[Part] = ()) -> Part:
+def _status_detail(code: str, reason_code: str | None, reason: str | None,
+                   notes: Sequence[tuple[str, str | None]] = ()) -> StatusDetail:
     """One status detail: the reason as the reform allows it with code, then any notes."""
-    told_code, told_text = told_reason(code, reason_code, reason)
-    return STATUS_DETAIL.part(reason_code=told_code, reason=told_text, code=code, seq=seq, notes=notes)
+    return StatusDetail(*told_reason(code, reason_code, reason), notes)
 
 
 def parse_cdar(root: etree._Element) -> list[StatusRequest]:

@@ -16,8 +16,10 @@ in an Invoice Response; CDAR and the gateway's own format carry it.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from gateway.lifecycle.notice import StatusNotice
-from gateway.xmlwrite import Part, Template, utc
+from gateway.xmlwrite import utc, xml_template
 
 NS = {
     "ubl": "urn:oasis:names:specification:ubl:schema:xsd:ApplicationResponse-2",
@@ -39,40 +41,51 @@ CLARIFICATIONS = {
 }
 
 # The sender is the buyer, by SIRET, or the platform, by SIREN; the receiver the seller, by SIRET, when known.
-RESPONSE = Template("""
-    <ubl:ApplicationResponse xmlns:ubl="{ubl}" xmlns:cac="{cac}" xmlns:cbc="{cbc}">
-      <cbc:CustomizationID>{customization_id}</cbc:CustomizationID>
-      <cbc:ProfileID>{profile_id}</cbc:ProfileID>
-      <cbc:ID>{message_id}</cbc:ID>
-      <cbc:IssueDate>{issue_date}</cbc:IssueDate>
-      <cbc:IssueTime>{issue_time}</cbc:IssueTime>
-      <cac:SenderParty>
-        <cbc:EndpointID schemeID="{siret_scheme}">{sender_siret?}</cbc:EndpointID>
-        <cbc:EndpointID schemeID="{siren_scheme}">{sender_siren?}</cbc:EndpointID>
-      </cac:SenderParty>
-      <cac:ReceiverParty>
-        <cbc:EndpointID schemeID="{siret_scheme}">{seller_siret?}</cbc:EndpointID>
-      </cac:ReceiverParty>
-      <cac:DocumentResponse>
-        <cac:Response>
-          <cbc:ResponseCode listID="{response_list}">{response_code}</cbc:ResponseCode>
-          {clarification?}
-        </cac:Response>
-        <cac:DocumentReference>
-          <cbc:ID>{invoice_reference}</cbc:ID>
-          <cbc:IssueDate>{invoice_issue_date?}</cbc:IssueDate>
-          <cbc:DocumentTypeCode>{invoice_type_code?}</cbc:DocumentTypeCode>
-        </cac:DocumentReference>
-      </cac:DocumentResponse>
-    </ubl:ApplicationResponse>
+RESPONSE = xml_template("""\
+<?xml version='1.0' encoding='UTF-8'?>
+<ubl:ApplicationResponse xmlns:ubl="{{ ubl }}" xmlns:cac="{{ cac }}" xmlns:cbc="{{ cbc }}">
+  <cbc:CustomizationID>{{ customization_id }}</cbc:CustomizationID>
+  <cbc:ProfileID>{{ profile_id }}</cbc:ProfileID>
+  <cbc:ID>{{ notice.message_id }}</cbc:ID>
+  <cbc:IssueDate>{{ issue_date }}</cbc:IssueDate>
+  <cbc:IssueTime>{{ issue_time }}</cbc:IssueTime>
+  <cac:SenderParty>
+    {% if by_buyer %}
+    <cbc:EndpointID schemeID="{{ siret_scheme }}">{{ notice.buyer_siret }}</cbc:EndpointID>
+    {% else %}
+    <cbc:EndpointID schemeID="{{ siren_scheme }}">{{ notice.platform_siren }}</cbc:EndpointID>
+    {% endif %}
+  </cac:SenderParty>
+  <cac:ReceiverParty>
+    {% if notice.seller_siret is not none %}
+    <cbc:EndpointID schemeID="{{ siret_scheme }}">{{ notice.seller_siret }}</cbc:EndpointID>
+    {% endif %}
+  </cac:ReceiverParty>
+  <cac:DocumentResponse>
+    <cac:Response>
+      <cbc:ResponseCode listID="{{ response_list }}">{{ notice.equivalent.peppol }}</cbc:ResponseCode>
+      {% if clarification is not none %}
+      <cac:Status>
+        {% if clarification.code is not none %}
+        <cbc:StatusReasonCode listID="{{ reason_list }}">{{ clarification.code }}</cbc:StatusReasonCode>
+        {% endif %}
+        <cbc:StatusReason>{{ clarification.text }}</cbc:StatusReason>
+      </cac:Status>
+      {% endif %}
+    </cac:Response>
+    <cac:DocumentReference>
+      <cbc:ID>{{ notice.invoice_reference }}</cbc:ID>
+      {% if notice.invoice_issue_date is not none %}
+      <cbc:IssueDate>{{ notice.invoice_issue_date }}</cbc:IssueDate>
+      {% endif %}
+      {% if notice.invoice_type_code is not none %}
+      <cbc:DocumentTypeCode>{{ notice.invoice_type_code }}</cbc:DocumentTypeCode>
+      {% endif %}
+    </cac:DocumentReference>
+  </cac:DocumentResponse>
+</ubl:ApplicationResponse>
 """, **NS, customization_id=CUSTOMIZATION_ID, profile_id=PROFILE_ID, siret_scheme=SIRET_SCHEME,
-    siren_scheme=SIREN_SCHEME, response_list=RESPONSE_LIST)
-CLARIFICATION = Template("""
-    <cac:Status>
-      <cbc:StatusReasonCode listID="{reason_list}">{code?}</cbc:StatusReasonCode>
-      <cbc:StatusReason>{text}</cbc:StatusReason>
-    </cac:Status>
-""", reason_list=REASON_LIST)
+    siren_scheme=SIREN_SCHEME, response_list=RESPONSE_LIST, reason_list=REASON_LIST)
 
 
 def build_invoice_response(notice: StatusNotice) -> bytes:
@@ -80,21 +93,23 @@ def build_invoice_response(notice: StatusNotice) -> bytes:
     at = utc(notice.at)
     # the buyer sends it; the platform, for its own statuses and for an invoice without a known buyer
     by_buyer = bool(notice.buyer_siret) and not notice.issued_by_platform
-    return RESPONSE.document(
-        message_id=notice.message_id, issue_date=at.date().isoformat(), issue_time=at.strftime("%H:%M:%SZ"),
-        sender_siret=notice.buyer_siret if by_buyer else None, sender_siren=None if by_buyer else notice.platform_siren,
-        seller_siret=notice.seller_siret, response_code=notice.equivalent.peppol,
-        clarification=_clarification(notice), invoice_reference=notice.invoice_reference,
-        invoice_issue_date=notice.invoice_issue_date, invoice_type_code=notice.invoice_type_code,
-    )
+    return RESPONSE.render(notice=notice, issue_date=at.date().isoformat(), issue_time=at.strftime("%H:%M:%SZ"),
+                           by_buyer=by_buyer, clarification=_clarification(notice)).encode()
 
 
-def _clarification(notice: StatusNotice) -> Part | None:
+class Clarification(NamedTuple):
+    """Why: a clarification code (OPStatusReason), or none, and a text."""
+
+    code: str | None
+    text: str
+
+
+def _clarification(notice: StatusNotice) -> Clarification | None:
     """Why, for a status given with a reason: a clarification code and the reform's code and text; for a
     status without one whose code stands for several (IP for 204), the comment naming it, as text only."""
     if not (notice.reason_code or notice.reason):
         comment = notice.equivalent.comment
-        return CLARIFICATION.part(code=None, text=comment) if comment else None
+        return Clarification(None, comment) if comment else None
     code = CLARIFICATIONS.get((notice.reason_code or "").upper(), OTHER_REASON)
     text = ": ".join(part for part in (notice.reason_code, notice.reason) if part)
-    return CLARIFICATION.part(code=code, text=text)
+    return Clarification(code, text)

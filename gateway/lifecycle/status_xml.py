@@ -14,7 +14,7 @@ from lxml import etree
 from gateway.lifecycle.notice import StatusMessageError, StatusNotice, StatusRequest
 from gateway.lifecycle.statuses import Status
 from gateway.returns.schemas import schema
-from gateway.xmlwrite import Template, xml_datetime
+from gateway.xmlwrite import xml_template
 
 STATUS_NS = "urn:gateway:status:1"
 ROOT_TAG = f"{{{STATUS_NS}}}statusUpdate"
@@ -25,41 +25,47 @@ SCHEMA = "status"
 _validation = threading.Lock()
 
 # A status (statusCode, statusName), or the platform's rejection at integration (rejectedByPlatform).
-STATUS_UPDATE = Template("""
-    <statusUpdate xmlns="{namespace}">
-      <messageId>{message_id}</messageId>
-      <invoiceId>{invoice_id}</invoiceId>
-      <invoiceNumber>{invoice_number?}</invoiceNumber>
-      <invoiceIssueDate>{invoice_issue_date?}</invoiceIssueDate>
-      {rejected?}
-      <statusCode>{status_code?}</statusCode>
-      <statusName>{status_name?}</statusName>
-      <cdarCode>{cdar_code}</cdarCode>
-      <at>{at}</at>
-      <actor>{actor}</actor>
-      <reasonCode>{reason_code?}</reasonCode>
-      <comment>{comment?}</comment>
-      <mandateNumber>{mandate_number?}</mandateNumber>
-      <cdarLabel>{cdar_label}</cdarLabel>
-      <cdarComment>{cdar_comment?}</cdarComment>
-    </statusUpdate>
+STATUS_UPDATE = xml_template("""\
+<?xml version='1.0' encoding='UTF-8'?>
+<statusUpdate xmlns="{{ namespace }}">
+  <messageId>{{ notice.message_id }}</messageId>
+  <invoiceId>{{ notice.invoice_id }}</invoiceId>
+  {% if notice.invoice_number is not none %}
+  <invoiceNumber>{{ notice.invoice_number }}</invoiceNumber>
+  {% endif %}
+  {% if notice.invoice_issue_date is not none %}
+  <invoiceIssueDate>{{ notice.invoice_issue_date }}</invoiceIssueDate>
+  {% endif %}
+  {% if notice.status is none %}
+  <rejectedByPlatform/>
+  {% else %}
+  <statusCode>{{ notice.status.value }}</statusCode>
+  <statusName>{{ notice.status.name }}</statusName>
+  {% endif %}
+  <cdarCode>{{ notice.cdar_code }}</cdarCode>
+  <at>{{ notice.at | xml_datetime }}</at>
+  <actor>{{ notice.actor }}</actor>
+  {% if notice.reason_code is not none %}
+  <reasonCode>{{ notice.reason_code }}</reasonCode>
+  {% endif %}
+  {% if notice.reason is not none %}
+  <comment>{{ notice.reason }}</comment>
+  {% endif %}
+  {% if notice.mandate_number is not none %}
+  <mandateNumber>{{ notice.mandate_number }}</mandateNumber>
+  {% endif %}
+  <cdarLabel>{{ equivalent.cdar_label }}</cdarLabel>
+  {% if equivalent.comment is not none %}
+  <cdarComment>{{ equivalent.comment }}</cdarComment>
+  {% endif %}
+</statusUpdate>
 """, namespace=STATUS_NS)
-REJECTED_BY_PLATFORM = Template("<rejectedByPlatform/>")
 
 
 def build_status_xml(notice: StatusNotice) -> bytes:
     """The status message telling the supplier of notice, with both the Chorus and the reform code, the
     reform code's label and, where that code stands for several statuses (204), the comment naming this one."""
-    status = notice.status
-    return STATUS_UPDATE.document(
-        message_id=notice.message_id, invoice_id=notice.invoice_id, invoice_number=notice.invoice_number,
-        invoice_issue_date=notice.invoice_issue_date,
-        rejected=REJECTED_BY_PLATFORM.part() if status is None else None,
-        status_code=None if status is None else status.value, status_name=None if status is None else status.name,
-        cdar_code=notice.cdar_code, at=xml_datetime(notice.at), actor=notice.actor, reason_code=notice.reason_code,
-        comment=notice.reason, mandate_number=notice.mandate_number, cdar_label=notice.equivalent.cdar_label,
-        cdar_comment=notice.equivalent.comment,
-    )
+    return STATUS_UPDATE.render(notice=notice, equivalent=notice.equivalent).encode()
 
 
 def parse_status_xml(document: etree._Element) -> StatusRequest:

@@ -5,74 +5,88 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from gateway.data.findings import Finding, loads
+from gateway.data.findings import loads
 from gateway.data.models import FINAL_STATES, Flow, Invoice, Verdict
-from gateway.returns.ack import receipt
-from gateway.xmlwrite import Part, Template, xml_datetime
+from gateway.returns.ack import RECEIPT
+from gateway.xmlwrite import xml_template
 
 REPORT_NS = "urn:gateway:report:1"
 
-REPORT = Template("""
-    <report xmlns="{namespace}">
-      <flow>
-        {receipt}
-        <processedAt>{processed_at}</processedAt>
-        <state>{state}</state>
-        <syntax>{syntax?}</syntax>
-      </flow>
-      <counts>
-        <invoices>{count}</invoices>
-        <accepted>{accepted}</accepted>
-        <rejected>{rejected}</rejected>
-      </counts>
-      <errors>
-        {errors}
-      </errors>
-      <invoices>
-        {invoices}
-      </invoices>
-    </report>
-""", namespace=REPORT_NS)
-INVOICE = Template("""
+# An invoice's rulePacks say which rules judged it: the supplier and the operator can tell which release said so.
+REPORT = xml_template("""\
+{% macro errors(findings) %}
+<errors>
+  {% for finding in findings %}
+  <error>
+    <stage>{{ finding.stage }}</stage>
+    <rule>{{ finding.rule }}</rule>
+    <severity>{{ finding.severity }}</severity>
+    <message>{{ finding.message }}</message>
+    {% if finding.line is not none %}
+    <line>{{ finding.line }}</line>
+    {% endif %}
+    {% if finding.path is not none %}
+    <path>{{ finding.path }}</path>
+    {% endif %}
+  </error>
+  {% endfor %}
+</errors>
+{%- endmacro %}
+<?xml version='1.0' encoding='UTF-8'?>
+<report xmlns="{{ namespace }}">
+  <flow>
+{% include receipt %}
+    <processedAt>{{ processed_at | xml_datetime }}</processedAt>
+    <state>{{ flow.state }}</state>
+    {% if flow.syntax is not none %}
+    <syntax>{{ flow.syntax }}</syntax>
+    {% endif %}
+  </flow>
+  <counts>
+    <invoices>{{ invoices | length }}</invoices>
+    <accepted>{{ accepted }}</accepted>
+    <rejected>{{ invoices | length - accepted }}</rejected>
+  </counts>
+  {{ errors(findings) | nested(2) }}
+  <invoices>
+    {% for invoice, findings, packs in invoices %}
     <invoice>
-      <invoiceId>{id}</invoiceId>
-      <seq>{seq}</seq>
-      <name>{name}</name>
-      <number>{number?}</number>
-      <issueDate>{issue_date?}</issueDate>
-      <sellerSiret>{seller_siret?}</sellerSiret>
-      <buyerSiret>{buyer_siret?}</buyerSiret>
-      <recipient>{recipient?}</recipient>
-      <verdict>{verdict}</verdict>
-      <errors>
-        {errors}
-      </errors>
-      {rule_packs?}
+      <invoiceId>{{ invoice.id }}</invoiceId>
+      <seq>{{ invoice.seq }}</seq>
+      <name>{{ invoice.name }}</name>
+      {% if invoice.number is not none %}
+      <number>{{ invoice.number }}</number>
+      {% endif %}
+      {% if invoice.issue_date is not none %}
+      <issueDate>{{ invoice.issue_date }}</issueDate>
+      {% endif %}
+      {% if invoice.seller_siret is not none %}
+      <sellerSiret>{{ invoice.seller_siret }}</sellerSiret>
+      {% endif %}
+      {% if invoice.buyer_siret is not none %}
+      <buyerSiret>{{ invoice.buyer_siret }}</buyerSiret>
+      {% endif %}
+      {% if invoice.recipient is not none %}
+      <recipient>{{ invoice.recipient }}</recipient>
+      {% endif %}
+      <verdict>{{ invoice.verdict }}</verdict>
+      {{ errors(findings) | nested(6) }}
+      {% if packs %}
+      <rulePacks>
+        {% for pack in packs %}
+        <pack>
+          <name>{{ pack.name }}</name>
+          <version>{{ pack.version }}</version>
+          <sha256>{{ pack.sha256 }}</sha256>
+        </pack>
+        {% endfor %}
+      </rulePacks>
+      {% endif %}
     </invoice>
-""")
-# Which rules judged an invoice: the supplier and the operator can tell which release said so.
-RULE_PACKS = Template("""
-    <rulePacks>
-      {packs}
-    </rulePacks>
-""")
-PACK = Template("""
-    <pack>
-      <name>{name}</name>
-      <version>{version}</version>
-      <sha256>{sha256}</sha256>
-    </pack>
-""")
-ERROR = Template("""
-    <error>
-      <stage>{stage}</stage>
-      <rule>{rule}</rule>
-      <severity>{severity}</severity>
-      <message>{message}</message>
-      <line>{line?}</line>
-      <path>{path?}</path>
-    </error>
-""")
+    {% endfor %}
+  </invoices>
+</report>
+""", namespace=REPORT_NS, receipt=RECEIPT)
 
 
 def build_report(flow: Flow, invoices: list[Invoice], processed_at: datetime) -> bytes:
@@ -80,25 +94,8 @@ def build_report(flow: Flow, invoices: list[Invoice], processed_at: datetime) ->
     if flow.state not in FINAL_STATES:
         raise ValueError(f"flow {flow.id} is {flow.state}, not in a final state")
     ordered = sorted(invoices, key=lambda invoice: invoice.seq)
-    accepted = sum(invoice.verdict == Verdict.ACCEPTED for invoice in ordered)
-    return REPORT.document(
-        receipt=receipt(flow), processed_at=xml_datetime(processed_at), state=flow.state, syntax=flow.syntax,
-        count=len(ordered), accepted=accepted, rejected=len(ordered) - accepted,
-        errors=_errors(loads(flow.findings)), invoices=[_invoice(invoice) for invoice in ordered],
-    )
-
-
-def _invoice(invoice: Invoice) -> Part:
-    packs = json.loads(invoice.packs or "[]")
-    return INVOICE.part(
-        id=invoice.id, seq=invoice.seq, name=invoice.name, number=invoice.number, issue_date=invoice.issue_date,
-        seller_siret=invoice.seller_siret, buyer_siret=invoice.buyer_siret, recipient=invoice.recipient,
-        verdict=invoice.verdict, errors=_errors(loads(invoice.findings)),
-        rule_packs=RULE_PACKS.part(packs=[PACK.part(**{key: pack[key] for key in ("name", "version", "sha256")})
-                                          for pack in packs]) if packs else None,
-    )
-
-
-def _errors(findings: list[Finding]) -> list[Part]:
-    return [ERROR.part(stage=finding.stage, rule=finding.rule, severity=finding.severity, message=finding.message,
-                       line=finding.line, path=finding.path) for finding in findings]
+    return REPORT.render(
+        flow=flow, processed_at=processed_at, findings=loads(flow.findings),
+        accepted=sum(invoice.verdict == Verdict.ACCEPTED for invoice in ordered),
+        invoices=[(invoice, loads(invoice.findings), json.loads(invoice.packs or "[]")) for invoice in ordered],
+    ).encode()
