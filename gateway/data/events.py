@@ -2,7 +2,7 @@
 
 Each event names the process that made it (`by`: host and pid), since several processes, on several hosts,
 may share the work of one database. A transaction's events are written together when it commits, as one
-multi-row INSERT: a flow's dozen events would otherwise cost a dozen statements through the ORM.
+multi-row INSERT (gateway.data.deferred): a flow's dozen events would otherwise cost a dozen statements through the ORM.
 
 The log follows the commit, so it tells only decisions that stand: a transaction rolled back (no room left on
 disk, a crash of the database) and made again does not log its decisions twice. At the default level (info) it
@@ -20,15 +20,15 @@ import socket
 from typing import Any
 
 import structlog
-from sqlalchemy import event, insert
-from sqlalchemy.orm import Session
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction
 
-from gateway.data.models import Event, utcnow
+from gateway.data import deferred, tables
+from gateway.data.tables import utcnow
 from gateway.ops.log import log
 
 _HOST = socket.gethostname()
-_PENDING = "gateway_events"  # Session.info key: the rows and lines recorded in its transaction, not yet written
-_WRITTEN = "gateway_events_written"  # Session.info key: their log lines, once written, until the commit
+_LINES = "gateway_event_lines"  # Session.info key: the log lines of its transaction's events and steps
 _ALONE = frozenset({"delivery_failed", "delivery_dead"})  # the events logged at info on their own
 
 
@@ -38,14 +38,15 @@ def record(session: Session, flow_id: str, kind: str, invoice_id: str | None = N
     detail = {**detail, "by": f"{_HOST}:{os.getpid()}"}
     row = {"flow_id": flow_id, "invoice_id": invoice_id, "at": utcnow(), "kind": kind,
            "detail": json.dumps(detail, ensure_ascii=False, default=str)}
+    deferred.add(session, tables.event, row)
     level = logging.INFO if kind in _ALONE else logging.DEBUG
-    session.info.setdefault(_PENDING, []).append((row, level, kind, _line(flow_id, invoice_id, detail)))
+    session.info.setdefault(_LINES, []).append((level, kind, _line(flow_id, invoice_id, detail)))
 
 
 def step(session: Session, flow_id: str, name: str, **summary: Any) -> None:
     """Log a step of the flow's processing, its one line at info level (name, then what it came to: summary), when
     the caller's transaction, the one recording the step's events, commits."""
-    session.info.setdefault(_PENDING, []).append((None, logging.INFO, name, _line(flow_id, None, summary)))
+    session.info.setdefault(_LINES, []).append((logging.INFO, name, _line(flow_id, None, summary)))
 
 
 def _line(flow_id: str, invoice_id: str | None, fields: dict[str, Any]) -> dict[str, Any]:
@@ -54,26 +55,16 @@ def _line(flow_id: str, invoice_id: str | None, fields: dict[str, Any]) -> dict[
             **({"invoice_id": invoice_id} if invoice_id else {}), **fields}
 
 
-@event.listens_for(Session, "before_commit")
-def _write(session: Session) -> None:
-    pending = session.info.pop(_PENDING, None)
-    if pending:
-        rows = [row for row, _level, _kind, _line in pending if row is not None]
-        if rows:
-            session.connection().execute(insert(Event.__table__), rows)
-        session.info.setdefault(_WRITTEN, []).extend((level, kind, line) for _row, level, kind, line in pending)
-
-
 @event.listens_for(Session, "after_commit")
 def _log(session: Session) -> None:
-    lines = session.info.pop(_WRITTEN, ())
+    lines = session.info.pop(_LINES, ())
     if lines:
         logger = log.bind()  # resolved once for the commit: a debug line left out costs a comparison
         for level, kind, line in lines:
             logger.log(level, kind, **line)
 
 
-@event.listens_for(Session, "after_rollback")
-def _forget(session: Session) -> None:
-    session.info.pop(_PENDING, None)
-    session.info.pop(_WRITTEN, None)
+@event.listens_for(Session, "after_soft_rollback")
+def _forget(session: Session, previous: SessionTransaction) -> None:
+    if previous.parent is None:  # as gateway.data.deferred forgets the rows of the events
+        session.info.pop(_LINES, None)

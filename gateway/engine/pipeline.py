@@ -21,7 +21,7 @@ import structlog
 from sqlmodel import Session, select
 
 from gateway.app import App
-from gateway.data import events, store
+from gateway.data import deferred, events, store
 from gateway.data.db import session_scope
 from gateway.data.findings import Finding, loads
 from gateway.data.models import (
@@ -71,16 +71,19 @@ def process(app: App, claimed: list[tuple[str, int]], owner: str) -> dict[str, F
                     with _about(work):
                         judging.record(app, session, work, *judgement)
                         _judged(session, work, judgement[0])
+            judging.make_deliveries(app, session, [work for work, _judgement in judged if work in works])
         faults.point("batch_judged")
     with store.synced_dirs():
         tried = delivery.try_all(app, [d for work in works for d in work.deliveries])
     with session_scope(app.engine) as session, store.synced_dirs():
         works = _hold(session, works, owner)
         delivery.record_all(app, session, tried)
+        told = receivability.told(session, [work.flow.id for work in works])
         for work in works:
             with _about(work):
-                receivability.tell(app, session, work.flow)  # the flow is judged: its 500 or 501
+                receivability.tell(app, session, work.flow, told)  # the flow is judged: its 500 or 501
                 _delivered(session, work, tried)
+        deferred.write(session)  # the status-returns queued, to lease them now
         returns = queue.lease_deliveries(session, owner, app.settings.worker.lease_seconds,
                                          [work.flow.id for work in works])
     with store.synced_dirs():

@@ -134,19 +134,20 @@ def claim(engine: Engine, owner: str, lease_seconds: float, model: Queued = tabl
     return [(row[0], row[1]) for row in sorted(rows, key=lambda row: row[2:])]  # RETURNING keeps no order
 
 
-# Built once: building an INSERT at each call costs as much as the ORM object it replaces.
-_ADD_DELIVERIES = insert(tables.delivery).returning(tables.delivery.c.id, sort_by_parameter_order=True)
+# Built once: building an INSERT at each call costs as much as the ORM object it replaces. No order asked of
+# RETURNING: SQLAlchemy would then insert the rows one by one on SQLite.
+_ADD_DELIVERIES = insert(tables.delivery).returning(tables.delivery.c.invoice_id, tables.delivery.c.id)
 
 
-def add_deliveries(session: Session, rows: list[dict[str, Any]]) -> list[int]:
-    """Queue deliveries (rows of table delivery, the columns with defaults left out as they will) in the caller's
-    transaction, in one statement; returns their ids, in the order of rows. The rows they refer to (invoices)
-    must be in the database already: the session's pending changes are not flushed first, but left for its next
-    query or its commit, so that a batch's changes are written together."""
+def add_invoice_deliveries(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Queue the deliveries of invoices (rows of table delivery, one an invoice, the columns with defaults left out
+    as they will) in the caller's transaction, in one statement; returns their ids by invoice. The invoices must be
+    in the database already: the session's pending changes are not flushed first, but left for its next query or
+    its commit, so that a batch's changes are written together."""
     if not rows:
-        return []
+        return {}
     with session.no_autoflush:
-        return list(session.execute(_ADD_DELIVERIES, rows).scalars())
+        return {invoice_id: delivery_id for invoice_id, delivery_id in session.execute(_ADD_DELIVERIES, rows)}
 
 
 def lease_deliveries(session: Session, owner: str, lease_seconds: float, flow_ids: list[str]) -> list[int]:

@@ -84,7 +84,8 @@ def judge(app: App, work: Work) -> Judgement | None:
 
 
 def record(app: App, session: Session, work: Work, refusal: list[Finding] | None, judged: list[Judged]) -> None:
-    """Record the flow's refusal, or its invoices' verdicts and deliveries, in the caller's transaction."""
+    """Record the flow's refusal, or its invoices' verdicts and their entry into the lifecycle, in the caller's
+    transaction (then make_deliveries)."""
     flow = work.flow
     stored = session.get_one(Flow, flow.id)
     if refusal:
@@ -99,12 +100,20 @@ def record(app: App, session: Session, work: Work, refusal: list[Finding] | None
     for seq, (name, sha256, checked, rules) in enumerate(judged, start=1):
         invoice = judge_invoice(app, session, flow, seq, name, sha256, checked, rules, day, accepted_keys)
         work.invoices.append(invoice)
-    session.flush()  # invoice rows before their deliveries' foreign keys
+    session.flush()  # invoice rows before their statuses' and deliveries' foreign keys
     for invoice in work.invoices:
         lifecycle.integrated(app, session, invoice)
+
+
+def make_deliveries(app: App, session: Session, works: list[Work]) -> None:
+    """The deliveries of the invoices accepted in works, just recorded, each leased to its worker for a first attempt
+    now: one statement for them all, in the caller's transaction; they become each work's deliveries."""
     lease = utcnow() + timedelta(seconds=app.settings.worker.lease_seconds)
-    accepted = [invoice for invoice in work.invoices if invoice.verdict is Verdict.ACCEPTED]
-    work.deliveries = queue.add_deliveries(session, [_delivery_of(invoice, work.owner, lease) for invoice in accepted])
+    accepted = [(work, invoice) for work in works for invoice in work.invoices if invoice.verdict is Verdict.ACCEPTED]
+    made = queue.add_invoice_deliveries(session, [_delivery_of(invoice, work.owner, lease)
+                                                  for work, invoice in accepted])
+    for work, invoice in accepted:
+        work.deliveries.append(made[invoice.id])
 
 
 def final_state(flow_findings: list[Finding], invoices: list[Invoice]) -> FlowState:

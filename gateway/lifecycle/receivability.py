@@ -29,14 +29,19 @@ _IRR_OF = {"IRR_ARCHIVE_F": "IRR_SYNTAX", "FLOW-NAME-INVALID": "IRR_NOM_F", "FX-
            "FX-NOT-CII": "IRR_TYPE_F"}
 
 
-def tell(app: App, session: Session, flow: Flow) -> None:
-    """Queue the flow's 500 or 501 for its account if it reads CDAR, once: a flow taken again after a crash
-    finds it queued."""
-    if status_format(app, session, flow.account) is not StatusFormat.CDAR:
+def told(session: Session, flow_ids: list[str]) -> set[str]:
+    """Of flow_ids, the flows whose 500 or 501 is queued already: taken again after a crash (one query for a
+    batch)."""
+    return set(session.exec(select(Delivery.flow_id).where(
+        Delivery.flow_id.in_(flow_ids), Delivery.file_name.in_([f"{flow_id}{SUFFIX}" for flow_id in flow_ids]))))
+
+
+def tell(app: App, session: Session, flow: Flow, already: set[str]) -> None:
+    """Queue the flow's 500 or 501 for its account if it reads CDAR, once: unless the flow is among those already
+    told (told())."""
+    if flow.id in already or status_format(app, session, flow.account) is not StatusFormat.CDAR:
         return
     name = f"{flow.id}{SUFFIX}"
-    if session.exec(select(Delivery.id).where(Delivery.flow_id == flow.id, Delivery.file_name == name)).first():
-        return
     reasons = irrecevable(loads(flow.findings))
     notice = FlowNotice(message_id=f"{flow.id}-lifecycle", flow_id=flow.id, original_name=flow.original_name,
                         received_at=flow.received_at, at=utcnow(), reasons=tuple(reasons), supplier=flow.account,

@@ -16,7 +16,7 @@ from sqlalchemy import Row, insert
 from sqlmodel import Session, select
 
 from gateway.app import App
-from gateway.data import events, tables
+from gateway.data import deferred, events, tables
 from gateway.data.db import session_scope
 from gateway.data.findings import Finding, loads
 from gateway.data.models import (
@@ -28,7 +28,7 @@ from gateway.data.models import (
     utcnow,
 )
 from gateway.data.views import by_reference
-from gateway.engine import queue, wakeups
+from gateway.engine import wakeups
 from gateway.lifecycle.cdar import build_cdar
 from gateway.lifecycle.invoice_response import build_invoice_response
 from gateway.lifecycle.notice import StatusNotice, siren
@@ -211,10 +211,11 @@ def status_format(app: App, session: Session, account: str) -> StatusFormat:
 def queue_return(app: App, session: Session, flow: Flow, file_name: str, content: bytes,
                  invoice_id: str | None = None) -> None:
     """Queue a status-return file for the account of flow (about one of its invoices, or about the flow itself):
-    a delivery, retried like an invoice; the delivery workers are woken unless the flow is still being
-    processed, whose worker makes its deliveries itself."""
-    queue.add_deliveries(session, [{"kind": "status", "invoice_id": invoice_id, "flow_id": flow.id,
-                                    "destination": flow.account, "file_name": file_name,
-                                    "sha256": app.store.put(content)}])
+    a delivery, retried like an invoice, written with the transaction's others when it commits
+    (gateway.data.deferred); the delivery workers are woken unless the flow is still being processed, whose
+    worker makes its deliveries itself."""
+    deferred.add(session, tables.delivery, {"kind": "status", "invoice_id": invoice_id, "flow_id": flow.id,
+                                            "destination": flow.account, "file_name": file_name,
+                                            "sha256": app.store.put(content)})
     if flow.state is not FlowState.RECU:
         wakeups.at_commit(app, session)

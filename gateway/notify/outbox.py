@@ -1,5 +1,6 @@
 """Queueing notifications: an event, told as one delivery per subscription that wants it, in the caller's
-transaction, so that the event and its notifications commit together or not at all.
+transaction (written when it commits: gateway.data.deferred), so that the event and its notifications commit
+together or not at all.
 
 An event is a JSON object: {"id": "evt_...", "type": "invoice.status" | "flow.finished", "time": ..., "data":
 {...}}. Its id is the same in every copy (webhook body and header, e-mail Message-ID): a receiver that gets it
@@ -18,10 +19,10 @@ from sqlalchemy import Row
 from sqlmodel import Session
 
 from gateway.app import App
-from gateway.data import events
+from gateway.data import deferred, events, tables
 from gateway.data.findings import loads
 from gateway.data.models import Flow, Invoice, Verdict, as_utc, utcnow
-from gateway.engine import queue, wakeups
+from gateway.engine import wakeups
 from gateway.lifecycle.statuses import Status
 from gateway.notify import FLOW_FINISHED, INVOICE_STATUS, mail
 
@@ -67,9 +68,10 @@ def _queue(app: App, session: Session, accounts: set[str], kind: str, data: dict
     for subscription in wanted:
         content, suffix = ((body, ".json") if subscription.kind == "webhook"
                            else (mail.message(app.settings.smtp.sender, subscription.target, event), ".eml"))
-        queue.add_deliveries(session, [{"kind": subscription.kind, "invoice_id": invoice_id, "flow_id": flow_id,
-                                        "destination": subscription.account, "file_name": name + suffix,
-                                        "sha256": app.store.put(content), "subscription_id": subscription.id}])
+        deferred.add(session, tables.delivery, {
+            "kind": subscription.kind, "invoice_id": invoice_id, "flow_id": flow_id,
+            "destination": subscription.account, "file_name": name + suffix, "sha256": app.store.put(content),
+            "subscription_id": subscription.id})
         events.record(session, flow_id, "notification_queued", invoice_id=invoice_id, event_type=kind,
                       event_id=event["id"], recipient=subscription.account, channel=subscription.kind,
                       subscription=subscription.id)
