@@ -7,10 +7,12 @@ import io
 import os
 import signal
 import struct
+import time
 
 import paramiko
 import pytest
 
+from gateway.ingest.sftp.uploads import Handoff
 from tests.harness import ACK_NS, REPORT_NS, SAMPLES, ack_for_name, files, outbox, renumber, wait_for, wait_report
 from tests.sftp_harness import PASSWORDS
 
@@ -232,3 +234,62 @@ def _read(channel: paramiko.Channel, n: int) -> bytes:
         assert chunk, "channel closed"
         data += chunk
     return data
+
+
+def _handed(app, handoff, names: list[str]) -> None:
+    """Close uploads of names into acme's in/ through handoff, one right after the other."""
+    inbox = app.zones.inbox("acme")
+    fd = os.open(inbox, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in names:
+            (inbox / f".{name}.part").write_bytes(_invoice(name.removesuffix(".xml")))
+            handoff.finish("acme", fd, f".{name}.part", name)
+    finally:
+        os.close(fd)
+
+
+def _waiting(app, names: list[str]) -> list[str]:
+    return [name for name in names if (app.zones.inbox("acme") / name).exists()]
+
+
+def test_handoff_takes_a_burst_once_it_pauses(app, config_file):
+    """Uploads closed one after the other wait in in/ while they go on (intake would slow the session down), and
+    are all taken once they pause for QUIET."""
+    app.zones.ensure("acme")
+    handoff = Handoff(app)
+    handoff.QUIET, handoff.MOST = 3.0, 600.0
+    names = [f"BURST-{i}.xml" for i in range(5)]
+    handoff.start()
+    try:
+        _handed(app, handoff, names)
+        paused = time.monotonic()
+        assert _waiting(app, names) == names
+        wait_for(lambda: not _waiting(app, names), what="the burst taken once it paused")
+        assert time.monotonic() - paused > 1.0  # not at once: after the pause
+        for name in names:
+            _ack_in(config_file, name)
+    finally:
+        handoff.stop()
+
+
+def test_handoff_waits_most_then_takes_and_stop_takes_at_once(app, config_file):
+    """An upload waits MOST at most however busy the sessions, and stop() hands over what waits at once."""
+    app.zones.ensure("acme")
+    handoff = Handoff(app)
+    handoff.QUIET, handoff.MOST = 600.0, 0.5
+    handoff.start()
+    try:
+        _handed(app, handoff, ["MOST-1.xml"])
+        wait_for(lambda: not _waiting(app, ["MOST-1.xml"]), what="the upload taken after MOST")
+        handoff.MOST = 600.0
+        _handed(app, handoff, ["STOP-1.xml"])
+    finally:
+        began = time.monotonic()
+        handoff.stop()
+    assert time.monotonic() - began < 60 and not _waiting(app, ["STOP-1.xml"])
+    for name in ("MOST-1.xml", "STOP-1.xml"):
+        _ack_in(config_file, name)
+
+
+def _ack_in(config_file, name: str) -> None:
+    wait_for(lambda: ack_for_name(config_file.parent, "acme", name), what=f"acknowledgement of {name}")

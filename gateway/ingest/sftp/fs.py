@@ -125,6 +125,7 @@ class ZoneSession(paramiko.SFTPServerInterface):
         self.max_flow_bytes = app.settings.ingest.max_flow_bytes
         self.ended = False
         self._dirs: dict[str, int] = {}
+        self._name_max = 255  # bytes a name may have in in/, read from its file system once the session starts
         self._sent: OrderedDict[str, paramiko.SFTPAttributes] = OrderedDict()
 
     def session_started(self) -> None:
@@ -135,6 +136,7 @@ class ZoneSession(paramiko.SFTPServerInterface):
                 self._dirs[folder] = os.open(folder, _DIRECTORY, dir_fd=root)
         finally:
             os.close(root)
+        self._name_max = os.fpathconf(self._dirs[INBOX], "PC_NAME_MAX")
         log.info("sftp_login", account=self.account, ip=self.connection.ip, method=self.connection.method)
 
     def session_ended(self) -> None:
@@ -303,7 +305,7 @@ class ZoneSession(paramiko.SFTPServerInterface):
         """The refusal of a name the rule refuses (a temporary dot-name judged without its dot), naming the rule, or
         of one longer than in/'s file system holds (255 bytes of UTF-8 on Linux: fewer than 256 characters)."""
         finding = name_refusal(name.removeprefix("."))
-        size, most = len(os.fsencode(name)), os.fpathconf(self._dirs[INBOX], "PC_NAME_MAX")
+        size, most = len(os.fsencode(name)), self._name_max
         if finding is not None:
             message = told(finding)
         elif size > most:

@@ -10,10 +10,12 @@ A final name is then handed to intake from a thread of its own: intake fsyncs an
 first linked under its final name in in/, so that after a crash the zone watcher takes it like any
 dropped file: a close answered OK is not lost if the gateway stops or crashes; meanwhile it is promised to
 intake (gateway.ingest.intake.PROMISED), and this process's zone watcher leaves it alone. That thread takes what
-has arrived when it is free, without waiting for more (a lone upload is taken at once; under a burst, batches form
-while intake works), and hands them to intake together (intake_all: one transaction for their flows, one for their
-acknowledgements). It takes the accounts in turn (gateway.engine.turns), in batches bounded in time
-(gateway.ingest.pace): an upload of another account waits for one short batch, then for its own.
+has arrived once the uploads have paused for a moment (QUIET), or once the oldest has waited MOST, and hands them to
+intake together (intake_all: one transaction for their flows, one for their acknowledgements). It shares the GIL
+with the sessions, and the flows it commits set the workers going: competing with a burst, they made each of the
+client's round trips wait, and a session upload 2-4 times slower (benchmarks/sftp.py); a lone upload waits QUIET.
+It takes the accounts in turn (gateway.engine.turns), in batches bounded in time (gateway.ingest.pace): an upload
+of another account waits for one short batch, then for its own.
 """
 
 from __future__ import annotations
@@ -48,9 +50,14 @@ class Handoff:
     """Moves finished uploads to their names and feeds final ones to intake, each account's in order, the
     accounts in turn."""
 
+    QUIET = 0.02  # seconds without a new upload after which those waiting are taken (a client's next file is sooner)
+    MOST = 0.5  # seconds an upload waits at most for them to pause: what a stream without pauses adds to its acks
+
     def __init__(self, app: App) -> None:
         self.app = app
-        self._waiting: Turns[str] = Turns()  # final names, per account
+        self._waiting: Turns[tuple[str, float]] = Turns()  # final names and when they were queued, per account
+        self._last = 0.0  # when the last upload was queued (time.monotonic())
+        self._stopping = threading.Event()
         self._pace = Pace()  # how many uploads a batch takes
         self._thread = threading.Thread(target=self._run, name="sftp-intake", daemon=True)
 
@@ -60,6 +67,7 @@ class Handoff:
 
     def stop(self) -> None:
         """Hand over what is queued, then stop."""
+        self._stopping.set()
         self._waiting.close()
         self._thread.join()
 
@@ -86,13 +94,16 @@ class Handoff:
             PROMISED.release(inbox / name)
             raise
         os.unlink(source, dir_fd=dir_fd)
-        self._waiting.put(account, name)
+        self._last = time.monotonic()
+        self._waiting.put(account, (name, self._last))
 
     def _run(self) -> None:
-        while (item := self._waiting.get()) is not None:
-            batch, size = [item], self._pace.size()
+        while (first := self._waiting.get()) is not None:
+            account, (name, queued) = first
+            self._pause(queued)
+            batch, size = [(account, name)], self._pace.size()
             while len(batch) < size and (item := self._waiting.get(block=False)) is not None:
-                batch.append(item)
+                batch.append((item[0], item[1][0]))
             handed = [Handed(self.app.zones.inbox(account) / name, Arrival(account=account, original_name=name,
                                                                            channel="sftp"))
                       for account, name in batch]
@@ -106,6 +117,12 @@ class Handoff:
                 for one in handed:
                     PROMISED.release(one.path)
             self._pace.took(len(batch), time.monotonic() - began)
+
+    def _pause(self, queued: float) -> None:
+        """Wait for the uploads to pause for QUIET, until MOST after queued at most (at once when stopping)."""
+        while (wait := min(self._last + self.QUIET, queued + self.MOST) - time.monotonic()) > 0:
+            if self._stopping.wait(wait):
+                return
 
     def _sweep(self) -> None:
         """Delete uploads a dead process left unfinished; those another live one is writing are locked."""
@@ -215,7 +232,7 @@ class Upload(paramiko.SFTPHandle):
         self.session.uploaded(self.name, attributes)
 
     def _name_it(self, size: int) -> None:
-        log.info("sftp_upload", account=self.session.account, original_name=self.name, size=size)
+        log.debug("sftp_upload", account=self.session.account, original_name=self.name, size=size)
         if is_final_name(self.name):
             self.session.handoff.finish(self.session.account, self.dir_fd, self.temporary, self.name)
         else:
