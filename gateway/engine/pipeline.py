@@ -66,12 +66,12 @@ def process(app: App, claimed: list[tuple[str, int]], owner: str) -> dict[str, F
     if judged:
         with session_scope(app.engine) as session, store.synced_dirs():  # the files' names before the commit
             works = _hold(session, works, owner)
-            for work, judgement in judged:
-                if work in works:
-                    with _about(work):
-                        judging.record(app, session, work, *judgement)
-                        _judged(session, work, judgement[0])
-            judging.make_deliveries(app, session, [work for work, _judgement in judged if work in works])
+            recorded = [(work, judgement) for work, judgement in judged if work in works]
+            for work, judgement in recorded:
+                with _about(work):
+                    judging.record(app, session, work, *judgement)
+                    _judged(session, work, judgement[0])
+            judging.make_deliveries(app, session, [work for work, _judgement in recorded])
         faults.point("batch_judged")
     with store.synced_dirs():
         tried = delivery.try_all(app, [d for work in works for d in work.deliveries])
