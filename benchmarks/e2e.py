@@ -173,11 +173,10 @@ class Cluster:
         return tree_rss_mb(p.proc.pid for p in self.processes)
 
     def cpu_s(self) -> dict[str, float]:
-        """CPU seconds so far: the first process (SFTP, intake, deliveries), the others (the workers), their
-        validator processes, and the database server's processes."""
-        front, front_below = tree_cpu_s([self.processes[0].proc.pid])
+        """CPU seconds so far: the first process (intake, deliveries) with its SFTP server's process, the others
+        (the workers), their validator processes, and the database server's processes."""
         workers, validators = tree_cpu_s(p.proc.pid for p in self.processes[1:])
-        found = {"front": front, "workers": workers, "validators": validators + front_below}
+        found = {"front": sum(tree_cpu_s([self.processes[0].proc.pid])), "workers": workers, "validators": validators}
         if self.sshd:
             found["sshd"] = sum(tree_cpu_s([self.sshd.proc.pid]))
         if self.database_pid:

@@ -127,6 +127,7 @@ class WorkerSettings(_Section):
 @dataclass
 class SftpSettings(_Section):
     enabled: bool = False
+    own_process: bool = True  # `gateway run` serves SFTP from a child process (gateway.ingest.sftp.process)
     host: str = "127.0.0.1"
     port: int = _setting(2222, ge=0, le=65535)
     login_grace: float = _setting(30.0, gt=0)

@@ -182,7 +182,7 @@ class Site:
 
         root.mkdir()
         self.root = root
-        self.config = write_config(root, {"sftp": {"enabled": True, "port": 0, **QUICK, **sftp},
+        self.config = write_config(root, {"sftp": {"enabled": True, "port": 0, "own_process": False, **QUICK, **sftp},
                                           "ingest": ingest or {}})
         load_samples(self.config)
         self.key = make_key(root / "acme_key")

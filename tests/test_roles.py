@@ -62,11 +62,25 @@ def _pid(event: Event) -> int:
 
 
 def _children(pid: int) -> list[int]:
-    """The processes pid started (its validator processes, if any)."""
+    """The processes pid started."""
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         found += [int(child) for child in (task / "children").read_text().split()]
     return found
+
+
+def _validators(process: GatewayProcess) -> list[int]:
+    """The processes a gateway spawned to validate: all it spawned but its SFTP server's (multiprocessing's
+    resource tracker is not spawned)."""
+    sftp = {e["pid"] for e in _log_lines(process.log) if e["event"] == "sftp_process_started"}
+    return [pid for pid in _children(process.proc.pid)
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes() and pid not in sftp]
+
+
+def _sftp_processes(process: GatewayProcess) -> list[int]:
+    """The SFTP server's processes a gateway started (gateway.ingest.sftp.process), still running."""
+    started = [e["pid"] for e in _log_lines(process.log) if e["event"] == "sftp_process_started"]
+    return [pid for pid in started if pid in _children(process.proc.pid)]
 
 
 def _log_lines(path: Path) -> list[dict]:
@@ -122,8 +136,8 @@ def test_sftp_ingest_and_worker_roles_in_their_own_processes(tmp_path, database_
             drop(tmp_path, SUPPLIER, f"zone-{n}.xml", renumber(GOOD, f"ROLE-ZONE-{n}"))
         _reported(tmp_path, 6)
         wait_for(lambda: len(files(outbox(tmp_path, RECIPIENT), ".xml")) >= 6, what="six deliveries")
-        assert _children(front.proc.pid) == [] and _children(ingest.proc.pid) == []
-        assert _children(worker.proc.pid) != []
+        assert _validators(front) == [] and _validators(ingest) == [] and _validators(worker) != []
+        assert len(_sftp_processes(front)) == 1, "the SFTP server runs in a child of the front"
 
         with _sftp(_sftp_port(front.log)) as sftp:
             upload = sftp.open("/in/cut.xml", "w")

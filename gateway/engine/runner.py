@@ -1,6 +1,7 @@
 """`gateway run`: one process with the roles it is given, and a heartbeat.
 
-The roles: `sftp`, the embedded SFTP server (its uploads go through intake in this process); `ingest`, the
+The roles: `sftp`, the embedded SFTP server (run by a child process unless [sftp] own_process is false; its
+uploads go through intake in this process, gateway.ingest.sftp.process); `ingest`, the
 zone watcher, the pull poller and the spool recovery; `worker`, threads processing flows, with the business
 rules' validator processes beside them; `deliver`, threads making due deliveries (invoices, status-returns,
 notifications); `web`, the HTTP API, health and metrics (uvicorn). All five by default. Several processes, on
@@ -37,6 +38,7 @@ from gateway.engine.worker import Worker
 from gateway.ingest.intake import recover
 from gateway.ingest.poller import Poller
 from gateway.ingest.sftp import SftpServer
+from gateway.ingest.sftp.process import SftpProcess
 from gateway.ingest.watcher import ZoneWatcher
 from gateway.ops import metrics
 from gateway.ops.dbdown import is_database_down, log_failure
@@ -65,7 +67,7 @@ class Gateway:
         self._stop_intake = threading.Event()
         self._stop_workers = threading.Event()
         self._stop_beat = threading.Event()
-        self.sftp: SftpServer | None = None
+        self.sftp: SftpServer | SftpProcess | None = None
         self.web: WebServer | None = None
         self._rules: RulesStage | None = None  # the stage this gateway started, and will close
         self._watcher: ZoneWatcher | None = None
@@ -101,7 +103,7 @@ class Gateway:
         log.info("gateway_started", owner=self.owner, roles=sorted(self.roles), recovered=recovered,
                  zones=str(self.app.zones.root))
         if "sftp" in self.roles and self.app.settings.sftp.enabled:
-            server = SftpServer(self.app)
+            server = SftpProcess(self.app) if self.app.settings.sftp.own_process else SftpServer(self.app)
             server.start()
             self.sftp = server  # only once started: stop() must not stop a server that never ran
         if "web" in self.roles:

@@ -27,7 +27,7 @@ from gateway.app import App
 from gateway.ingest.sftp.auth import Credentials
 from gateway.ingest.sftp.fs import ZoneSession, ZoneSFTPServer
 from gateway.ingest.sftp.limits import HandleCaps, InboxQuota
-from gateway.ingest.sftp.uploads import Handoff
+from gateway.ingest.sftp.uploads import Finisher
 from gateway.ops import metrics
 from gateway.ops.alarm import Repeats
 from gateway.ssh import DISABLED_ALGORITHMS
@@ -74,7 +74,7 @@ class GatewayTransport(paramiko.Transport):
         return reason, (str(failure) or type(failure).__name__)[:200]
 
 
-def open_transport(sock: object, host_key: paramiko.PKey, app: App, handoff: Handoff, handles: HandleCaps,
+def open_transport(sock: object, host_key: paramiko.PKey, app: App, handoff: Finisher, handles: HandleCaps,
                    quota: InboxQuota) -> GatewayTransport:
     transport = GatewayTransport(sock, disabled_algorithms=DISABLED_ALGORITHMS)
     transport.local_version = BANNER

@@ -43,7 +43,7 @@ from paramiko.sftp import (
 from gateway.app import App
 from gateway.ingest.names import name_refusal, told
 from gateway.ingest.sftp.limits import HandleCaps, InboxQuota, Refusal, Refused
-from gateway.ingest.sftp.uploads import Handoff, Upload
+from gateway.ingest.sftp.uploads import Finisher, Upload
 from gateway.ops.log import log
 from gateway.zones import UPLOAD_PREFIX, is_final_name
 
@@ -114,7 +114,7 @@ def _regular(st: os.stat_result) -> os.stat_result:
 class ZoneSession(paramiko.SFTPServerInterface):
     """One SFTP session of an authenticated account, confined to its zone."""
 
-    def __init__(self, server: Connection, app: App, handoff: Handoff, handles: HandleCaps,
+    def __init__(self, server: Connection, app: App, handoff: Finisher, handles: HandleCaps,
                  quota: InboxQuota) -> None:
         super().__init__(server)
         self.connection = server

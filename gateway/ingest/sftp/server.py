@@ -26,14 +26,17 @@ from gateway.ingest.sftp import hostkey
 from gateway.ingest.sftp.auth import Credentials
 from gateway.ingest.sftp.connection import Connection, GatewayTransport, open_transport
 from gateway.ingest.sftp.limits import ConnectionCaps, HandleCaps, InboxQuota, Refused, Slot
-from gateway.ingest.sftp.uploads import Handoff
+from gateway.ingest.sftp.uploads import Finisher, Handoff, sweep
 from gateway.ops import metrics
 from gateway.ops.log import log
 from gateway.ssh import fingerprint
 
 
 class SftpServer:
-    def __init__(self, app: App) -> None:
+    """Serves the zones on listener (bound at start from the settings if not given); finished uploads go to
+    finisher (a Handoff of its own to this process's intake if not given)."""
+
+    def __init__(self, app: App, finisher: Finisher | None = None, listener: socket.socket | None = None) -> None:
         self.app = app
         self.settings = app.settings.sftp
         self.caps = ConnectionCaps(self.settings)
@@ -41,9 +44,12 @@ class SftpServer:
         self.quota = InboxQuota(self.settings.inbox_max_bytes, self.settings.inbox_max_files)
         self.throttle = FailureThrottle.of(app.engine, self.settings)
         self.credentials = Credentials(app.engine)
-        self.handoff = Handoff(app)
+        self._handoff: Handoff | None = None  # a hand-off of this server's own, to start and stop with it
+        if finisher is None:
+            finisher = self._handoff = Handoff(app)
+        self.handoff = finisher
         self.stopping = threading.Event()
-        self._listener: socket.socket | None = None
+        self._listener = listener
         self._accepting: threading.Thread | None = None
         self._connections: dict[threading.Thread, paramiko.Transport | None] = {}
         self._lock = threading.Lock()
@@ -57,8 +63,11 @@ class SftpServer:
     def start(self) -> None:
         """Load the host key and bind before starting any thread, so a failure leaves nothing running."""
         self.host_key = hostkey.load_or_create(self.app.settings.sftp_host_key)
-        self._listener = socket.create_server((self.settings.host, self.settings.port), backlog=128)
-        self.handoff.start()
+        if self._listener is None:
+            self._listener = listen(self.settings.host, self.settings.port)
+        sweep(self.app)
+        if self._handoff is not None:
+            self._handoff.start()
         self._accepting = threading.Thread(target=self._accept, name="sftp-listener", daemon=True)
         self._accepting.start()
         host, port = self.address
@@ -78,7 +87,8 @@ class SftpServer:
                 transport.close()
         for thread in connections:
             thread.join()
-        self.handoff.stop()
+        if self._handoff is not None:
+            self._handoff.stop()
         log.info("sftp_stopped")
 
     def _accept(self) -> None:
@@ -164,6 +174,10 @@ class SftpServer:
                 transport.close()
                 return
             transport.join(limit - idle)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    return socket.create_server((host, port), backlog=128)
 
 
 def _cut(sock: socket.socket) -> None:

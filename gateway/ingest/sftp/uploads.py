@@ -11,11 +11,14 @@ first linked under its final name in in/, so that after a crash the zone watcher
 dropped file: a close answered OK is not lost if the gateway stops or crashes; meanwhile it is promised to
 intake (gateway.ingest.intake.PROMISED), and this process's zone watcher leaves it alone. That thread takes what
 has arrived once the uploads have paused for a moment (QUIET), or once the oldest has waited MOST, and hands them to
-intake together (intake_all: one transaction for their flows, one for their acknowledgements). It shares the GIL
-with the sessions, and the flows it commits set the workers going: competing with a burst, they made each of the
-client's round trips wait, and a session upload 2-4 times slower (benchmarks/sftp.py); a lone upload waits QUIET.
-It takes the accounts in turn (gateway.engine.turns), in batches bounded in time (gateway.ingest.pace): an upload
-of another account waits for one short batch, then for its own.
+intake together (intake_all: one transaction for their flows, one for their acknowledgements). Where the sessions
+share the GIL with it (a server in the gateway's process), the flows it commits set the workers going: competing with
+a burst, they made each of the client's round trips wait, and a session upload 2-4 times slower (benchmarks/sftp.py);
+a lone upload waits QUIET. It takes the accounts in turn (gateway.engine.turns), in batches bounded in time
+(gateway.ingest.pace): an upload of another account waits for one short batch, then for its own.
+
+A server in a process of its own (gateway.ingest.sftp.process) names the files the same way (name_final), and
+tells the gateway's process, whose Handoff takes them (take).
 """
 
 from __future__ import annotations
@@ -62,7 +65,6 @@ class Handoff:
         self._thread = threading.Thread(target=self._run, name="sftp-intake", daemon=True)
 
     def start(self) -> None:
-        self._sweep()
         self._thread.start()
 
     def stop(self) -> None:
@@ -72,28 +74,25 @@ class Handoff:
         self._thread.join()
 
     def finish(self, account: str, dir_fd: int, source: str, name: str) -> None:
-        """Give the file source (in the account's in/, open as dir_fd) its final name, and queue it.
-
-        Never replaces a file: if an earlier upload of the same name still waits for intake, this
-        one is taken at once under its current name instead, so that neither is lost.
-        """
-        inbox = self.app.zones.inbox(account)
-        PROMISED.add(inbox / name)  # before it appears under that name
+        """Give the file source (in the account's in/, open as dir_fd) its final name, and queue it (name_final)."""
+        path = self.app.zones.inbox(account) / name
+        PROMISED.add(path)  # before it appears under that name
         try:
-            os.link(source, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
-        except FileExistsError:
-            PROMISED.release(inbox / name)
-            try:
-                intake(self.app, inbox / source, Arrival(account=account, original_name=name, channel="sftp"))
-            except DiskFull:  # the close is answered with a failure: the client sends the file again later
-                with contextlib.suppress(FileNotFoundError):  # gone if it had to stay in the spool instead
-                    os.unlink(source, dir_fd=dir_fd)
-                raise
-            return
+            named = name_final(self.app, account, dir_fd, source, name)
         except BaseException:
-            PROMISED.release(inbox / name)
+            PROMISED.release(path)
             raise
-        os.unlink(source, dir_fd=dir_fd)
+        if named:
+            self._queue(account, name)
+        else:
+            PROMISED.release(path)
+
+    def take(self, account: str, name: str) -> None:
+        """Queue a file another process (gateway.ingest.sftp.process) gave its final name in the account's in/."""
+        PROMISED.add(self.app.zones.inbox(account) / name)
+        self._queue(account, name)
+
+    def _queue(self, account: str, name: str) -> None:
         self._last = time.monotonic()
         self._waiting.put(account, (name, self._last))
 
@@ -124,14 +123,39 @@ class Handoff:
             if self._stopping.wait(wait):
                 return
 
-    def _sweep(self) -> None:
-        """Delete uploads a dead process left unfinished; those another live one is writing are locked."""
-        for account in self.app.zones.accounts():
-            for path in self.app.zones.inbox(account).glob(UPLOAD_PREFIX + "*"):
-                with locks.take(path) as fd:
-                    if fd is not None:
-                        path.unlink()
-                        log.info("sftp_upload_discarded", account=account, reason="left by a stopped process")
+
+def name_final(app: App, account: str, dir_fd: int, source: str, name: str) -> bool:
+    """Link the file source (in the account's in/, open as dir_fd) under its final name and remove source; True
+    if it is to be queued. Never replaces a file: if an earlier upload of the same name still waits for intake,
+    this one is taken at once under its current name instead (False), so that neither is lost."""
+    try:
+        os.link(source, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+    except FileExistsError:
+        try:
+            intake(app, app.zones.inbox(account) / source, Arrival(account=account, original_name=name, channel="sftp"))
+        except DiskFull:  # the close is answered with a failure: the client sends the file again later
+            with contextlib.suppress(FileNotFoundError):  # gone if it had to stay in the spool instead
+                os.unlink(source, dir_fd=dir_fd)
+            raise
+        return False
+    os.unlink(source, dir_fd=dir_fd)
+    return True
+
+
+def sweep(app: App) -> None:
+    """Delete uploads a dead process left unfinished; those another live one is writing are locked."""
+    for account in app.zones.accounts():
+        for path in app.zones.inbox(account).glob(UPLOAD_PREFIX + "*"):
+            with locks.take(path) as fd:
+                if fd is not None:
+                    path.unlink()
+                    log.info("sftp_upload_discarded", account=account, reason="left by a stopped process")
+
+
+class Finisher(Protocol):
+    """What names finished uploads and sees them to intake: a Handoff, or a Forward to another process's."""
+
+    def finish(self, account: str, dir_fd: int, source: str, name: str) -> None: ...
 
 
 class UploadSession(Protocol):
@@ -140,7 +164,7 @@ class UploadSession(Protocol):
     account: str
     ended: bool
     max_flow_bytes: int
-    handoff: Handoff
+    handoff: Finisher
     quota: InboxQuota
 
     def uploaded(self, name: str, attributes: paramiko.SFTPAttributes) -> None: ...
