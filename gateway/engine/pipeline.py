@@ -54,8 +54,8 @@ def process(app: App, claimed: list[tuple[str, int]], owner: str) -> dict[str, F
     Every step is idempotent per flow, so a batch taken again (a crash, a full disk) resumes each of its flows
     where it stopped, and a failing batch is taken again flow by flow (gateway.engine.worker). A flow no longer leased
     to owner, or already finished, is left out, when loaded and in each step's transaction (_hold). The files
-    of each step are fsynced one by one, their folders once each at the step's end, before the commit that
-    records them (store.synced_dirs).
+    of each step are fsynced together and named at the step's end, then their folders once each, before the commit
+    that records them (store.synced_dirs).
     """
     works = _load(app, dict(claimed), owner)
     unacknowledged = [work.flow for work in works if not work.flow.acknowledged]

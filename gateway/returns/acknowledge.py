@@ -17,8 +17,8 @@ from gateway.returns.ack import build_ack
 
 
 def acknowledge_all(app: App, flows: list[Flow]) -> None:
-    """Write the acknowledgements of flows, then record them in one transaction, each once; their folders are
-    fsynced once each before it (store.synced_dirs)."""
+    """Write the acknowledgements of flows, then record them in one transaction, each once; they are fsynced
+    together and named, then their folders fsynced once each, before it (store.synced_dirs)."""
     with store.synced_dirs():
         digests = {flow.id: app.emit(flow.account, f"{flow.id}.ack.xml", build_ack(flow)) for flow in flows}
     by_id = {flow.id: flow for flow in flows}
