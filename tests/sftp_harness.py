@@ -7,6 +7,8 @@ import os
 import shutil
 import socket
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextmanager
+def password_sftp(port: int, account: str, password: str) -> Iterator[paramiko.SFTPClient]:
+    """paramiko's SFTP client on 127.0.0.1:port as account, logged in with password, any host key taken."""
+    with paramiko.SSHClient() as client:
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # a fresh test server: nothing to pin yet
+        client.connect("127.0.0.1", port, username=account, password=password, look_for_keys=False,
+                       allow_agent=False, timeout=10)
+        yield client.open_sftp()
 
 
 def make_key(path: Path) -> Path:

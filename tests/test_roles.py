@@ -11,11 +11,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import paramiko
 import pytest
 from sqlmodel import Session, select
 from structlog.testing import capture_logs
@@ -41,6 +38,7 @@ from tests.harness import (
     wait_for,
     write_config,
 )
+from tests.sftp_harness import password_sftp
 
 pytestmark = pytest.mark.slow  # gateway processes of each role, started, stopped and signalled
 
@@ -93,15 +91,6 @@ def _sftp_port(log: Path) -> int:
     return started["port"]
 
 
-@contextmanager
-def _sftp(port: int) -> Iterator[paramiko.SFTPClient]:
-    with paramiko.SSHClient() as client:
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # a fresh test server: nothing to pin yet
-        client.connect("127.0.0.1", port, username=SUPPLIER, password=PASSWORD, look_for_keys=False,
-                       allow_agent=False, timeout=10)
-        yield client.open_sftp()
-
-
 def _reported(root: Path, count: int) -> None:
     wait_for(lambda: len(files(outbox(root, SUPPLIER), ".report.xml")) >= count, 120, f"{count} reports", 0.1)
 
@@ -129,7 +118,7 @@ def test_sftp_ingest_and_worker_roles_in_their_own_processes(tmp_path, database_
     for process in (front, ingest, worker):
         process.start()
     try:
-        with _sftp(_sftp_port(front.log)) as sftp:
+        with password_sftp(_sftp_port(front.log), SUPPLIER, PASSWORD) as sftp:
             for n in range(3):
                 sftp.putfo(io.BytesIO(renumber(GOOD, f"ROLE-SFTP-{n}")), f"/in/sftp-{n}.xml")
         for n in range(3):
@@ -139,7 +128,7 @@ def test_sftp_ingest_and_worker_roles_in_their_own_processes(tmp_path, database_
         assert _validators(front) == [] and _validators(ingest) == [] and _validators(worker) != []
         assert len(_sftp_processes(front)) == 1, "the SFTP server runs in a child of the front"
 
-        with _sftp(_sftp_port(front.log)) as sftp:
+        with password_sftp(_sftp_port(front.log), SUPPLIER, PASSWORD) as sftp:
             upload = sftp.open("/in/cut.xml", "w")
             upload.write(GOOD[:1000])
             upload.flush()

@@ -7,11 +7,8 @@ import io
 import json
 import os
 import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import paramiko
 import pytest
 
 from gateway.data.models import Flow
@@ -27,7 +24,7 @@ from tests.harness import (
     wait_for,
     write_config,
 )
-from tests.sftp_harness import free_port
+from tests.sftp_harness import free_port, password_sftp
 
 pytestmark = pytest.mark.slow  # gateway processes, killed and started again
 
@@ -66,15 +63,6 @@ def _gone(pid: int) -> bool:
         return True
 
 
-@contextmanager
-def _sftp(port: int) -> Iterator[paramiko.SFTPClient]:
-    with paramiko.SSHClient() as client:
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # a fresh test server: nothing to pin yet
-        client.connect("127.0.0.1", port, username=SUPPLIER, password=PASSWORD, look_for_keys=False,
-                       allow_agent=False, timeout=10)
-        yield client.open_sftp()
-
-
 def _acknowledged(root: Path, name: str) -> None:
     wait_for(lambda: ack_for_name(root, SUPPLIER, name), 120, f"the acknowledgement of {name}")
 
@@ -88,7 +76,7 @@ def test_a_dead_sftp_process_is_started_again_on_the_same_port(tmp_path, databas
     try:
         first, = _started(gateway.log, 1)
         port = _port(gateway.log)
-        with _sftp(port) as sftp:
+        with password_sftp(port, SUPPLIER, PASSWORD) as sftp:
             sftp.putfo(io.BytesIO(renumber(GOOD, "PROC-1")), "/in/before.xml")
         _acknowledged(tmp_path, "before.xml")
 
@@ -97,7 +85,7 @@ def test_a_dead_sftp_process_is_started_again_on_the_same_port(tmp_path, databas
         assert second != first and _gone(first)
         died, = _events(gateway.log, "sftp_process_died")
         assert (died["pid"], died["exit_code"]) == (first, -signal.SIGKILL)
-        with _sftp(port) as sftp:
+        with password_sftp(port, SUPPLIER, PASSWORD) as sftp:
             sftp.putfo(io.BytesIO(renumber(GOOD, "PROC-2")), "/in/after.xml")
         _acknowledged(tmp_path, "after.xml")
     finally:
@@ -117,7 +105,7 @@ def test_the_sftp_process_ends_with_a_killed_gateway_and_its_uploads_are_taken_a
     names = [f"burst-{n}.xml" for n in range(20)]
     try:
         child, = _started(gateway.log, 1)
-        with _sftp(_port(gateway.log)) as sftp:
+        with password_sftp(_port(gateway.log), SUPPLIER, PASSWORD) as sftp:
             for n, name in enumerate(names):
                 sftp.putfo(io.BytesIO(renumber(GOOD, f"BURST-{n}")), f"/in/{name}")
             cut = sftp.open("/in/cut.xml", "w")
