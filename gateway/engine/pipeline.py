@@ -67,10 +67,13 @@ def process(app: App, claimed: list[tuple[str, int]], owner: str) -> dict[str, F
         with session_scope(app.engine) as session, store.synced_dirs():  # the files' names before the commit
             works = _hold(session, works, owner)
             recorded = [(work, judgement) for work, judgement in judged if work in works]
+            ledger = judging.ledger(session, [judgement for _work, judgement in recorded])
             for work, judgement in recorded:
                 with _about(work):
-                    judging.record(app, session, work, *judgement)
+                    judging.record(app, session, work, *judgement, ledger)
                     _judged(session, work, judgement[0])
+            session.flush()  # the batch's rows together, before the foreign keys of their statuses
+            judging.integrate(app, session, [work for work, _verdict in recorded])
             judging.make_deliveries(app, session, [work for work, _judgement in recorded])
         faults.point("batch_judged")
     with store.synced_dirs():

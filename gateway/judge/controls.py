@@ -13,6 +13,10 @@ matches the number in any year. An invoice rejected at integration never held it
 recipient sent back as A_RECYCLER (before recycling was withdrawn, or with `[lifecycle] recycling`) gives
 it back; one that is SUSPENDUE is completed, not duplicated, by a document under its number.
 
+Earlier invoices are read from a `Ledger`: for a worker's batch, one query reads those the database holds under
+any of the batch's numbers, and the invoices the batch accepts are added to it as they are, so that the batch's
+rows are written together at its end instead of flushed before each invoice's query.
+
 A credit note corrects an invoice of its own seller (BT-25, with its issue date BT-26): one the gateway accepted
 from the same seller SIREN (earlier, or in the same flow), or one the gateway cannot know because it was issued
 through another channel before the depositing account existed, which the credit note shows by giving that
@@ -22,6 +26,8 @@ came through here.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
@@ -36,7 +42,7 @@ from gateway.judge.rule import Rule, rule, run_rules
 from gateway.lifecycle.statuses import Status
 from gateway.validate.extract import InvoiceData
 
-__all__ = ["CONTROLS", "STAGE", "Deposit", "DuplicateKey", "check_deposit", "duplicate_key"]
+__all__ = ["CONTROLS", "STAGE", "Deposit", "DuplicateKey", "Ledger", "check_deposit", "duplicate_key"]
 
 STAGE = "platform"
 MAX_NUMBER = 20
@@ -44,6 +50,44 @@ MAX_ENGAGEMENT = 50
 PUBLIC_ONLY_SERVICE = "FACTURES_PUBLIQUES"
 # UNTDID 1001 codes that EN 16931 treats as credit notes.
 CREDIT_NOTE_CODES = frozenset({"81", "83", "261", "262", "296", "308", "381", "396", "420", "458", "532"})
+_CHUNK = 500  # numbers a query asks for at once (SQLite bounds a statement's parameters)
+
+
+class Ledger:
+    """The invoices that deposits are checked against, by number: those that held a status when it was read (one
+    query for all the numbers given), then those accepted since, as they are (accepted)."""
+
+    def __init__(self, session: Session, data: Iterable[InvoiceData]) -> None:
+        numbers = sorted({n for d in data for n in ((d.number or "").strip(), (d.preceding_invoice or "").strip())
+                          if n})
+        self._by_number: defaultdict[str, list[Invoice]] = defaultdict(list)
+        self._status: dict[str, str | None] = {}
+        for start in range(0, len(numbers), _CHUNK):
+            query = select(Invoice).where(Invoice.number.in_(numbers[start:start + _CHUNK]),
+                                          Invoice.status.is_not(None))
+            for invoice in session.exec(query):
+                self._by_number[invoice.number or ""].append(invoice)
+                self._status[invoice.id] = invoice.status
+
+    def status(self, invoice: Invoice) -> str | None:
+        """The invoice's status as the batch leaves it so far."""
+        return self._status.get(invoice.id)
+
+    def latest(self, number: str, siren: str, kept: Callable[[Invoice], bool]) -> Invoice | None:
+        """The last invoice (by id) of number with a status, from seller SIREN siren, that kept keeps."""
+        found = [invoice for invoice in self._by_number.get(number, ())
+                 if self.status(invoice) is not None and (invoice.seller_siret or "").startswith(siren)
+                 and kept(invoice)]
+        return max(found, key=lambda invoice: invoice.id, default=None)
+
+    def accepted(self, invoice: Invoice, completes: Invoice | None) -> None:
+        """An invoice just accepted: DEPOSEE, or, completing a suspended one, that one COMPLETEE (as the
+        lifecycle will record them)."""
+        if completes is not None:
+            self._status[completes.id] = Status.COMPLETEE.value
+            return
+        self._by_number[invoice.number or ""].append(invoice)
+        self._status[invoice.id] = Status.DEPOSEE.value
 
 
 @dataclass
@@ -54,6 +98,11 @@ class Deposit:
     day: date
     numbers_in_flow: set[tuple[str | None, str | None, str | None]] = field(default_factory=set)
     reference: Reference = FRESH  # how the accounts and the directory are read (default: afresh, in session)
+    ledger: Ledger | None = None  # the earlier invoices (default: read for this deposit alone)
+
+    @cached_property
+    def known(self) -> Ledger:
+        return self.ledger or Ledger(self.session, [self.data])
 
     @cached_property
     def seller_siret(self) -> str | None:
@@ -74,12 +123,9 @@ class Deposit:
         year, siren, number = self.key
         if siren is None or number is None:
             return None
-        query = select(Invoice).where(Invoice.number == number,
-                                      Invoice.seller_siret.startswith(siren, autoescape=True),
-                                      Invoice.status.is_not(None), Invoice.status != Status.A_RECYCLER.value)
-        if year is not None:
-            query = query.where(Invoice.issue_date.startswith(f"{year}-", autoescape=True))
-        return self.session.exec(query.order_by(Invoice.id.desc()).limit(1)).first()
+        return self.known.latest(number, siren, lambda invoice: (
+            self.known.status(invoice) != Status.A_RECYCLER.value
+            and (year is None or (invoice.issue_date or "").startswith(f"{year}-"))))
 
     @cached_property
     def is_credit_note(self) -> bool:
@@ -89,19 +135,16 @@ class Deposit:
     def corrected(self) -> Invoice | None:
         """The invoice the credit note references, accepted earlier from the same seller SIREN (and issued on
         the date it gives, if it gives one)."""
-        siren, number = self.key[1], (self.data.preceding_invoice or "").strip()
-        query = select(Invoice).where(Invoice.number == number,
-                                      Invoice.seller_siret.startswith(siren, autoescape=True),
-                                      Invoice.status.is_not(None))
-        if self.data.preceding_issue_date:
-            query = query.where(Invoice.issue_date == self.data.preceding_issue_date)
-        return self.session.exec(query.order_by(Invoice.id.desc()).limit(1)).first()
+        siren, number, issued = self.key[1], (self.data.preceding_invoice or "").strip(), self.data.preceding_issue_date
+        if siren is None or not number:
+            return None
+        return self.known.latest(number, siren, lambda invoice: not issued or invoice.issue_date == issued)
 
     @cached_property
     def completes(self) -> Invoice | None:
         """The SUSPENDUE invoice that this one, under the same number, completes with the missing documents."""
         earlier = self.earlier
-        return earlier if earlier is not None and earlier.status == Status.SUSPENDUE.value else None
+        return earlier if earlier is not None and self.known.status(earlier) == Status.SUSPENDUE.value else None
 
 
 DuplicateKey = tuple[str | None, str | None, str | None]
@@ -210,9 +253,10 @@ def duplicate(deposit: Deposit) -> str | None:
     if deposit.key in deposit.numbers_in_flow:
         return f"Invoice number {number!r}{issued} appears twice in this flow for seller SIREN {siren}."
     earlier = deposit.earlier
-    if earlier is not None and deposit.completes is None:
+    status = deposit.known.status(earlier) if earlier is not None else None  # the earlier invoice has one
+    if earlier is not None and status is not None and deposit.completes is None:
         return (f"Invoice number {number!r}{issued} of seller SIREN {siren} was already deposited (invoice "
-                f"{earlier.id}, seller SIRET {earlier.seller_siret}, {Status(earlier.status).name}): "
+                f"{earlier.id}, seller SIRET {earlier.seller_siret}, {Status(status).name}): "
                 "an invoice is unique by year of issue, seller SIREN and number; a new invoice needs a new number.")
     return None
 

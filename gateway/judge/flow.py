@@ -23,7 +23,7 @@ from gateway.data.db import session_scope
 from gateway.data.findings import Finding, any_fatal, dumps, loads
 from gateway.data.models import Flow, FlowState, Invoice, Role, Verdict, utcnow
 from gateway.engine import queue
-from gateway.judge.controls import DuplicateKey
+from gateway.judge.controls import DuplicateKey, Ledger
 from gateway.judge.document import file_refusal, judge_member, limits_of
 from gateway.judge.invoice import deposit_day, judge_invoice
 from gateway.lifecycle import inbound
@@ -35,8 +35,8 @@ from gateway.validate.contents import ArchiveRefused, is_batch, kind_of, members
 from gateway.validate.rules import RulesVerdict
 from gateway.validate.safexml import RefusedXML, parse, root_tag
 
-__all__ = ["REJECTED_WHOLE", "ROLE_REFUSED", "STATUSES", "Judged", "Judgement", "Work", "final_state", "judge",
-           "record", "unjudged"]
+__all__ = ["REJECTED_WHOLE", "ROLE_REFUSED", "STATUSES", "Judged", "Judgement", "Work", "final_state", "integrate",
+           "judge", "ledger", "record", "unjudged"]
 
 STATUSES = "statuses"  # Flow.kind of a status message
 ROLE_REFUSED = "FLOW-ROLE-REFUSED"
@@ -83,9 +83,16 @@ def judge(app: App, work: Work) -> Judgement | None:
     return refusal, judged
 
 
-def record(app: App, session: Session, work: Work, refusal: list[Finding] | None, judged: list[Judged]) -> None:
-    """Record the flow's refusal, or its invoices' verdicts and their entry into the lifecycle, in the caller's
-    transaction (then make_deliveries)."""
+def ledger(session: Session, judgements: list[Judgement]) -> Ledger:
+    """The invoices that the judgements' invoices are checked against, read in one query for the batch."""
+    return Ledger(session, [checked.data for refusal, judged in judgements if not refusal
+                            for _name, _sha256, checked, _rules in judged if checked.data is not None])
+
+
+def record(app: App, session: Session, work: Work, refusal: list[Finding] | None, judged: list[Judged],
+           ledger: Ledger) -> None:
+    """Record the flow's refusal, or its invoices' verdicts, in the caller's transaction (then integrate, once the
+    batch's rows are flushed, and make_deliveries)."""
     flow = work.flow
     stored = session.get_one(Flow, flow.id)
     if refusal:
@@ -98,11 +105,14 @@ def record(app: App, session: Session, work: Work, refusal: list[Finding] | None
     events.record(session, flow.id, "syntax_detected", syntax=flow.syntax, documents=len(judged))
     day, accepted_keys = deposit_day(app, flow), set[DuplicateKey]()
     for seq, (name, sha256, checked, rules) in enumerate(judged, start=1):
-        invoice = judge_invoice(app, session, flow, seq, name, sha256, checked, rules, day, accepted_keys)
-        work.invoices.append(invoice)
-    session.flush()  # invoice rows before their statuses' and deliveries' foreign keys
-    for invoice in work.invoices:
-        lifecycle.integrated(app, session, invoice)
+        work.invoices.append(judge_invoice(app, session, flow, seq, name, sha256, checked, rules, day, accepted_keys,
+                                           ledger))
+
+
+def integrate(app: App, session: Session, works: list[Work]) -> None:
+    """The entry of the works' invoices, just recorded, into the lifecycle; their rows must be flushed first (the
+    statuses' foreign keys)."""
+    lifecycle.integrated(app, session, [invoice for work in works for invoice in work.invoices])
 
 
 def make_deliveries(app: App, session: Session, works: list[Work]) -> None:

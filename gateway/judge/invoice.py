@@ -17,7 +17,7 @@ from gateway.app import App
 from gateway.data import events, tables
 from gateway.data.findings import any_fatal, dumps
 from gateway.data.models import Flow, Invoice, Verdict
-from gateway.judge.controls import Deposit, DuplicateKey, check_deposit, duplicate_key
+from gateway.judge.controls import Deposit, DuplicateKey, Ledger, check_deposit, duplicate_key
 from gateway.judge.routing import route
 from gateway.validate import Checked
 from gateway.validate.extract import InvoiceData
@@ -33,10 +33,11 @@ def deposit_day(app: App, flow: Flow) -> date:
 
 
 def judge_invoice(app: App, session: Session, flow: Flow, seq: int, name: str, sha256: str, checked: Checked,
-                  rules: RulesVerdict | None, day: date, accepted_keys: set[DuplicateKey]) -> Invoice:
+                  rules: RulesVerdict | None, day: date, accepted_keys: set[DuplicateKey], ledger: Ledger) -> Invoice:
     """Record one invoice's verdict: its checks, then routing and platform controls if it passed them.
 
-    accepted_keys holds the duplicate keys of the invoices accepted earlier in the same flow.
+    accepted_keys holds the duplicate keys of the invoices accepted earlier in the same flow, ledger the earlier
+    invoices (of the batch too: an accepted invoice is added to it).
     """
     data = checked.data
     invoice = Invoice(id=f"{flow.id}-{seq:03d}", flow_id=flow.id, account=flow.account, seq=seq, name=name,
@@ -50,7 +51,7 @@ def judge_invoice(app: App, session: Session, flow: Flow, seq: int, name: str, s
         events.record(session, flow.id, "rules_checked", invoice_id=invoice.id, valid=rules.valid,
                       **rules.describe())
     if rules is not None and rules.valid and data is not None:
-        deposit = Deposit(session, data, flow.account, day, accepted_keys, app.reference)
+        deposit = Deposit(session, data, flow.account, day, accepted_keys, app.reference, ledger)
         controls = check_deposit(deposit)
         decision = route(session, data, reference=app.reference)
         findings += controls + decision.findings
@@ -64,6 +65,7 @@ def judge_invoice(app: App, session: Session, flow: Flow, seq: int, name: str, s
             invoice.verdict = Verdict.ACCEPTED
             invoice.completes = deposit.completes.id if deposit.completes else None
             accepted_keys.add(duplicate_key(data))
+            ledger.accepted(invoice, deposit.completes)
     invoice.findings = dumps(findings)
     session.add(invoice)
     events.record(session, flow.id, f"invoice_{invoice.verdict.value}", invoice_id=invoice.id,

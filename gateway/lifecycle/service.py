@@ -10,7 +10,7 @@ together or not at all.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Row, insert
 from sqlmodel import Session, select
@@ -42,7 +42,7 @@ from gateway.lifecycle.statuses import (
 )
 from gateway.notify import outbox as notifications
 
-__all__ = ["StatusRefused", "account_siren", "change_status", "delivered", "deposit", "integrated",
+__all__ = ["StatusRefused", "account_siren", "change_status", "delivered", "integrated",
            "notify_rejection", "queue_return", "rejection_reason", "set_status", "status_format"]
 
 
@@ -66,19 +66,37 @@ def set_status(app: App, session: Session, invoice: Invoice, status: Status, act
 
     A_RECYCLER is withdrawn unless `[lifecycle] recycling`: asked for, it makes the invoice REJETEE with the
     reason given (the returned row says which status was set)."""
+    change = _checked(app, _Change(invoice, status, actor, reason_code, reason, mandate_number, source))
+    return _record(app, session, [change])[0]
+
+
+class _Change(NamedTuple):
+    """A status an invoice is moved to, by whom, why, and from which message (source)."""
+
+    invoice: Invoice
+    status: Status
+    actor: str
+    reason_code: str | None = None
+    reason: str | None = None
+    mandate_number: str | None = None
+    source: str | None = None
+    asked: Status | None = None  # what was asked for, where it differs (A_RECYCLER withdrawn)
+
+
+def _checked(app: App, change: _Change) -> _Change:
+    """The change that may be made of the one asked for, or StatusRefused saying why none may."""
+    invoice, asked = change.invoice, change.status
     if invoice.status is None:
         raise StatusRefused(f"Invoice {invoice.id} was rejected at integration: it has no lifecycle.")
-    current, asked = Status(invoice.status), status
-    status = requested(asked, recycling=app.settings.lifecycle.recycling)
+    current, status = Status(invoice.status), requested(asked, recycling=app.settings.lifecycle.recycling)
     withdrawn = f" (A_RECYCLER is withdrawn: it is {status.name})" if status is not asked else ""
     if not can_move(current, status):
         allowed = ", ".join(s.name for s in sorted(TRANSITIONS[current])) or "none: its life has ended"
         raise StatusRefused(f"Invoice {invoice.id} is {current.name}: it cannot become {status.name}{withdrawn} "
                             f"(allowed next: {allowed}).")
-    if asked in REASON_REQUIRED and not (reason_code or reason):
+    if asked in REASON_REQUIRED and not (change.reason_code or change.reason):
         raise StatusRefused(f"Status {asked.name} needs a reason (reason code or text).")
-    return _record(app, session, invoice, status, actor, reason_code, reason, mandate_number, source,
-                   asked=asked)
+    return change._replace(status=status, asked=asked if asked is not status else None)
 
 
 def change_status(app: App, ref: str, status: Status, actor: str, *, recipient: str | None = None,
@@ -96,52 +114,73 @@ def change_status(app: App, ref: str, status: Status, actor: str, *, recipient: 
                           mandate_number=mandate_number, source=source)
 
 
-def deposit(app: App, session: Session, invoice: Invoice, source: str) -> Row[Any]:
-    """An invoice's first status, DEPOSEE, set by the gateway when it integrates the invoice."""
-    return _record(app, session, invoice, Status.DEPOSEE, "gateway", None, None, None, source)
-
-
-def integrated(app: App, session: Session, invoice: Invoice) -> None:
-    """An invoice judged (gateway.judge.flow): DEPOSEE for an accepted invoice, COMPLETEE for the suspended invoice a
-    document completes, and the platform's rejection (213) told to the supplier for a rejected one."""
-    if invoice.verdict is not Verdict.ACCEPTED:
-        notify_rejection(app, session, invoice)
-    elif invoice.completes:
-        set_status(app, session, session.get(Invoice, invoice.completes), Status.COMPLETEE, "gateway",
-                   source=invoice.flow_id)
-    else:
-        deposit(app, session, invoice, source=invoice.flow_id)
+def integrated(app: App, session: Session, invoices: list[Invoice]) -> None:
+    """Invoices judged (gateway.judge.flow), their rows written: DEPOSEE for an accepted invoice (their status rows in
+    one statement), COMPLETEE for the suspended invoice a document completes, and the platform's rejection (213)
+    told to the supplier for a rejected one; in the order given."""
+    deposits = {invoice.id: _Change(invoice, Status.DEPOSEE, "gateway", source=invoice.flow_id) for invoice in invoices
+                if invoice.verdict is Verdict.ACCEPTED and not invoice.completes}
+    rows = dict(zip(deposits, _insert(session, list(deposits.values())), strict=True))
+    for invoice in invoices:
+        if invoice.verdict is not Verdict.ACCEPTED:
+            notify_rejection(app, session, invoice)
+        elif invoice.completes:
+            set_status(app, session, session.get_one(Invoice, invoice.completes), Status.COMPLETEE, "gateway",
+                       source=invoice.flow_id)
+        else:
+            _told(app, session, deposits[invoice.id], rows[invoice.id])
 
 
 # An invoice is made available by its first delivery (a completed one stays COMPLETEE).
 _NOT_YET_AVAILABLE = frozenset({Status.DEPOSEE.value, Status.EN_COURS_ACHEMINEMENT.value})
 
 
-def delivered(app: App, session: Session, invoice: Invoice, source: str) -> None:
-    """An invoice's file reached its recipient (gateway.route.delivery): MISE_A_DISPOSITION, if not yet."""
-    if invoice.status in _NOT_YET_AVAILABLE:
-        set_status(app, session, invoice, Status.MISE_A_DISPOSITION, "gateway", source=source)
+def delivered(app: App, session: Session, invoices: list[tuple[Invoice, str]]) -> None:
+    """Invoices whose files reached their recipients (gateway.route.delivery), each with the flow that brought it:
+    MISE_A_DISPOSITION, for those not yet available (their status rows in one statement)."""
+    _record(app, session, [_checked(app, _Change(invoice, Status.MISE_A_DISPOSITION, "gateway", source=source))
+                           for invoice, source in invoices if invoice.status in _NOT_YET_AVAILABLE])
 
 
-def _record(app: App, session: Session, invoice: Invoice, status: Status, actor: str, reason_code: str | None,
-            reason: str | None, mandate_number: str | None, source: str | None,
-            asked: Status | None = None) -> Row[Any]:
-    """The invoice's new status row (invoicestatus, written in Core: a flow sets two), the invoice moved to it."""
-    with session.no_autoflush:  # the invoice's row exists; the session's changes wait for its next query or commit
-        row = session.execute(_INSERT_STATUS, {
-            "invoice_id": invoice.id, "status": status.value, "actor": actor, "reason_code": reason_code,
-            "reason": reason, "mandate_number": mandate_number, "source": source}).one()
-    invoice.status = status.value
-    session.add(invoice)
-    asked_for = {"requested": asked.name} if asked not in (None, status) else {}
+def _record(app: App, session: Session, changes: list[_Change]) -> list[Row[Any]]:
+    """The changes' status rows, then each told, in order (_insert, _told)."""
+    rows = _insert(session, changes)
+    for change, row in zip(changes, rows, strict=True):
+        _told(app, session, change, row)
+    return rows
+
+
+def _insert(session: Session, changes: list[_Change]) -> list[Row[Any]]:
+    """The changes' new status rows (invoicestatus, written in Core, one statement for them all), in order; each
+    invoice moved to its status. An invoice changes once in a call: its rows come back in any order, found again
+    by their invoices."""
+    if len({change.invoice.id for change in changes}) != len(changes):
+        raise ValueError("an invoice may change status once in a call")
+    if not changes:
+        return []
+    with session.no_autoflush:  # the invoices' rows exist; the session's changes wait for its next query or commit
+        rows = {row.invoice_id: row for row in session.execute(_INSERT_STATUS, [
+            {"invoice_id": c.invoice.id, "status": c.status.value, "actor": c.actor, "reason_code": c.reason_code,
+             "reason": c.reason, "mandate_number": c.mandate_number, "source": c.source} for c in changes])}
+    for change in changes:
+        change.invoice.status = change.status.value
+        session.add(change.invoice)
+    return [rows[change.invoice.id] for change in changes]
+
+
+def _told(app: App, session: Session, change: _Change, row: Row[Any]) -> None:
+    """A status change's event, and the status-return and notifications that tell it (row: its invoicestatus
+    row)."""
+    invoice, status = change.invoice, change.status
+    asked_for = {"requested": change.asked.name} if change.asked is not None else {}
     events.record(session, invoice.flow_id, "status_changed", invoice_id=invoice.id, status=status.name,
-                  code=status.value, actor=actor, reason_code=reason_code, source=source, **asked_for)
+                  code=status.value, actor=change.actor, reason_code=change.reason_code, source=change.source,
+                  **asked_for)
     if _reported(app, session, invoice, status):
         _notify(app, session, invoice, _notice(app, session, invoice, row), f"status-{row.id}")
         notifications.invoice_status(app, session, invoice, row)
     else:
         events.record(session, invoice.flow_id, "status_not_reported", invoice_id=invoice.id, status=status.name)
-    return row
 
 
 def _reported(app: App, session: Session, invoice: Invoice, status: Status) -> bool:

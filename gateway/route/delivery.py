@@ -78,8 +78,11 @@ def record_all(app: App, session: Session, tried: Tried) -> list[DeliveryState]:
              "lease_expires_at": None} for d, where in tried if not isinstance(where, DeliveryError)]
     if done:
         session.execute(update(Delivery), done)  # one statement for them all (executemany by primary key)
-    return [_failed(app, session, delivery, outcome) if isinstance(outcome, DeliveryError)
-            else _delivered(app, session, delivery, outcome) for delivery, outcome in tried]
+    states = [_failed(app, session, delivery, outcome) if isinstance(outcome, DeliveryError)
+              else _delivered(session, delivery, outcome) for delivery, outcome in tried]
+    lifecycle.delivered(app, session, [(session.get_one(Invoice, d.invoice_id), d.flow_id) for d, where in tried
+                                       if d.kind == "invoice" and not isinstance(where, DeliveryError)])
+    return states
 
 
 def _read(app: App, delivery_ids: list[int]) -> tuple[list[Delivery], dict[str, Row | None], dict[int, Row | None]]:
@@ -110,12 +113,11 @@ def _try(app: App, delivery: Delivery, endpoint: Row | None, subscription: Row |
             return exc
 
 
-def _delivered(app: App, session: Session, delivery: Delivery, where: str) -> DeliveryState:
-    """What follows a delivery made (its row is updated by record_all)."""
+def _delivered(session: Session, delivery: Delivery, where: str) -> DeliveryState:
+    """What follows a delivery made (its row is updated by record_all, the status its invoice takes then by the
+    lifecycle)."""
     events.record(session, delivery.flow_id, "delivered", invoice_id=delivery.invoice_id, what=delivery.kind,
                   recipient=delivery.destination, to=where, attempt=delivery.attempts)
-    if delivery.kind == "invoice":  # the lifecycle decides what that makes of the invoice's status
-        lifecycle.delivered(app, session, session.get_one(Invoice, delivery.invoice_id), source=delivery.flow_id)
     return DeliveryState.DELIVERED
 
 
