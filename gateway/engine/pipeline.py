@@ -16,6 +16,7 @@ flow.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 from sqlmodel import Session, select
@@ -61,8 +62,7 @@ def process(app: App, claimed: list[tuple[str, int]], owner: str) -> dict[str, F
     unacknowledged = [work.flow for work in works if not work.flow.acknowledged]
     if unacknowledged:  # intake died, or found no room to write them
         acknowledge_all(app, unacknowledged)
-    judged = [(work, judgement) for work in works if judging.unjudged(work)
-              if (judgement := _judgement(app, work)) is not None]  # None: a status flow, applied
+    judged = _judge_all(app, [work for work in works if judging.unjudged(work)])
     if judged:
         with session_scope(app.engine) as session, store.synced_dirs():  # the files' names before the commit
             works = _hold(session, works, owner)
@@ -149,8 +149,28 @@ def _load(app: App, attempts: dict[str, int], owner: str) -> list[Work]:
     return [works[flow_id] for flow_id in attempts if flow_id in works]
 
 
-def _judgement(app: App, work: Work) -> Judgement | None:
-    """The flow's judgement (gateway.judge.flow.judge), in its log context."""
+def _judge_all(app: App, works: list[Work]) -> list[tuple[Work, Judgement]]:
+    """The judgements of works' flows, in their order (gateway.judge.flow): each screened in turn (a recipient's
+    status messages are applied in the order it sent them), then the documents of those let through judged by as
+    many threads as there are validator processes, so that the validators judge the batch's flows together."""
+    screened: dict[Work, Judgement | None] = {}
+    for work in works:
+        with _about(work):
+            refusal = judging.screen(app, work)
+        if refusal is not True:  # True: a status message, applied
+            screened[work] = (refusal, []) if refusal else None
+    unread = [work for work, judgement in screened.items() if judgement is None]
+    threads = min(len(unread), app.rules.pool.processes if app.rules else 1)
+    if threads > 1:
+        with ThreadPoolExecutor(threads, thread_name_prefix="judge") as pool:
+            screened.update(zip(unread, pool.map(lambda work: _judgement(app, work), unread), strict=True))
+    else:
+        screened.update((work, _judgement(app, work)) for work in unread)
+    return [(work, judgement) for work, judgement in screened.items() if judgement is not None]
+
+
+def _judgement(app: App, work: Work) -> Judgement:
+    """The judgement of the flow's documents, in its log context."""
     with _about(work):
         return judging.judge(app, work)
 

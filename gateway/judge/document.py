@@ -12,7 +12,6 @@ from gateway.config import IngestSettings
 from gateway.data.findings import Finding
 from gateway.validate.contents import ArchiveLimits, Member, check_member, is_batch, kind_of, type_refusal
 from gateway.validate.document import Checked, Limits, size_refusal
-from gateway.validate.pdf import embedded_xml
 from gateway.validate.rules import RulesStage, RulesVerdict, after_xsd
 
 
@@ -36,13 +35,9 @@ def file_refusal(name: str, size: int, settings: IngestSettings) -> Finding | No
 
 
 def judge_member(member: Member, limits: Limits, rules: RulesStage | None) -> tuple[Checked, RulesVerdict | None]:
-    """One document's admissibility, XSD and routing data, then, if it passed them, the business rules; a document
-    past the rules' size guards is refused before its XSD."""
-    checked = check_member(member, limits, rules.guards.refusal if rules else None)
-    if not checked.valid:
-        return checked, None
-    xml = member.content
-    if kind_of(member.name) == "pdf":
-        found = embedded_xml(member.content)
-        xml = found[1] if found else b""  # found: the PDF passed its checks
-    return checked, after_xsd(rules, xml, checked)
+    """One document's admissibility, XSD and routing data, then, if it passed them, the business rules, all in a
+    validator process (RulesStage.judge); without a stage, none is judged valid."""
+    if rules is not None:
+        return rules.judge(member, limits)
+    checked = check_member(member, limits)
+    return checked, after_xsd(None, member.content, checked)

@@ -2,8 +2,8 @@
 
 A flow is judged outside any transaction, so that a large batch never holds the database's write lock while it is
 being validated: refused whole without reading it (it keeps failing, its size, its type), applied at once if it
-is a status message (gateway.lifecycle.inbound), refused if its account may not deposit what it carries, else
-each document it carries checked (gateway.judge.document). The verdict is then recorded in the batch's
+is a status message (gateway.lifecycle.inbound), refused if its account may not deposit what it carries (screen),
+else each document it carries checked (judge, gateway.judge.document). The verdict is then recorded in the batch's
 transaction: the flow's refusal, or each invoice's verdict (gateway.judge.invoice: the platform controls and the
 routing decision read the database), the invoices' entry into the lifecycle, and the deliveries of those
 accepted, leased to the worker for a first attempt now. The flow's final state follows from it (final_state).
@@ -36,7 +36,7 @@ from gateway.validate.rules import RulesVerdict
 from gateway.validate.safexml import RefusedXML, parse, root_tag
 
 __all__ = ["REJECTED_WHOLE", "ROLE_REFUSED", "STATUSES", "Judged", "Judgement", "Work", "final_state", "integrate",
-           "judge", "ledger", "record", "unjudged"]
+           "judge", "ledger", "record", "screen", "unjudged"]
 
 STATUSES = "statuses"  # Flow.kind of a status message
 ROLE_REFUSED = "FLOW-ROLE-REFUSED"
@@ -62,25 +62,27 @@ def unjudged(work: Work) -> bool:
     return not work.invoices and not any_fatal(loads(work.flow.findings)) and work.flow.kind != STATUSES
 
 
-def judge(app: App, work: Work) -> Judgement | None:
-    """Judge every document of the flow, outside any transaction (a crash before the record judges it again);
-    None for a status message, applied at once in a transaction of its own."""
-    flow = work.flow
-    refusal = _flow_refusal(app, flow, work.attempts)
-    judged: list[Judged] = []
+def screen(app: App, work: Work) -> list[Finding] | bool | None:
+    """What is decided of the flow before its documents are read, outside any transaction: its refusal (it keeps
+    failing, its size, its type, its account's role), or True once applied as a status message (in a transaction
+    of its own); None: its documents are to be judged (judge)."""
+    refusal = _flow_refusal(app, work.flow, work.attempts)
     if refusal is None and _judge_status_flow(app, work):
-        return None
-    if refusal is None:
-        refusal = _role_refusal(work, Role.SUPPLIER)
-    if refusal is None:
-        try:
-            judged = _judge_documents(app, flow)
-        except ArchiveRefused as exc:
-            refusal = [exc.finding]
-    if refusal is None and not is_batch(kind_of(flow.original_name)):
-        # a lone document that is not admissible refuses the flow itself
-        refusal = [f for f in judged[0][2].findings if f.stage == "admissibility"] or None
-    return refusal, judged
+        return True
+    return refusal or _role_refusal(work, Role.SUPPLIER)
+
+
+def judge(app: App, work: Work) -> Judgement:
+    """Judge every document of a flow that screen let through, outside any transaction (a crash before the record
+    judges it again); any number of threads at once, each waiting for a validator process."""
+    flow = work.flow
+    try:
+        judged = _judge_documents(app, flow)
+    except ArchiveRefused as exc:
+        return [exc.finding], []
+    if not is_batch(kind_of(flow.original_name)):  # a lone document that is not admissible refuses the flow itself
+        return [f for f in judged[0][2].findings if f.stage == "admissibility"] or None, judged
+    return None, judged
 
 
 def ledger(session: Session, judgements: list[Judgement]) -> Ledger:

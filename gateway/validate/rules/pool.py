@@ -2,8 +2,9 @@
 
 A Saxon transform holds the GIL, so the rules run in separate processes, one per core, each started
 with `spawn` (a Saxon runtime must never cross a fork()), compiling its packs once and warming them up.
-The parent keeps a queue of idle processes: a calling thread takes one, sends the document through the
-process's pipe and waits at most the time budget for the verdict. A process that overruns the budget is
+The parent keeps a queue of idle processes: a calling thread takes one, sends it a task through the process's
+pipe (the rules' verdict on a document, or a document's whole check: gateway.validate.rules.stage) and waits at
+most the time budget for the answer. A process that overruns the budget is
 killed; one that dies (crash, SIGKILL, out of memory) is noticed by its closed pipe. Either way only the
 document in hand gets a VALIDATOR-ERROR verdict, and a replacement is started in the background.
 
@@ -21,10 +22,10 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.ops.log import log
 from gateway.validate.rules.packs import Pack
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 
 _CONTEXT = multiprocessing.get_context("spawn")
 _RESPAWN_DELAYS = (0.0, 1.0, 5.0, 30.0)  # seconds before each new try to replace a process; last repeats
+T = TypeVar("T")
+F = TypeVar("F")
 
 
 class PoolError(Exception):
@@ -76,19 +79,20 @@ class Validator:
             raise PoolError(f"validator {self.pid} could not start: {detail}")
         return float(detail)
 
-    def ask(self, request: tuple[bytes, str, str], budget: float) -> RulesVerdict:
-        """The verdict on one document, or ValidatorLost when the process does not give it in time."""
+    def ask(self, request: tuple[Callable[..., Any], tuple[Any, ...]], budget: float) -> tuple[str, Any]:
+        """The process's answer to a task ("ok" and its result, or "error" and why), or ValidatorLost when the
+        process does not give it in time."""
         try:
             self._conn.send(request)
             if not self._conn.poll(budget):
                 self.kill()
                 raise ValidatorLost(f"no verdict within the time budget of {budget:g} s ([validate] time_budget); the "
                                    "validator was stopped")
-            verdict: RulesVerdict = self._conn.recv()
+            answer: tuple[str, Any] = self._conn.recv()
         except (EOFError, OSError) as error:
             raise ValidatorLost(f"the validator process stopped while judging this document "
                                 f"(exit code {self._exit_code()})") from error
-        return verdict
+        return answer
 
     def stop(self) -> None:
         """Ask the process to end, and kill it if it does not."""
@@ -114,12 +118,12 @@ class Validator:
 
 def serve(conn: Connection, packs: list[Pack], preload: list[str] | None, scratch: Path) -> None:
     """A validator process: compile and warm up the preloaded packs (the others on first use), say so, then
-    answer requests until told to stop."""
+    run the tasks it is sent until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us
     try:
         engine = _start(conn, packs, preload, scratch)
         while engine is not None and (request := conn.recv()) is not None:
-            conn.send(_judge(engine, *request))
+            conn.send(_run(engine, *request))
     except (EOFError, OSError):  # the parent has gone (killed, or closed the pipe): nobody is left to answer
         pass
 
@@ -139,13 +143,17 @@ def _start(conn: Connection, packs: list[Pack], preload: list[str] | None, scrat
     return engine
 
 
-def _judge(engine: Engine, content: bytes, syntax: str, profile: str) -> RulesVerdict:
-    """The engine's verdict; an unexpected error fails this document only, the process lives on."""
+def _run(engine: Engine, task: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any]:
+    """task's result; an unexpected error fails this document only, the process lives on."""
     try:
-        verdict: RulesVerdict = engine.check(content, syntax, profile)
+        return "ok", task(engine, *args)
     except Exception as error:  # a bug or a library failure on one document must not end the validator
-        return validator_error(f"internal error: {error!r}")
-    return verdict
+        return "error", f"internal error: {error!r}"
+
+
+def rules_verdict(engine: Engine, content: bytes, syntax: str, profile: str) -> RulesVerdict:
+    """The business rules' verdict on a document (a task for run())."""
+    return engine.check(content, syntax, profile)
 
 
 class ValidatorPool:
@@ -182,19 +190,25 @@ class ValidatorPool:
                  packs=[pack.name for pack in self.packs])
 
     def check(self, content: bytes, syntax: str, profile: str) -> RulesVerdict:
-        """Judge one document in a free process; never raises for the document's sake."""
+        """Judge one document by the rules in a free process; never raises for the document's sake."""
+        return self.run(rules_verdict, (content, syntax, profile),
+                        lambda reason: validator_error(reason, profile=profile))
+
+    def run(self, task: Callable[..., T], args: tuple[Any, ...], failed: Callable[[str], F]) -> T | F:
+        """task(engine, *args) in a free process (task: a module's function, which the process imports); what
+        failed makes of the reason when no process gives its result (none free, timed out, died, or task raised)."""
         validator = self._acquire()
         if validator is None:
             running = self._started.is_set() and not self._closed.is_set()
-            return validator_error("no validator process became free in time" if running
-                                   else "the validator processes are not running", profile=profile)
+            return failed("no validator process became free in time" if running
+                          else "the validator processes are not running")
         try:
-            verdict = validator.ask((content, syntax, profile), self.budget)
+            status, result = validator.ask((task, args), self.budget)
         except ValidatorLost as lost:
             self._replace(validator, str(lost))
-            return validator_error(str(lost), profile=profile)
+            return failed(str(lost))
         self._idle.put(validator)
-        return verdict
+        return result if status == "ok" else failed(result)
 
     def running(self) -> bool:
         """Started, not closed, and with at least one live process (for readiness probes)."""

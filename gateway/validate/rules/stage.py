@@ -1,6 +1,10 @@
 """The rules stage as the pipeline and the CLI use it: size guards, then a validator process (and, for a
 recipient's CDAR, the reform's XSD and rules where installed: gateway.validate.rules.cdar).
 
+A worker's documents are judged whole in a validator process (RulesStage.judge): admissibility, XSD and routing
+data, then the rules, so that the worker's own process only waits for them, and several of its threads keep
+the validators busy.
+
 The guards are decided on the raw bytes before anything parses the document: Saxon's time and memory grow
 with the elements of the document (4,400 elements, a 6,100-line invoice, cost it 1.2 s and 450 MB), whatever
 its lines (a whole invoice may be written on one), so a document with more elements or bytes than the limits
@@ -13,13 +17,16 @@ invoice of 200,000 unknown attributes would cost it gigabytes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lxml import etree
 
 from gateway.config import ValidateSettings
 from gateway.data.findings import Finding
 from gateway.ops.log import log
-from gateway.validate.document import Checked
+from gateway.validate.contents import Member, check_member, kind_of
+from gateway.validate.document import Checked, Limits
+from gateway.validate.pdf import embedded_xml
 from gateway.validate.rules import cdar
 from gateway.validate.rules.catalog import catalog
 from gateway.validate.rules.cdar import CdarArtefacts
@@ -27,6 +34,9 @@ from gateway.validate.rules.packs import Pack, inventory, packs_dir
 from gateway.validate.rules.pool import ValidatorPool
 from gateway.validate.rules.selection import profiles, roles
 from gateway.validate.rules.verdict import STAGE, RulesVerdict, validator_error
+
+if TYPE_CHECKING:
+    from gateway.validate.rules.engine import Engine
 
 TOO_LARGE = "RULES-TOO-LARGE"
 EN16931 = "en16931"
@@ -113,6 +123,16 @@ class RulesStage:
             return RulesVerdict((refusal,), profile=self.profile)
         return self.pool.check(content, syntax, self.profile)
 
+    def judge(self, member: Member, limits: Limits) -> tuple[Checked, RulesVerdict | None]:
+        """A document's admissibility, XSD and routing data, then, if it passed them, the rules, in a validator
+        process; that process lost (time budget, death), the checks are made here and the rules' verdict is
+        VALIDATOR-ERROR."""
+        judged = self.pool.run(judge_document, (member, limits, self.guards, self.profile), failed=_Lost)
+        if not isinstance(judged, _Lost):
+            return judged
+        checked = check_member(member, limits, self.guards.refusal)
+        return checked, validator_error(judged, profile=self.profile) if checked.valid and checked.syntax else None
+
     def check_cdar(self, root: etree._Element, content: bytes) -> list[Finding]:
         """The findings of the installed CDAR XSD and BR-FR-CDV on a recipient's CDAR (none installed: none); one
         past the size guards is refused before the XSD, as an invoice is."""
@@ -141,6 +161,25 @@ def after_xsd(stage: RulesStage | None, content: bytes, checked: Checked) -> Rul
     if stage is None:
         return validator_error("the rules stage is not running")
     return stage.check(content, checked.syntax)
+
+
+def judge_document(engine: Engine, member: Member, limits: Limits, guards: Guards,
+                   profile: str) -> tuple[Checked, RulesVerdict | None]:
+    """RulesStage.judge's task, in a validator process: a document past the rules' size guards is refused before
+    its XSD, and the rules judge the invoice XML (the CII a Factur-X PDF embeds) of a document that passed it."""
+    checked = check_member(member, limits, guards.refusal)
+    if not checked.valid or checked.syntax is None:
+        return checked, None
+    xml = member.content
+    if kind_of(member.name) == "pdf":
+        found = embedded_xml(member.content)
+        xml = found[1] if found else b""  # found: the PDF passed its checks
+    refusal = guards.refusal(xml)
+    return checked, RulesVerdict((refusal,), profile=profile) if refusal else engine.check(xml, checked.syntax, profile)
+
+
+class _Lost(str):
+    """Why no validator process judged a document."""
 
 
 def usable_packs(settings: ValidateSettings, wanted: set[str]) -> list[Pack]:
