@@ -171,7 +171,9 @@ class Gateway:
         with a running stage (tests share one among many gateways): that one is its owner's to close."""
         if self.app.rules is None:
             settings = self.app.settings
-            # a worker thread judges one document at a time: more validators than threads would sit idle
+            # one validator a worker thread unless [validate] processes says more (a thread judges its batch's
+            # documents with one thread a validator); on a 2-core machine, more processes than cores cost more than
+            # they give (benchmarks/e2e.py, 2 worker processes with 2 validators each: 49 flows/s against 81)
             wanted = settings.validation.processes or min(settings.validation.pool_size, settings.worker.threads)
             rules = RulesStage.from_settings(settings.validation, processes=wanted)
             rules.start()
