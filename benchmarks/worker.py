@@ -2,9 +2,10 @@
 
 N single-invoice flows are taken by intake in this process, then one worker (`[worker] batch` flows at a time)
 drains them, with one validator process of its own; the log goes to a file at info level, as a running gateway
-writes it. Prints the worker's CPU per flow (this process: the validators' processes are not counted), its wall
-time per flow and the SQL statements it runs per flow (an executemany counts once); with --statements, those
-statements by kind. Run it twice, alternating two checkouts (REPO=...), to compare them on a busy machine.
+writes it. Prints the worker's CPU per flow (this process: the validators' processes are not counted; user and
+system, the kernel's share, fsyncs mostly), its wall time per flow and the SQL statements it runs per flow (an
+executemany counts once); with --statements, those statements by kind. Run it twice, alternating two checkouts
+(REPO=...), to compare them on a busy machine.
 
     python benchmarks/worker.py [-n 200] [--statements]
 """
@@ -62,13 +63,15 @@ def main() -> None:
     worker = Worker(app, new_owner())
     warm = worker.run_once()  # the first batch pays for imports and caches
     STATEMENTS.clear()
-    cpu, wall, count = time.process_time(), time.perf_counter(), 0
+    before, wall, count = os.times(), time.perf_counter(), 0
     while taken := worker.run_once():
         count += taken
-    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    after, wall = os.times(), time.perf_counter() - wall
     app.rules.close()
-    print(f"{REPO}: {count} flows (after {warm} to warm up): worker CPU {cpu * 1000 / count:.2f} ms/flow, "
-          f"wall {wall * 1000 / count:.1f} ms/flow, {sum(STATEMENTS.values()) / count:.1f} statements/flow")
+    user, system = (after.user - before.user) * 1000 / count, (after.system - before.system) * 1000 / count
+    print(f"{REPO}: {count} flows (after {warm} to warm up): worker CPU {user + system:.2f} ms/flow (user {user:.2f}, "
+          f"system {system:.2f}), wall {wall * 1000 / count:.1f} ms/flow, "
+          f"{sum(STATEMENTS.values()) / count:.1f} statements/flow")
     if args.statements:
         for statement, times in STATEMENTS.most_common():
             print(f"{times / count:6.2f}  {statement}")

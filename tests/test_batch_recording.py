@@ -1,7 +1,8 @@
 """A worker's batch recorded together (gateway.engine.pipeline), on SQLite and PostgreSQL: the invoices a batch
 accepts are known to its later flows before anything is written (a number taken twice in one batch is a
-duplicate, a credit note may correct an invoice of the same batch), and the batch costs the database the same
-statements whatever number of flows it holds."""
+duplicate, a credit note may correct an invoice of the same batch), the batch costs the database the same
+statements whatever number of flows it holds, and a worker claims and judges its next batch while it finishes
+one."""
 
 from __future__ import annotations
 
@@ -92,3 +93,21 @@ def test_a_batch_costs_the_same_statements_whatever_its_flows(app, rules_stage):
                               seen)
         assert verdicts == [("INTEGRE", [])] * size
     assert counts[2] == counts[1]  # the first batch, counts[0], reads what is kept in memory afterwards
+
+
+def test_a_worker_prepares_its_next_batch_while_it_finishes_one(app, rules_stage):
+    """Batches of two, five flows: the first poll finishes two flows and has claimed the next two (leased to it,
+    nothing of them recorded yet); the next polls finish them, then the last flow."""
+    app.rules = rules_stage
+    app.settings.worker.batch = 2
+    ids = [_deposit(app, f"ahead-{n}.xml", renumber(INVOICE, f"AHEAD-{n}")) for n in range(5)]
+    worker = Worker(app, new_owner())
+    assert worker.run_once() == 2
+    with session_scope(app.engine, write=False) as session:
+        flows = [session.get_one(Flow, flow_id) for flow_id in ids]
+        assert [f.state.value for f in flows] == ["INTEGRE", "INTEGRE", "RECU", "RECU", "RECU"]
+        assert [f.lease_owner for f in flows] == [None, None, worker.owner, worker.owner, None]
+        assert session.get(Invoice, f"{ids[2]}-001") is None
+    assert [worker.run_once(), worker.run_once(), worker.run_once()] == [2, 1, 0]
+    with session_scope(app.engine, write=False) as session:
+        assert [session.get_one(Flow, flow_id).state.value for flow_id in ids] == ["INTEGRE"] * 5

@@ -71,7 +71,7 @@ def test_a_claim_on_an_empty_queue_takes_no_write_lock(tmp_path):
 
 
 def test_heartbeat_and_a_worker_recording_a_batch_never_deadlock(postgres):
-    """A worker records a batch's deliveries, in its own order, then its flows (pipeline.process's last
+    """A worker records a batch's deliveries, in its own order, then its flows (pipeline.finish's last
     transaction); a heartbeat renewing that process's leases meanwhile renews at once the rows the worker does not
     hold, waits for the worker's commit to renew the one it holds, and neither is aborted as a deadlock."""
     name = postgres.create_database()

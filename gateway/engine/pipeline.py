@@ -45,24 +45,33 @@ from gateway.returns.acknowledge import acknowledge_all
 from gateway.route import delivery
 from gateway.route.channels import DeliveryError
 
+Prepared = tuple[list[Work], list[tuple[Work, Judgement]]]  # a batch's flows, and the judgements to record
 
-def process(app: App, claimed: list[tuple[str, int]], owner: str) -> dict[str, FlowState]:
-    """Bring the flows claimed by owner ((id, attempts) in claim order) to their final states; returns them.
 
-    A batch costs each step one transaction, not one a flow: its flows are judged one by one (their documents
-    outside any transaction), then their verdicts recorded together, their deliveries tried, then recorded
-    together with the status-returns they queued, and last their reports, all recorded in one transaction.
-    Every step is idempotent per flow, so a batch taken again (a crash, a full disk) resumes each of its flows
-    where it stopped, and a failing batch is taken again flow by flow (gateway.engine.worker). A flow no longer leased
-    to owner, or already finished, is left out, when loaded and in each step's transaction (_hold). The files
-    of each step are fsynced together and named at the step's end, then their folders once each, before the commit
-    that records them (store.synced_dirs).
-    """
+def prepare(app: App, claimed: list[tuple[str, int]], owner: str) -> Prepared:
+    """The first steps of the flows claimed by owner ((id, attempts) in claim order), which leave nothing for the
+    batch's transactions to undo: its flows loaded, acknowledged if intake could not, and judged (their documents
+    outside any transaction, by the validators together). A worker prepares its next batch while it finishes one
+    (gateway.engine.worker)."""
     works = _load(app, dict(claimed), owner)
     unacknowledged = [work.flow for work in works if not work.flow.acknowledged]
     if unacknowledged:  # intake died, or found no room to write them
         acknowledge_all(app, unacknowledged)
-    judged = _judge_all(app, [work for work in works if judging.unjudged(work)])
+    return works, _judge_all(app, [work for work in works if judging.unjudged(work)])
+
+
+def finish(app: App, prepared: Prepared, owner: str) -> dict[str, FlowState]:
+    """Bring a prepared batch's flows to their final states; returns them.
+
+    A batch costs each step one transaction, not one a flow: its verdicts recorded together, its deliveries tried,
+    then recorded together with the status-returns they queued, and last its reports, all recorded in one
+    transaction. Every step is idempotent per flow, so a batch taken again (a crash, a full disk) resumes each of its
+    flows where it stopped, and a failing batch is taken again flow by flow (gateway.engine.worker). A flow no longer
+    leased to owner, or already finished, is left out, when loaded and in each step's transaction (_hold). The files
+    of each step are fsynced together and named at the step's end, then their folders once each, before the commit
+    that records them (store.synced_dirs).
+    """
+    works, judged = prepared
     if judged:
         with session_scope(app.engine) as session, store.synced_dirs():  # the files' names before the commit
             works = _hold(session, works, owner)

@@ -85,7 +85,7 @@ def _unattended(model: Queued, now: datetime) -> list[Any]:
 
     A flow intake has just committed is intake's until its acknowledgement is recorded, which intake writes
     next; after ACK_GRACE (intake died, or found no room for it) the flow's worker acknowledges it.
-    The files delivered for a flow still RECU belong to the worker processing it (pipeline.process makes
+    The files delivered for a flow still RECU belong to the worker processing it (pipeline.finish makes
     them, and takes back those a crash or a full disk left): the queue leaves them alone, since two attempts
     at once would deliver a file twice. Its notifications are the queue's at once."""
     if table_of(model) is tables.flow:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlmodel import Session
 
@@ -62,7 +62,7 @@ def unjudged(work: Work) -> bool:
     return not work.invoices and not any_fatal(loads(work.flow.findings)) and work.flow.kind != STATUSES
 
 
-def screen(app: App, work: Work) -> list[Finding] | bool | None:
+def screen(app: App, work: Work) -> list[Finding] | Literal[True] | None:
     """What is decided of the flow before its documents are read, outside any transaction: its refusal (it keeps
     failing, its size, its type, its account's role), or True once applied as a status message (in a transaction
     of its own); None: its documents are to be judged (judge)."""
