@@ -13,7 +13,7 @@ import pytest
 
 from gateway.config import ValidateSettings
 from gateway.validate import check_document
-from gateway.validate.rules import VALIDATOR_ERROR, Guards, PoolError, RulesStage, ValidatorPool, after_xsd
+from gateway.validate.rules import VALIDATOR_ERROR, Guards, PoolError, RulesStage, ValidatorPool, unjudged
 from gateway.validate.rules.packs import Pack
 from gateway.validate.rules.stage import count_elements
 from tests.harness import CORPUS, SAMPLES, wait_for
@@ -166,9 +166,10 @@ def _gone(pid: int) -> bool:
 
 
 def test_only_documents_past_their_xsd_reach_the_rules():
-    """after_xsd: nothing for an XSD-invalid document; without a running stage, VALIDATOR-ERROR, never valid."""
-    assert after_xsd(None, BR_03, check_document(BR_03)) is None  # reject-xsd.xml fails its XSD
-    assert after_xsd(None, OK, check_document(OK)).fired == [VALIDATOR_ERROR]
+    """unjudged: nothing for an XSD-invalid document; a valid one the rules could not judge is VALIDATOR-ERROR,
+    never valid."""
+    assert unjudged(check_document(BR_03), "no stage") is None  # reject-xsd.xml fails its XSD
+    assert unjudged(check_document(OK), "no stage").fired == [VALIDATOR_ERROR]
 
 
 def test_closing_with_a_document_in_hand_fails_that_document():

@@ -12,7 +12,7 @@ from gateway.config import IngestSettings
 from gateway.data.findings import Finding
 from gateway.validate.contents import ArchiveLimits, Member, check_member, is_batch, kind_of, type_refusal
 from gateway.validate.document import Checked, Limits, size_refusal
-from gateway.validate.rules import RulesStage, RulesVerdict, after_xsd
+from gateway.validate.rules import RulesStage, RulesVerdict, unjudged
 
 
 def limits_of(settings: IngestSettings) -> tuple[Limits, ArchiveLimits]:
@@ -40,4 +40,4 @@ def judge_member(member: Member, limits: Limits, rules: RulesStage | None) -> tu
     if rules is not None:
         return rules.judge(member, limits)
     checked = check_member(member, limits)
-    return checked, after_xsd(None, member.content, checked)
+    return checked, unjudged(checked, "the rules stage is not running")

@@ -2,6 +2,7 @@
 
     with RulesStage.from_settings(settings.validation) as stage:    # compiles the packs in each process
         verdict = stage.check(content, "ubl-invoice")              # any thread, any number at once
+        checked, verdict = stage.judge(member, limits)             # a document whole: its XSD too
         verdict.valid, verdict.findings, verdict.packs, verdict.fired
 
 Packs are data (gateway/schemas/rulepacks.toml, plus those installed with `gateway rules install`); which of them
@@ -15,7 +16,7 @@ from gateway.validate.rules.install import InstallError, fetch, install
 from gateway.validate.rules.packs import Inventory, Pack, PackRef, inventory, packs_dir
 from gateway.validate.rules.pool import PoolError, ValidatorPool, try_pack
 from gateway.validate.rules.selection import AUTO, profiles
-from gateway.validate.rules.stage import Guards, RulesStage, after_xsd
+from gateway.validate.rules.stage import Guards, RulesStage, unjudged
 from gateway.validate.rules.verdict import VALIDATOR_ERROR, RulesVerdict
 
 __all__ = [
@@ -30,11 +31,11 @@ __all__ = [
     "RulesStage",
     "RulesVerdict",
     "ValidatorPool",
-    "after_xsd",
     "fetch",
     "install",
     "inventory",
     "packs_dir",
     "profiles",
     "try_pack",
+    "unjudged",
 ]

@@ -131,7 +131,7 @@ class RulesStage:
         if not isinstance(judged, _Lost):
             return judged
         checked = check_member(member, limits, self.guards.refusal)
-        return checked, validator_error(judged, profile=self.profile) if checked.valid and checked.syntax else None
+        return checked, unjudged(checked, judged, self.profile)
 
     def check_cdar(self, root: etree._Element, content: bytes) -> list[Finding]:
         """The findings of the installed CDAR XSD and BR-FR-CDV on a recipient's CDAR (none installed: none); one
@@ -153,14 +153,12 @@ class RulesStage:
         self.close()
 
 
-def after_xsd(stage: RulesStage | None, content: bytes, checked: Checked) -> RulesVerdict | None:
-    """The rules verdict on a document that passed admissibility and its XSD, None for any other; without a
-    stage (the gateway's is started by its runner) nothing is judged valid."""
+def unjudged(checked: Checked, reason: str, profile: str | None = None) -> RulesVerdict | None:
+    """The rules' verdict on a document they could not judge (no stage running, its validator lost): VALIDATOR-ERROR
+    for one that passed admissibility and its XSD, never valid; None for any other, which the rules never see."""
     if not checked.valid or checked.syntax is None:
         return None
-    if stage is None:
-        return validator_error("the rules stage is not running")
-    return stage.check(content, checked.syntax)
+    return validator_error(reason, profile=profile)
 
 
 def judge_document(engine: Engine, member: Member, limits: Limits, guards: Guards,
