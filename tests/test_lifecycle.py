@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from lxml import etree
+from sqlmodel import select
 
 from gateway.cli import main
 from gateway.data.db import session_scope
@@ -23,7 +24,7 @@ from gateway.data.models import Flow, Invoice, InvoiceStatus, Verdict
 from gateway.lifecycle.cdar import build_cdar
 from gateway.lifecycle.notice import StatusNotice
 from gateway.lifecycle.receivability import SUFFIX as LIFECYCLE
-from gateway.lifecycle.service import StatusRefused, set_status
+from gateway.lifecycle.service import StatusRefused, delivered, integrated, set_status
 from gateway.lifecycle.statuses import Status
 from gateway.returns import assert_valid
 from tests.harness import (
@@ -143,6 +144,27 @@ def test_the_moves_keep_the_domains_rules(app):
     assert {(available, side) for side in domain["sides"]} <= allowed
     assert (Status.SUSPENDUE, domain["completed"]) in allowed
     assert {(domain["completed"], n) for n in onward} <= allowed
+
+
+def test_a_batch_of_invoices_takes_its_statuses_once_each_in_order(app):
+    """integrated and delivered take a batch: one status row an invoice, an invoice given twice (two deliveries at
+    once) made available once, a rejected invoice none."""
+    with session_scope(app.engine) as session:
+        session.add(Flow(id="F", account="acme", original_name="f.xml", size=1, sha256="0" * 64))
+        invoices = [Invoice(id=f"F-00{n}", flow_id="F", number=f"T-{n}", seller_siret=SELLER, buyer_siret=MAIRIE,
+                            recipient="mairie-exemple", findings="[]",
+                            verdict=Verdict.REJECTED if n == 2 else Verdict.ACCEPTED) for n in (3, 1, 2)]
+        session.add_all(invoices)
+        session.flush()
+        integrated(app, session, invoices)
+        delivered(app, session, [(invoices[1], "F"), (invoices[0], "F"), (invoices[1], "F")])
+    with session_scope(app.engine, write=False) as session:
+        rows = session.exec(select(InvoiceStatus)).all()
+        assert sorted((row.invoice_id, Status(row.status).name) for row in rows) == [
+            ("F-001", "DEPOSEE"), ("F-001", "MISE_A_DISPOSITION"), ("F-003", "DEPOSEE"),
+            ("F-003", "MISE_A_DISPOSITION")]
+        available = Status.MISE_A_DISPOSITION.value
+        assert [session.get_one(Invoice, f"F-00{n}").status for n in (1, 2, 3)] == [available, None, available]
 
 
 def test_reasons_are_required_where_the_domain_says(app):

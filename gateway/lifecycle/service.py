@@ -137,9 +137,14 @@ _NOT_YET_AVAILABLE = frozenset({Status.DEPOSEE.value, Status.EN_COURS_ACHEMINEME
 
 def delivered(app: App, session: Session, invoices: list[tuple[Invoice, str]]) -> None:
     """Invoices whose files reached their recipients (gateway.route.delivery), each with the flow that brought it:
-    MISE_A_DISPOSITION, for those not yet available (their status rows in one statement)."""
+    MISE_A_DISPOSITION, for those not yet available (their status rows in one statement; an invoice given twice
+    takes it once)."""
+    available: dict[str, tuple[Invoice, str]] = {}
+    for invoice, source in invoices:
+        if invoice.status in _NOT_YET_AVAILABLE:
+            available.setdefault(invoice.id, (invoice, source))
     _record(app, session, [_checked(app, _Change(invoice, Status.MISE_A_DISPOSITION, "gateway", source=source))
-                           for invoice, source in invoices if invoice.status in _NOT_YET_AVAILABLE])
+                           for invoice, source in available.values()])
 
 
 def _record(app: App, session: Session, changes: list[_Change]) -> list[Row[Any]]:
