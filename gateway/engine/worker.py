@@ -57,12 +57,11 @@ class Worker:
 
     def _process(self, claimed: list[tuple[str, int]]) -> None:
         began = time.monotonic()
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None and ahead.claimed is claimed:
+        if self._ahead is not None and self._ahead.claimed is claimed:
+            ahead, self._ahead = self._ahead, None
             prepared = ahead.prepared.result()  # what failed there fails here: the batch is taken again
-        else:
+        else:  # kept, whatever happens here: its flows are leased to this worker, which alone will take them
             prepared = pipeline.prepare(self.app, claimed, self.owner)
-            self._ahead = ahead  # the batch taken again alone, flow by flow, while the next is prepared
         if claimed is not self._looked_from:  # not when finishing it again: its leases may have lapsed meanwhile
             self._looked_from = claimed
             self._look_ahead()
