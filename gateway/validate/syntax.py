@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from importlib.resources import files
 from pathlib import Path
 
@@ -32,9 +32,10 @@ class Syntax:
         """The root element in lxml's Clark notation, {namespace}local."""
         return f"{{{self.namespace}}}{self.root}"
 
-    @property
+    @cached_property
     def schema_path(self) -> Path:
-        """The schema on disk: lxml needs a real file so its xs:include / xs:import resolve."""
+        """The schema on disk: lxml needs a real file so its xs:include / xs:import resolve (resolved once: it is
+        looked up for every document)."""
         return Path(str(files(self.package).joinpath(self.schema)))
 
 

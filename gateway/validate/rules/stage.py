@@ -164,7 +164,8 @@ def unjudged(checked: Checked, reason: str, profile: str | None = None) -> Rules
 def judge_document(engine: Engine, member: Member, limits: Limits, guards: Guards,
                    profile: str) -> tuple[Checked, RulesVerdict | None]:
     """RulesStage.judge's task, in a validator process: a document past the rules' size guards is refused before
-    its XSD, and the rules judge the invoice XML (the CII a Factur-X PDF embeds) of a document that passed it."""
+    its XSD, and the rules judge the invoice XML (the CII a Factur-X PDF embeds) of a document that passed it (and so
+    the guards, which check_member applied to that same XML)."""
     checked = check_member(member, limits, guards.refusal)
     if not checked.valid or checked.syntax is None:
         return checked, None
@@ -172,8 +173,7 @@ def judge_document(engine: Engine, member: Member, limits: Limits, guards: Guard
     if kind_of(member.name) == "pdf":
         found = embedded_xml(member.content)
         xml = found[1] if found else b""  # found: the PDF passed its checks
-    refusal = guards.refusal(xml)
-    return checked, RulesVerdict((refusal,), profile=profile) if refusal else engine.check(xml, checked.syntax, profile)
+    return checked, engine.check(xml, checked.syntax, profile)
 
 
 class _Lost(str):
