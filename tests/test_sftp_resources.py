@@ -204,6 +204,19 @@ def test_open_files_are_capped_per_connection_and_per_account(sftp_site):
         wait_for(five_open, what="the handles of the ended connections given back")
 
 
+def test_a_closed_handle_is_free_when_its_close_is_answered(sftp_site):
+    """The account's place of a closed file is given back before the client hears the close: an open on another
+    connection right after it is never refused (it was, now and then, when the count followed the answer)."""
+    site = sftp_site(max_open_handles=5, max_open_handles_per_account=2)
+    with site.client() as first, site.client() as second:
+        sessions = [first.open_sftp(), second.open_sftp()]
+        held = [sessions[0].open("/in/.x0.xml.part", "w"), sessions[1].open("/in/.y0.xml.part", "w")]
+        for n in range(1, 3001):
+            held.pop(0).close()  # the other connection's open follows at once
+            held.append(sessions[n % 2].open(f"/in/.{'xy'[n % 2]}{n}.xml.part", "w"))
+        assert len(held) == 2
+
+
 def test_inbox_quota_counts_temporary_uploads_and_says_so(sftp_site):
     """What an account holds in in/ is capped in bytes and in files, temporary uploads included: the write that
     goes past inbox_max_bytes is refused with a message naming it and its upload deleted, an upload past

@@ -365,22 +365,34 @@ class ZoneSFTPServer(paramiko.SFTPServer):
     def _open_handles(self) -> int:
         return len(self.file_table) + len(self.folder_table)
 
+    _counted = 0  # the handles of this session counted in the account's caps
+
     def _process(self, t: int, request_number: int, msg: Message) -> None:
         """An open is refused past the caps; what each request opens or closes is counted."""
-        account, before = self.server.account, self._open_handles()
+        account, self._counted = self.server.account, self._open_handles()
         if t in (CMD_OPEN, CMD_OPENDIR):
             try:
-                self.server.handles.take(account, before)
+                self.server.handles.take(account, self._counted)
             except Refused as refused:
                 log.warning("sftp_open_refused", account=account, ip=self.get_server().ip, reason=str(refused))
                 self._send_status(request_number, Refusal(SFTP_FAILURE, str(refused)))
                 return
-            before += 1  # counted already: given back below if the open fails
+            self._counted += 1  # counted already: given back if the open fails
         try:
             super()._process(t, request_number, msg)
         finally:
-            if before > self._open_handles():
-                self.server.handles.give_back(account, before - self._open_handles())
+            self._give_back()
+
+    def _response(self, request_number: int, t: int, *args: Any) -> None:
+        """A handle closed (or an open that failed) is given back before the client is answered: its next open,
+        on another connection of the account, finds its place free."""
+        self._give_back()
+        super()._response(request_number, t, *args)
+
+    def _give_back(self) -> None:
+        if self._counted > (now := self._open_handles()):
+            self.server.handles.give_back(self.server.account, self._counted - now)
+            self._counted = now
 
     def _send_status(self, request_number: int, code: int, desc: str | None = None) -> None:
         if isinstance(code, Refusal) and desc is None:
